@@ -1,0 +1,143 @@
+// Backend: the op interface. The model, trainer, optimizer and generation loop are written once
+// against it; CpuBackend and CudaBackend differ only in how each op is computed.
+//
+// Conventions for every op:
+//  - Tensors are views: an op writes through the data of the views it is handed as outputs.
+//  - Activations are row-major [N, C] (N = B*T) or [B, T, H, D]. Weights are HF's [out, in].
+//  - Float inputs may be stored as f32, f16 or bf16; the op computes in fp32 and rounds once
+//    when it stores. Reductions (norms, softmax, loss, sums) run in fp32 or wider.
+//  - "+=" outputs accumulate into what is there (gradients); other outputs are overwritten.
+//  - Errors are llm::Error with a message that starts with the op's name.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "llm/tensor.h"
+
+namespace llm {
+
+// One run of parameters that share a weight decay, as element offsets in the flat buffers.
+struct AdamWSegment {
+  int64_t offset = 0;
+  int64_t count = 0;
+  float weight_decay = 0.0f;
+};
+
+struct AdamWHyper {
+  float lr = 0.0f;
+  float beta1 = 0.9f;
+  float beta2 = 0.95f;
+  float eps = 1e-8f;
+  int64_t step = 1;         // 1-based, for bias correction
+  float grad_scale = 1.0f;  // multiplies each gradient first: 1/loss_scale times the clip factor
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+
+  virtual DeviceKind device() const = 0;
+  virtual std::string name() const = 0;  // "cpu (2 threads)", "cuda:0 (NVIDIA A10)"
+
+  // ---- memory ---------------------------------------------------------------------------------
+  // nullptr when the device is out of memory; Arena turns that into an error.
+  virtual void* raw_alloc(size_t bytes) = 0;
+  virtual void raw_free(void* ptr, size_t bytes) noexcept = 0;
+  // dst (contiguous, on this device) <- host bytes of the same dtype and size.
+  virtual void upload(const Tensor& dst, const void* host_src) = 0;
+  // host bytes <- src (contiguous, on this device).
+  virtual void download(const Tensor& src, void* host_dst) = 0;
+  // dst = src elementwise, converting the dtype; same shape; both may be strided (last dim dense).
+  virtual void copy(const Tensor& src, const Tensor& dst) = 0;
+  virtual void zero(const Tensor& t) = 0;
+  virtual void fill(const Tensor& t, float value) = 0;
+  virtual void synchronize() = 0;
+
+  // ---- embedding --------------------------------------------------------------------------------
+  // out[n, :] = table[ids[n], :]            ids [N] i32, table [V, C], out [N, C]
+  virtual void embedding_forward(const Tensor& ids, const Tensor& table, const Tensor& out) = 0;
+  // dtable[ids[n], :] += dout[n, :]         dtable [V, C] f32; each row sums its tokens in order
+  virtual void embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable) = 0;
+
+  // ---- RMSNorm ----------------------------------------------------------------------------------
+  // y = w * x * rstd, rstd = 1/sqrt(mean(x^2) + eps)      x, y [N, C], w [C], rstd [N] f32
+  virtual void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& y,
+                               const Tensor& rstd) = 0;
+  // s = a + b, y = rmsnorm(s): the residual add fused in   a, b, s, y [N, C]; s may alias a
+  virtual void add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps,
+                                   const Tensor& s, const Tensor& y, const Tensor& rstd) = 0;
+  // dx = (accumulate ? dx : 0) + d/dx, dw += d/dw          dy, x, dx [N, C], w [C], rstd [N], dw [C] f32
+  virtual void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd,
+                                const Tensor& dx, const Tensor& dw, bool accumulate_dx) = 0;
+
+  // ---- linear algebra ---------------------------------------------------------------------------
+  // c = alpha * op(a) @ op(b) + beta * c + bias         op(a) [M, K], op(b) [K, N], c [M, N], bias [N]
+  // op(x) = x^T when trans_x. Rows may be strided (a column block of a fused buffer).
+  virtual void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c,
+                      float alpha, float beta, const Tensor* bias) = 0;
+  // db[c] += sum_n dy[n, c]                              dy [N, C], db [C] f32
+  virtual void bias_backward(const Tensor& dy, const Tensor& db) = 0;
+
+  // ---- rotary embedding (NeoX rotate-half) --------------------------------------------------------
+  // In place on x [B, T, H, D]: pairs (i, i + D/2) of token t rotate by angle (pos0 + t) * inv_freq[i],
+  // read from cos, sin [P, D/2] f32. inverse rotates by minus the angle (the backward pass).
+  virtual void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0, bool inverse) = 0;
+
+  // ---- attention ------------------------------------------------------------------------------
+  // Causal GQA: query head h reads kv head h / (Hq / Hkv); query t (of Tq) sees keys
+  // 0 .. Tk - Tq + t; scale 1/sqrt(D).
+  // q, out [B, Tq, Hq, D], k, v [B, Tk, Hkv, D], lse [B, Hq, Tq] f32 (empty: not kept)
+  virtual void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                 const Tensor& lse) = 0;
+  // dq [B, T, Hq, D], dk, dv [B, T, Hkv, D], overwritten; out and lse from the forward (Tq == Tk).
+  virtual void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const Tensor& out, const Tensor& lse, const Tensor& dq, const Tensor& dk,
+                                  const Tensor& dv) = 0;
+
+  // ---- SwiGLU ---------------------------------------------------------------------------------
+  // out = silu(g) * u where gate_up [N, 2I] holds g in columns [0, I) and u in [I, 2I); out [N, I]
+  virtual void swiglu_forward(const Tensor& gate_up, const Tensor& out) = 0;
+  // dgate_up [N, 2I] from dout [N, I]
+  virtual void swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dgate_up) = 0;
+
+  // ---- elementwise ------------------------------------------------------------------------------
+  // out = a + b, same shapes; out may alias a or b
+  virtual void add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+  // x *= s in place (float tensors)
+  virtual void scale(const Tensor& x, float s) = 0;
+
+  // ---- output layer and loss ----------------------------------------------------------------------
+  // Fused over chunks of tokens so [N, V] logits never exist at once:
+  //   logits = h @ w^T;  losses[n] = logsumexp(logits[n]) - logits[n, targets[n]]  (0 where target < 0)
+  // when dh is not empty, also:
+  //   dlogits = (softmax(logits) - onehot(target)) * grad_scale  (0 rows where target < 0)
+  //   dh = dlogits @ w (overwritten);  dw += dlogits^T @ h  (f32)
+  // h, dh [N, C], w [V, C], targets [N] i32, losses [N] f32, dw [V, C] f32
+  virtual void cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
+                             const Tensor& dh, const Tensor& dw, float grad_scale) = 0;
+
+  // ---- optimizer and reductions ---------------------------------------------------------------------
+  // AdamW over flat f32 buffers param, grad, m, v [P]; for each segment, with g = grad * grad_scale:
+  //   m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr * (m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps) + wd p)
+  // and, when compute is not empty, compute [P] (any float dtype) = p rounded to its dtype.
+  virtual void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                     const Tensor& compute, std::span<const AdamWSegment> segments, const AdamWHyper& hyper) = 0;
+  // Sum of x (float tensor, any dtype), accumulated in double; non-finite if any element is.
+  virtual double sum(const Tensor& x) = 0;
+  // Sum of squares of x, accumulated in double; non-finite if any element is.
+  virtual double sum_squares(const Tensor& x) = 0;
+};
+
+// "cpu", "cuda", "cuda:N" or "auto" (CUDA when a device is present, else the CPU, saying which).
+// threads: CPU threads for the CPU backend (0: all cores).
+std::unique_ptr<Backend> make_backend(std::string_view device, int threads = 0);
+
+}  // namespace llm

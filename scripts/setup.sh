@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need, from Debian only. Idempotent: packages already
+# present are skipped, so a second run does nothing but check.
+set -euo pipefail
+
+packages=(
+  g++ cmake make pkg-config
+  libopenblas-openmp-dev libomp-dev     # CPU math: OpenBLAS sharing the OpenMP thread pool
+  nlohmann-json3-dev libcli11-dev libgtest-dev
+  libsentencepiece-dev sentencepiece    # the from-scratch tokenizer path
+  libicu-dev                            # NFC and Unicode categories (Qwen pre-tokenizer)
+  libopenmpi-dev openmpi-bin            # data parallelism on CPU
+  libedit-dev                           # line editing in the llmgen REPL
+  python3-torch python3-numpy           # the independent PyTorch reference (tests/reference)
+  fortunes fortunes-zh                  # the demo corpus: real text shipped by Debian
+  nodejs npm                            # the JavaScript reference tokenizer (tests)
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+# nodejs/npm may come from outside Debian (nvm, upstream builds): a working `npm` is enough.
+if command -v npm >/dev/null 2>&1; then
+  filtered=()
+  for p in "${missing[@]}"; do [[ $p == nodejs || $p == npm ]] || filtered+=("$p"); done
+  missing=("${filtered[@]+"${filtered[@]}"}")
+fi
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq || true
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "setup: all packages present"
+fi

@@ -1,0 +1,224 @@
+// attention_forward / attention_backward on the CPU: causal GQA, blocks of queries against all the
+// keys they may see, scores in fp32 through sgemm, never more than a block's scores at once.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_util.h"
+
+namespace llm {
+
+namespace {
+
+constexpr int64_t kQueryBlock = 128;
+
+void check_heads(const Tensor& t, const char* op, const char* what) {
+  LLM_CHECK(t.ndim() == 4, op, ": ", what, " must be [B, T, H, D], got ", t.shape_str());
+  LLM_CHECK(is_float(t.dtype()) && t.stride(3) == 1, op, ": ", what, " ", t.shape_str(),
+            " must be a float tensor with dense heads");
+}
+
+// rows t0..t1 of head h of batch b of x [B, T, H, D] as a dense fp32 [t1 - t0, D] matrix in dst.
+void gather_rows(const Tensor& x, int64_t b, int64_t h, int64_t t0, int64_t t1, float* dst) {
+  const int64_t D = x.size(3);
+  for (int64_t t = t0; t < t1; ++t) cpu::to_f32(cpu::at(x, b, t, h), x.dtype(), dst + (t - t0) * D, D);
+}
+
+void scatter_rows(const float* src, const Tensor& x, int64_t b, int64_t h, int64_t t0, int64_t t1) {
+  const int64_t D = x.size(3);
+  for (int64_t t = t0; t < t1; ++t) cpu::from_f32(src + (t - t0) * D, cpu::at(x, b, t, h), x.dtype(), D);
+}
+
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+          int64_t ldb, float beta, float* C, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<blasint>(M),
+              static_cast<blasint>(N), static_cast<blasint>(K), alpha, A, static_cast<blasint>(lda), B,
+              static_cast<blasint>(ldb), beta, C, static_cast<blasint>(ldc));
+}
+
+// Row softmax of s[0..n) in place; entries n..width are set to 0. Returns the log-sum-exp.
+LLM_CPU_CLONES float softmax_row(float* s, int64_t n, int64_t width) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < n; ++j) mx = std::max(mx, s[j]);
+  float sum = 0.0f;
+  for (int64_t j = 0; j < n; ++j) {
+    s[j] = cpu::fast_exp(s[j] - mx);
+    sum += s[j];
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t j = 0; j < n; ++j) s[j] *= inv;
+  for (int64_t j = n; j < width; ++j) s[j] = 0.0f;
+  return mx + std::log(sum);
+}
+
+// p = exp(s - lse) over the visible keys, 0 beyond; then ds = p * (dp - di) in place of dp.
+LLM_CPU_CLONES void softmax_grad_row(float* s, float* dp, float lse, float di, int64_t n, int64_t width) {
+  for (int64_t j = 0; j < n; ++j) {
+    s[j] = cpu::fast_exp(s[j] - lse);
+    dp[j] = s[j] * (dp[j] - di);
+  }
+  for (int64_t j = n; j < width; ++j) {
+    s[j] = 0.0f;
+    dp[j] = 0.0f;
+  }
+}
+
+struct Dims {
+  int64_t B, Tq, Tk, Hq, Hkv, D, group;
+};
+
+Dims check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const char* op) {
+  check_heads(q, op, "q");
+  check_heads(k, op, "k");
+  check_heads(v, op, "v");
+  check_heads(out, op, "out");
+  Dims d{q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3), 0};
+  check_shape(v, {d.B, d.Tk, d.Hkv, d.D}, op, "v");
+  check_shape(k, {d.B, d.Tk, d.Hkv, d.D}, op, "k");
+  check_shape(out, {d.B, d.Tq, d.Hq, d.D}, op, "out");
+  LLM_CHECK(d.Hkv > 0 && d.Hq % d.Hkv == 0, op, ": ", d.Hq, " query heads are not a multiple of ", d.Hkv, " kv heads");
+  LLM_CHECK(d.Tq <= d.Tk, op, ": ", d.Tq, " queries but only ", d.Tk, " keys");
+  d.group = d.Hq / d.Hkv;
+  return d;
+}
+
+}  // namespace
+
+void CpuBackend::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                   const Tensor& lse) {
+  const char* op = "attention_forward";
+  const Dims d = check_attention(q, k, v, out, op);
+  if (!lse.empty()) {
+    check_dtype(lse, DType::F32, op, "lse");
+    check_shape(lse, {d.B, d.Hq, d.Tq}, op, "lse");
+    LLM_CHECK(lse.is_contiguous(), op, ": lse must be contiguous");
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d.D));
+  const int64_t blocks = (d.Tq + kQueryBlock - 1) / kQueryBlock;
+  const int64_t offset = d.Tk - d.Tq;  // query t is at absolute position offset + t
+  const int64_t tasks = d.B * d.Hq * blocks;
+#pragma omp parallel
+  {
+    std::vector<float> qb, kb, vb, s, ob;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < tasks; ++task) {
+      const int64_t b = task / (d.Hq * blocks), h = (task / blocks) % d.Hq, blk = task % blocks;
+      const int64_t g = h / d.group;
+      const int64_t t0 = blk * kQueryBlock, t1 = std::min(d.Tq, t0 + kQueryBlock), nq = t1 - t0;
+      const int64_t nk = offset + t1;  // keys visible to the block's last query
+      qb.resize(static_cast<size_t>(nq * d.D));
+      kb.resize(static_cast<size_t>(nk * d.D));
+      vb.resize(static_cast<size_t>(nk * d.D));
+      s.resize(static_cast<size_t>(nq * nk));
+      ob.resize(static_cast<size_t>(nq * d.D));
+      gather_rows(q, b, h, t0, t1, qb.data());
+      gather_rows(k, b, g, 0, nk, kb.data());
+      gather_rows(v, b, g, 0, nk, vb.data());
+      // s [nq, nk] = scale * q [nq, D] @ k^T [D, nk]
+      gemm(false, true, nq, nk, d.D, scale, qb.data(), d.D, kb.data(), d.D, 0.0f, s.data(), nk);
+      for (int64_t i = 0; i < nq; ++i) {
+        const float l = softmax_row(s.data() + i * nk, offset + t0 + i + 1, nk);
+        if (!lse.empty()) lse.ptr<float>()[(b * d.Hq + h) * d.Tq + t0 + i] = l;
+      }
+      // out [nq, D] = p [nq, nk] @ v [nk, D]
+      gemm(false, false, nq, d.D, nk, 1.0f, s.data(), nk, vb.data(), d.D, 0.0f, ob.data(), d.D);
+      scatter_rows(ob.data(), out, b, h, t0, t1);
+    }
+  }
+}
+
+void CpuBackend::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const Tensor& out, const Tensor& lse, const Tensor& dq, const Tensor& dk,
+                                    const Tensor& dv) {
+  const char* op = "attention_backward";
+  const Dims d = check_attention(q, k, v, out, op);
+  LLM_CHECK(d.Tq == d.Tk, op, ": the backward needs as many queries as keys (", d.Tq, " vs ", d.Tk, ")");
+  check_heads(dout, op, "dout");
+  check_heads(dq, op, "dq");
+  check_heads(dk, op, "dk");
+  check_heads(dv, op, "dv");
+  check_shape(dout, {d.B, d.Tq, d.Hq, d.D}, op, "dout");
+  check_shape(dq, {d.B, d.Tq, d.Hq, d.D}, op, "dq");
+  check_shape(dk, {d.B, d.Tk, d.Hkv, d.D}, op, "dk");
+  check_shape(dv, {d.B, d.Tk, d.Hkv, d.D}, op, "dv");
+  check_dtype(lse, DType::F32, op, "lse");
+  check_shape(lse, {d.B, d.Hq, d.Tq}, op, "lse");
+  const int64_t T = d.Tq, D = d.D;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock;
+  // dK and dV of every query head, summed over each kv group afterwards in head order, so the
+  // result does not depend on which thread ran which head.
+  std::vector<float> dk_heads(static_cast<size_t>(d.B * d.Hq * T * D));
+  std::vector<float> dv_heads(static_cast<size_t>(d.B * d.Hq * T * D));
+#pragma omp parallel
+  {
+    std::vector<float> qb, dob, ob, kb, vb, s, dp, dqb, di;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < d.B * d.Hq; ++task) {
+      const int64_t b = task / d.Hq, h = task % d.Hq, g = h / d.group;
+      float* dkh = dk_heads.data() + task * T * D;
+      float* dvh = dv_heads.data() + task * T * D;
+      std::fill(dkh, dkh + T * D, 0.0f);
+      std::fill(dvh, dvh + T * D, 0.0f);
+      kb.resize(static_cast<size_t>(T * D));
+      vb.resize(static_cast<size_t>(T * D));
+      gather_rows(k, b, g, 0, T, kb.data());
+      gather_rows(v, b, g, 0, T, vb.data());
+      for (int64_t blk = 0; blk < blocks; ++blk) {
+        const int64_t t0 = blk * kQueryBlock, t1 = std::min(T, t0 + kQueryBlock), nq = t1 - t0, nk = t1;
+        qb.resize(static_cast<size_t>(nq * D));
+        dob.resize(static_cast<size_t>(nq * D));
+        ob.resize(static_cast<size_t>(nq * D));
+        dqb.resize(static_cast<size_t>(nq * D));
+        s.resize(static_cast<size_t>(nq * nk));
+        dp.resize(static_cast<size_t>(nq * nk));
+        di.resize(static_cast<size_t>(nq));
+        gather_rows(q, b, h, t0, t1, qb.data());
+        gather_rows(dout, b, h, t0, t1, dob.data());
+        gather_rows(out, b, h, t0, t1, ob.data());
+        for (int64_t i = 0; i < nq; ++i) {
+          float acc = 0.0f;
+          for (int64_t c = 0; c < D; ++c) acc += dob[static_cast<size_t>(i * D + c)] * ob[static_cast<size_t>(i * D + c)];
+          di[static_cast<size_t>(i)] = acc;
+        }
+        // s = scale q k^T; dp = dout v^T, both [nq, nk]
+        gemm(false, true, nq, nk, D, scale, qb.data(), D, kb.data(), D, 0.0f, s.data(), nk);
+        gemm(false, true, nq, nk, D, 1.0f, dob.data(), D, vb.data(), D, 0.0f, dp.data(), nk);
+        const float* l = lse.ptr<float>() + (b * d.Hq + h) * T;
+        for (int64_t i = 0; i < nq; ++i) {
+          softmax_grad_row(s.data() + i * nk, dp.data() + i * nk, l[t0 + i], di[static_cast<size_t>(i)], t0 + i + 1, nk);
+        }
+        // dq [nq, D] = scale ds @ k;  dk [nk, D] += scale ds^T @ q;  dv [nk, D] += p^T @ dout
+        gemm(false, false, nq, D, nk, scale, dp.data(), nk, kb.data(), D, 0.0f, dqb.data(), D);
+        gemm(true, false, nk, D, nq, scale, dp.data(), nk, qb.data(), D, 1.0f, dkh, D);
+        gemm(true, false, nk, D, nq, 1.0f, s.data(), nk, dob.data(), D, 1.0f, dvh, D);
+        scatter_rows(dqb.data(), dq, b, h, t0, t1);
+      }
+    }
+    std::vector<float> acc_k(static_cast<size_t>(D)), acc_v(static_cast<size_t>(D));
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t b = 0; b < d.B; ++b) {
+      for (int64_t t = 0; t < T; ++t) {
+        for (int64_t g = 0; g < d.Hkv; ++g) {
+          std::fill(acc_k.begin(), acc_k.end(), 0.0f);
+          std::fill(acc_v.begin(), acc_v.end(), 0.0f);
+          for (int64_t h = g * d.group; h < (g + 1) * d.group; ++h) {
+            const float* sk = dk_heads.data() + ((b * d.Hq + h) * T + t) * D;
+            const float* sv = dv_heads.data() + ((b * d.Hq + h) * T + t) * D;
+            for (int64_t c = 0; c < D; ++c) {
+              acc_k[static_cast<size_t>(c)] += sk[c];
+              acc_v[static_cast<size_t>(c)] += sv[c];
+            }
+          }
+          cpu::from_f32(acc_k.data(), cpu::at(dk, b, t, g), dk.dtype(), D);
+          cpu::from_f32(acc_v.data(), cpu::at(dv, b, t, g), dv.dtype(), D);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace llm

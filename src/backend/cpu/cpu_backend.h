@@ -1,0 +1,72 @@
+// CpuBackend: the reference backend. The plainest correct loops, OpenMP over rows, OpenBLAS sgemm
+// for every matrix product, fp32 math whatever the storage dtype. Deterministic for a fixed thread
+// count; the ops whose result could depend on the thread count (sums, dW, dE) reduce in a fixed
+// order over fixed blocks instead.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "llm/backend.h"
+
+namespace llm {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads = 0);
+
+  DeviceKind device() const override { return DeviceKind::CPU; }
+  std::string name() const override;
+  int threads() const { return threads_; }
+  // Tokens per chunk of the fused output layer + loss (0: sized from the vocabulary).
+  void set_ce_chunk_tokens(int64_t n) { ce_chunk_tokens_ = n; }
+
+  void* raw_alloc(size_t bytes) override;
+  void raw_free(void* ptr, size_t bytes) noexcept override;
+  void upload(const Tensor& dst, const void* host_src) override;
+  void download(const Tensor& src, void* host_dst) override;
+  void copy(const Tensor& src, const Tensor& dst) override;
+  void zero(const Tensor& t) override;
+  void fill(const Tensor& t, float value) override;
+  void synchronize() override {}
+
+  void embedding_forward(const Tensor& ids, const Tensor& table, const Tensor& out) override;
+  void embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable) override;
+
+  void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& y, const Tensor& rstd) override;
+  void add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, const Tensor& s,
+                           const Tensor& y, const Tensor& rstd) override;
+  void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dx,
+                        const Tensor& dw, bool accumulate_dx) override;
+
+  void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c, float alpha,
+              float beta, const Tensor* bias) override;
+  void bias_backward(const Tensor& dy, const Tensor& db) override;
+
+  void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0, bool inverse) override;
+
+  void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                         const Tensor& lse) override;
+  void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                          const Tensor& lse, const Tensor& dq, const Tensor& dk, const Tensor& dv) override;
+
+  void swiglu_forward(const Tensor& gate_up, const Tensor& out) override;
+  void swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dgate_up) override;
+
+  void add(const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void scale(const Tensor& x, float s) override;
+
+  void cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses, const Tensor& dh,
+                     const Tensor& dw, float grad_scale) override;
+
+  void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const Tensor& compute,
+             std::span<const AdamWSegment> segments, const AdamWHyper& hyper) override;
+  double sum(const Tensor& x) override;
+  double sum_squares(const Tensor& x) override;
+
+ private:
+  int threads_;
+  int64_t ce_chunk_tokens_ = 0;
+};
+
+}  // namespace llm

@@ -1,0 +1,110 @@
+#include "backend/cpu/cpu_util.h"
+
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace llm::cpu {
+
+namespace {
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,f16c"))) void f16_to_f32_f16c(const uint16_t* s, float* d, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+  }
+  for (; i < n; ++i) d[i] = f16_bits_to_f32(s[i]);
+}
+__attribute__((target("avx2,f16c"))) void f32_to_f16_f16c(const float* s, uint16_t* d, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i), h);
+  }
+  for (; i < n; ++i) d[i] = f32_to_f16_bits(s[i]);
+}
+bool has_f16c() { return __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx2"); }
+#endif
+
+LLM_CPU_CLONES void bf16_to_f32_loop(const uint16_t* s, float* d, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] = std::bit_cast<float>(static_cast<uint32_t>(s[i]) << 16);
+}
+LLM_CPU_CLONES void f32_to_bf16_loop(const float* s, uint16_t* d, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t x = std::bit_cast<uint32_t>(s[i]);
+    const uint16_t r = static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+    d[i] = (x & 0x7fffffffu) > 0x7f800000u ? static_cast<uint16_t>((x >> 16) | 0x40u) : r;
+  }
+}
+
+}  // namespace
+
+void to_f32(const void* src, DType t, float* dst, int64_t n) {
+  switch (t) {
+    case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
+    case DType::BF16: bf16_to_f32_loop(static_cast<const uint16_t*>(src), dst, n); return;
+    case DType::F16: {
+      const auto* s = static_cast<const uint16_t*>(src);
+#if defined(__x86_64__)
+      if (has_f16c()) return f16_to_f32_f16c(s, dst, n);
+#endif
+      for (int64_t i = 0; i < n; ++i) dst[i] = f16_bits_to_f32(s[i]);
+      return;
+    }
+    default: fail("to_f32: ", dtype_name(t), " is not a float dtype");
+  }
+}
+
+void from_f32(const float* src, void* dst, DType t, int64_t n) {
+  switch (t) {
+    case DType::F32: std::memcpy(dst, src, static_cast<size_t>(n) * 4); return;
+    case DType::BF16: f32_to_bf16_loop(src, static_cast<uint16_t*>(dst), n); return;
+    case DType::F16: {
+      auto* d = static_cast<uint16_t*>(dst);
+#if defined(__x86_64__)
+      if (has_f16c()) return f32_to_f16_f16c(src, d, n);
+#endif
+      for (int64_t i = 0; i < n; ++i) d[i] = f32_to_f16_bits(src[i]);
+      return;
+    }
+    default: fail("from_f32: ", dtype_name(t), " is not a float dtype");
+  }
+}
+
+F32Matrix f32_matrix(const Tensor& t, const char* op, const char* what) {
+  LLM_CHECK(t.ndim() == 2, op, ": ", what, " must be 2-D, got ", t.shape_str());
+  check_rows(t, op, what);
+  F32Matrix m;
+  m.rows = t.size(0);
+  m.cols = t.size(1);
+  if (t.dtype() == DType::F32) {
+    m.data = t.ptr<float>();
+    m.ld = m.rows > 1 ? t.stride(0) : m.cols;
+    return m;
+  }
+  m.storage.resize(static_cast<size_t>(m.rows * m.cols));
+  const int64_t rows = m.rows, cols = m.cols;
+  float* dst = m.storage.data();
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (int64_t r = 0; r < rows; ++r) to_f32(at(t, r), t.dtype(), dst + r * cols, cols);
+  m.data = dst;
+  m.ld = cols;
+  return m;
+}
+
+void check_rows(const Tensor& t, const char* op, const char* what) {
+  LLM_CHECK(!t.empty() || t.numel() == 0, op, ": ", what, " has no data");
+  LLM_CHECK(t.rows_contiguous(), op, ": ", what, " ", t.shape_str(), " must have dense rows");
+  LLM_CHECK(is_float(t.dtype()), op, ": ", what, " is ", dtype_name(t.dtype()), ", expected f32, f16 or bf16");
+}
+
+void check_same_shape(const Tensor& a, const Tensor& b, const char* op, const char* an, const char* bn) {
+  bool same = a.ndim() == b.ndim();
+  for (int d = 0; same && d < a.ndim(); ++d) same = a.size(d) == b.size(d);
+  LLM_CHECK(same, op, ": ", an, " ", a.shape_str(), " and ", bn, " ", b.shape_str(), " differ in shape");
+}
+
+}  // namespace llm::cpu

@@ -1,0 +1,58 @@
+// add / scale on the CPU.
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_util.h"
+
+namespace llm {
+
+namespace {
+LLM_CPU_CLONES void add_row(const float* a, const float* b, float* o, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) o[i] = a[i] + b[i];
+}
+LLM_CPU_CLONES void scale_row(float* x, float s, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= s;
+}
+constexpr int64_t kChunk = 4096;
+}  // namespace
+
+void CpuBackend::add(const Tensor& a, const Tensor& b, const Tensor& out) {
+  const char* op = "add";
+  cpu::check_same_shape(a, b, op, "a", "b");
+  cpu::check_same_shape(a, out, op, "a", "out");
+  for (const Tensor* t : {&a, &b, &out}) {
+    LLM_CHECK(t->is_contiguous() && is_float(t->dtype()), op, ": ", t->shape_str(), " must be a contiguous float tensor");
+  }
+  const int64_t n = a.numel(), chunks = (n + kChunk - 1) / kChunk;
+  const size_t ea = dtype_size(a.dtype()), eb = dtype_size(b.dtype()), eo = dtype_size(out.dtype());
+#pragma omp parallel if (n > 65536)
+  {
+    std::vector<float> x(kChunk), y(kChunk);
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t i0 = c * kChunk, len = std::min(kChunk, n - i0);
+      cpu::to_f32(a.ptr<char>() + i0 * int64_t(ea), a.dtype(), x.data(), len);
+      cpu::to_f32(b.ptr<char>() + i0 * int64_t(eb), b.dtype(), y.data(), len);
+      add_row(x.data(), y.data(), x.data(), len);
+      cpu::from_f32(x.data(), out.ptr<char>() + i0 * int64_t(eo), out.dtype(), len);
+    }
+  }
+}
+
+void CpuBackend::scale(const Tensor& x, float s) {
+  LLM_CHECK(x.is_contiguous() && is_float(x.dtype()), "scale: ", x.shape_str(), " must be a contiguous float tensor");
+  const int64_t n = x.numel(), chunks = (n + kChunk - 1) / kChunk;
+  const size_t e = dtype_size(x.dtype());
+#pragma omp parallel if (n > 65536)
+  {
+    std::vector<float> buf(kChunk);
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t i0 = c * kChunk, len = std::min(kChunk, n - i0);
+      char* p = x.ptr<char>() + i0 * int64_t(e);
+      cpu::to_f32(p, x.dtype(), buf.data(), len);
+      scale_row(buf.data(), s, len);
+      cpu::from_f32(buf.data(), p, x.dtype(), len);
+    }
+  }
+}
+
+}  // namespace llm

@@ -1,0 +1,71 @@
+// embedding_forward / embedding_backward on the CPU.
+#include <algorithm>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_util.h"
+
+namespace llm {
+
+namespace {
+void check_ids(const Tensor& ids, int64_t vocab, const char* op) {
+  check_dtype(ids, DType::I32, op, "ids");
+  LLM_CHECK(ids.ndim() == 1 && ids.is_contiguous(), op, ": ids must be a dense [N] vector, got ", ids.shape_str());
+  const int32_t* p = ids.ptr<int32_t>();
+  for (int64_t n = 0; n < ids.size(0); ++n) {
+    LLM_CHECK(p[n] >= 0 && p[n] < vocab, op, ": token id ", p[n], " at position ", n, " is outside the vocabulary [0, ",
+              vocab, ")");
+  }
+}
+}  // namespace
+
+void CpuBackend::embedding_forward(const Tensor& ids, const Tensor& table, const Tensor& out) {
+  const char* op = "embedding_forward";
+  cpu::check_rows(table, op, "table");
+  cpu::check_rows(out, op, "out");
+  const int64_t N = ids.size(0), C = table.size(1);
+  check_shape(out, {N, C}, op, "out");
+  check_ids(ids, table.size(0), op);
+  const int32_t* id = ids.ptr<int32_t>();
+#pragma omp parallel
+  {
+    std::vector<float> row(static_cast<size_t>(C));
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      cpu::to_f32(cpu::at(table, id[n]), table.dtype(), row.data(), C);
+      cpu::from_f32(row.data(), cpu::at(out, n), out.dtype(), C);
+    }
+  }
+}
+
+void CpuBackend::embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable) {
+  const char* op = "embedding_backward";
+  cpu::check_rows(dout, op, "dout");
+  check_dtype(dtable, DType::F32, op, "dtable");
+  LLM_CHECK(dtable.is_contiguous() && dtable.ndim() == 2, op, ": dtable must be a dense [V, C] f32 matrix, got ",
+            dtable.shape_str());
+  const int64_t N = ids.size(0), C = dtable.size(1);
+  check_shape(dout, {N, C}, op, "dout");
+  check_ids(ids, dtable.size(0), op);
+  const int32_t* id = ids.ptr<int32_t>();
+  float* dt = dtable.ptr<float>();
+  // Threads own column blocks and walk all tokens in order: each row of dtable receives its
+  // tokens' gradients in the same order whatever the thread count.
+  constexpr int64_t kBlock = 64;
+  const int64_t blocks = (C + kBlock - 1) / kBlock;
+#pragma omp parallel
+  {
+    std::vector<float> row(static_cast<size_t>(C));
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t c0 = b * kBlock, c1 = std::min(C, c0 + kBlock);
+      for (int64_t n = 0; n < N; ++n) {
+        const char* src = cpu::at(dout, n) + c0 * int64_t(dtype_size(dout.dtype()));
+        cpu::to_f32(src, dout.dtype(), row.data(), c1 - c0);
+        float* dst = dt + int64_t(id[n]) * C + c0;
+        for (int64_t c = 0; c < c1 - c0; ++c) dst[c] += row[static_cast<size_t>(c)];
+      }
+    }
+  }
+}
+
+}  // namespace llm
