@@ -46,6 +46,9 @@ class Backend {
 
   virtual DeviceKind device() const = 0;
   virtual std::string name() const = 0;  // "cpu (2 threads)", "cuda:0 (NVIDIA A10)"
+  // The compute dtype precision "auto" picks: f32 on the CPU (its math is fp32 whatever the
+  // storage), bf16 on GPUs with native bf16, f16 on older ones.
+  virtual DType auto_compute_dtype() const = 0;
 
   // ---- memory ---------------------------------------------------------------------------------
   // nullptr when the device is out of memory; Arena turns that into an error.

@@ -17,6 +17,7 @@ class CpuBackend final : public Backend {
 
   DeviceKind device() const override { return DeviceKind::CPU; }
   std::string name() const override;
+  DType auto_compute_dtype() const override { return DType::F32; }
   int threads() const { return threads_; }
   // Tokens per chunk of the fused output layer + loss (0: sized from the vocabulary).
   void set_ce_chunk_tokens(int64_t n) { ce_chunk_tokens_ = n; }

@@ -1,0 +1,193 @@
+// The Qwen2 model: configuration (HF Qwen2Config keys), the parameter table (HF names and shapes,
+// one flat buffer), deterministic initialisation, and Qwen2Model with forward, backward and the
+// recompute policies. Precision and parallelism policy live outside (trainer, optimizer).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "llm/arena.h"
+#include "llm/backend.h"
+#include "llm/config_reader.h"
+
+namespace llm {
+
+// Architecture hyper-parameters, named as HF's Qwen2Config names them.
+struct ModelConfig {
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;
+  int64_t max_position_embeddings = 32768;
+  double rope_theta = 1000000.0;
+  double rms_norm_eps = 1e-6;
+  bool tie_word_embeddings = true;
+  double initializer_range = 0.02;
+  int64_t bos_token_id = 151643;
+  int64_t eos_token_id = 151643;
+
+  int64_t head_dim() const { return hidden_size / num_attention_heads; }
+  int64_t qkv_dim() const { return (num_attention_heads + 2 * num_key_value_heads) * head_dim(); }
+  // Throws naming the first inconsistent key (prefix: where the config came from).
+  void validate(const std::string& where) const;
+  // HF config.json contents (architectures, model_type "qwen2", torch_dtype, ...).
+  nlohmann::json to_hf_json(const std::string& torch_dtype = "float32") const;
+};
+
+// Reads the HF keys of a config object strictly: unknown keys are errors. Used for the "model"
+// section of our configs (the caller marks its own extra keys, such as init_from, first).
+ModelConfig parse_model_config(ConfigReader& r);
+// Reads an HF config.json leniently (HF writes many keys we have no use for), rejecting what we
+// cannot run: another model_type, rope_scaling, sliding-window attention, non-silu activations.
+ModelConfig read_hf_config(const std::filesystem::path& config_json);
+
+// ---- parameters ------------------------------------------------------------------------------------
+
+enum class ParamKind : uint8_t { Embedding, Weight, Bias, Norm, Head };
+
+struct ParamInfo {
+  std::string name;             // HF tensor name
+  std::vector<int64_t> shape;   // HF shape, [out, in] for linear weights
+  int64_t offset = 0;           // element offset in the flat buffers
+  int64_t numel = 0;
+  ParamKind kind = ParamKind::Weight;
+  int layer = -1;               // -1 outside the decoder layers
+};
+
+// Flat layout: embeddings, then per layer [input_layernorm | q k v weights | q k v biases | o_proj |
+// post_attention_layernorm | gate up weights | down_proj], then model.norm (and lm_head when
+// untied). q/k/v and gate/up sit back to back so each pair is one fused matrix ([(Hq+2Hkv)D, C] and
+// [2I, C]). Each group starts on a 64-element boundary for aligned device access; the padding is
+// zero and never read by the model.
+class ParamTable {
+ public:
+  explicit ParamTable(const ModelConfig& cfg);
+  const std::vector<ParamInfo>& params() const { return params_; }
+  const ParamInfo& at(std::string_view name) const;  // error naming the tensor if absent
+  const ParamInfo* find(std::string_view name) const;
+  int64_t flat_size() const { return flat_size_; }   // with padding
+  int64_t count() const { return count_; }           // parameters proper
+  // Offsets of the fused blocks of layer l.
+  int64_t qkv_weight_offset(int l) const { return at(layer_name(l, "self_attn.q_proj.weight")).offset; }
+  static std::string layer_name(int l, std::string_view suffix);
+
+ private:
+  std::vector<ParamInfo> params_;
+  int64_t flat_size_ = 0;
+  int64_t count_ = 0;
+};
+
+// Qwen-style initial values for the flat range [begin, begin + count): normal(0, initializer_range)
+// for embeddings and linear weights, zero biases, unit norm weights, zero padding. Each value is a
+// function of (seed, parameter name, element index) alone, so any range — a ZeRO shard, a chunk —
+// gets the same values as a full initialisation.
+void init_parameter_values(const ModelConfig& cfg, const ParamTable& table, uint64_t seed, int64_t begin,
+                           int64_t count, float* out);
+
+// ---- the model -------------------------------------------------------------------------------------
+
+enum class Recompute : uint8_t {
+  None,       // keep every activation the backward reads
+  Selective,  // keep matmul outputs (qkv, attention output, gate/up) and layer inputs; recompute norms, SwiGLU
+  Full        // keep each layer's input; recompute the whole layer in backward
+};
+Recompute parse_recompute(std::string_view s, std::string_view where);
+std::string_view recompute_name(Recompute r);
+
+struct ModelOptions {
+  DType compute_dtype = DType::F32;  // weights and activations
+  Recompute recompute = Recompute::None;
+  int64_t max_batch = 1;             // micro-batch rows the activation plan is sized for
+  int64_t max_seq = 0;               // tokens per row (0: max_position_embeddings)
+  bool training = true;              // allocate gradients and backward buffers
+  // When set, the model uses this f32 buffer [flat_size] as its weights instead of allocating
+  // its own (fp32 training: the optimizer's master weights are the compute weights).
+  Tensor external_weights;
+};
+
+// One micro-batch on the host: ids and targets [B*T]; a negative target is ignored.
+struct TokenBatch {
+  int64_t B = 0, T = 0;
+  std::span<const int32_t> ids;
+  std::span<const int32_t> targets;
+};
+
+struct LossSum {
+  double sum = 0.0;    // sum of per-token losses
+  int64_t count = 0;   // tokens with a target
+  double mean() const { return count ? sum / double(count) : 0.0; }
+};
+
+class Qwen2Model {
+ public:
+  Qwen2Model(const ModelConfig& cfg, Backend& backend, const ModelOptions& opts);
+  ~Qwen2Model();
+  Qwen2Model(const Qwen2Model&) = delete;
+  Qwen2Model& operator=(const Qwen2Model&) = delete;
+
+  const ModelConfig& config() const { return cfg_; }
+  const ParamTable& params() const { return table_; }
+  const ModelOptions& options() const { return opts_; }
+  Backend& backend() const { return *backend_; }
+
+  // Flat compute-dtype weights [flat_size] and fp32 gradients [flat_size].
+  const Tensor& weights() const { return weights_; }
+  const Tensor& grads() const { return grads_.t(); }
+  // Views of one parameter (HF shape) in the flat buffers.
+  Tensor weight(std::string_view name) const;
+  Tensor grad(std::string_view name) const;
+
+  // Copies fp32 host values [flat_size] into the weights (rounded to the compute dtype).
+  void set_weights(std::span<const float> flat);
+  void zero_grads();
+
+  // Forward over one micro-batch: the summed loss and the target count. With grad = true the
+  // output layer's gradients are formed here already (the fused loss never keeps logits):
+  // d(loss_sum * grad_scale) flows back, so the caller passes grad_scale = loss_scale / targets
+  // of the whole optimizer step. Then backward() adds this micro-batch's gradients to grads().
+  LossSum forward(const TokenBatch& batch, bool grad, float grad_scale = 1.0f);
+  void backward();
+  // Logits [B*T, V] in fp32 on the host, for tests and tools (allocates [N, V]; small models).
+  std::vector<float> logits(const TokenBatch& batch);
+
+  // Arenas: "weights", "grads", "activations", "scratch".
+  std::vector<const Arena*> arenas() const;
+
+ private:
+  struct Layer;       // views of one layer's weights and gradients
+  struct LayerActs;   // views of the activations one layer keeps for the backward
+  struct Buffers;     // every activation and scratch buffer of the plan
+
+  Layer bind_layer(int l) const;
+  Buffers plan_buffers();
+  Tensor residual(int l, int64_t N) const;  // x_l [N, C]: the input of layer l
+  void check_batch(const TokenBatch& batch, bool need_targets) const;
+  void embed_and_layers(const TokenBatch& batch, int64_t B, int64_t T);
+  void layer_forward(int l, const Tensor& x_in, const Tensor& x_out, const LayerActs& a, int64_t B, int64_t T);
+  void layer_backward(int l, const LayerActs& a, int64_t B, int64_t T);
+  void recompute_layer(int l, const LayerActs& a, int64_t B, int64_t T);
+  LayerActs acts_for(int l, int64_t N, int64_t B, int64_t T) const;
+
+  ModelConfig cfg_;
+  ParamTable table_;
+  ModelOptions opts_;
+  Backend* backend_;
+  Arena weights_arena_, grads_arena_, act_arena_, scratch_arena_;
+  OwnedTensor weights_own_;
+  Tensor weights_;
+  OwnedTensor grads_;
+  std::vector<Layer> layers_;
+  std::unique_ptr<Buffers> buf_;
+  int64_t last_B_ = 0, last_T_ = 0;
+  bool have_forward_grad_ = false;
+};
+
+}  // namespace llm

@@ -1,0 +1,186 @@
+// Qwen2Model: the activation plan, forward, backward and recompute. Each decoder layer is a
+// layer_forward / layer_backward pair (qwen2_layer.cpp); this file owns buffers and the loop.
+#include <algorithm>
+#include <cmath>
+
+#include "llm/error.h"
+#include "llm/model.h"
+#include "model/qwen2_internal.h"
+
+namespace llm {
+
+Recompute parse_recompute(std::string_view s, std::string_view where) {
+  if (s == "none") return Recompute::None;
+  if (s == "selective") return Recompute::Selective;
+  if (s == "full") return Recompute::Full;
+  fail(where, ": \"", s, "\" is not one of: none, selective, full");
+}
+
+std::string_view recompute_name(Recompute r) {
+  switch (r) {
+    case Recompute::None: return "none";
+    case Recompute::Selective: return "selective";
+    case Recompute::Full: return "full";
+  }
+  return "?";
+}
+
+Qwen2Model::Qwen2Model(const ModelConfig& cfg, Backend& backend, const ModelOptions& opts)
+    : cfg_(cfg),
+      table_(cfg),
+      opts_(opts),
+      backend_(&backend),
+      weights_arena_(backend, "weights"),
+      grads_arena_(backend, "grads"),
+      act_arena_(backend, "activations"),
+      scratch_arena_(backend, "scratch") {
+  cfg_.validate("model");
+  LLM_CHECK(is_float(opts_.compute_dtype), "model: compute dtype must be f32, f16 or bf16");
+  if (opts_.max_seq <= 0) opts_.max_seq = cfg_.max_position_embeddings;
+  LLM_CHECK(opts_.max_batch > 0, "model: max_batch must be positive, got ", opts_.max_batch);
+  const int64_t P = table_.flat_size();
+  if (!opts_.external_weights.empty()) {
+    const Tensor& w = opts_.external_weights;
+    LLM_CHECK(w.dtype() == opts_.compute_dtype && w.numel() == P && w.is_contiguous(),
+              "model: external weights must be a contiguous ", dtype_name(opts_.compute_dtype), " buffer of ", P,
+              " elements, got ", w.shape_str());
+    weights_ = w.view({P});
+  } else {
+    weights_own_ = weights_arena_.zeros(opts_.compute_dtype, {P});
+    weights_ = weights_own_.t();
+  }
+  if (opts_.training) grads_ = grads_arena_.zeros(DType::F32, {P});
+  layers_.resize(static_cast<size_t>(cfg_.num_hidden_layers));
+  for (int l = 0; l < static_cast<int>(cfg_.num_hidden_layers); ++l) layers_[static_cast<size_t>(l)] = bind_layer(l);
+  buf_ = std::make_unique<Buffers>(plan_buffers());
+}
+
+Qwen2Model::~Qwen2Model() = default;
+
+Tensor Qwen2Model::weight(std::string_view name) const { return param_view(weights_, table_.at(name)); }
+
+Tensor Qwen2Model::grad(std::string_view name) const {
+  LLM_CHECK(opts_.training, "model: gradients requested from a model built for inference");
+  return param_view(grads_.t(), table_.at(name));
+}
+
+void Qwen2Model::set_weights(std::span<const float> flat) {
+  LLM_CHECK(static_cast<int64_t>(flat.size()) == table_.flat_size(), "model: set_weights got ", flat.size(),
+            " values, expected ", table_.flat_size());
+  if (weights_.dtype() == DType::F32) {
+    backend_->upload(weights_, flat.data());
+    return;
+  }
+  // Upload through an fp32 staging buffer and let the backend round: one rounding rule everywhere.
+  constexpr int64_t kChunk = int64_t(1) << 22;
+  OwnedTensor stage = scratch_arena_.tensor(DType::F32, {std::min<int64_t>(kChunk, table_.flat_size())});
+  for (int64_t i = 0; i < table_.flat_size(); i += kChunk) {
+    const int64_t n = std::min(kChunk, table_.flat_size() - i);
+    const Tensor s = stage->range(0, n);
+    backend_->upload(s, flat.data() + i);
+    backend_->copy(s, weights_.range(i, n));
+  }
+}
+
+void Qwen2Model::zero_grads() {
+  LLM_CHECK(opts_.training, "model: zero_grads on a model built for inference");
+  backend_->zero(grads_.t());
+}
+
+std::vector<const Arena*> Qwen2Model::arenas() const {
+  return {&weights_arena_, &grads_arena_, &act_arena_, &scratch_arena_};
+}
+
+void Qwen2Model::check_batch(const TokenBatch& batch, bool need_targets) const {
+  LLM_CHECK(batch.B > 0 && batch.T > 0, "model: empty batch [", batch.B, ", ", batch.T, "]");
+  LLM_CHECK(batch.B <= opts_.max_batch && batch.T <= opts_.max_seq, "model: batch [", batch.B, ", ", batch.T,
+            "] exceeds the planned [", opts_.max_batch, ", ", opts_.max_seq, "]");
+  const auto N = static_cast<size_t>(batch.B * batch.T);
+  LLM_CHECK(batch.ids.size() == N, "model: ", batch.ids.size(), " ids for a [", batch.B, ", ", batch.T, "] batch");
+  for (size_t i = 0; i < N; ++i) {
+    LLM_CHECK(batch.ids[i] >= 0 && batch.ids[i] < cfg_.vocab_size, "model: token id ", batch.ids[i],
+              " at position ", i, " is outside the vocabulary [0, ", cfg_.vocab_size, ")");
+  }
+  if (!need_targets) return;
+  LLM_CHECK(batch.targets.size() == N, "model: ", batch.targets.size(), " targets for a [", batch.B, ", ", batch.T,
+            "] batch");
+  for (size_t i = 0; i < N; ++i) {
+    LLM_CHECK(batch.targets[i] < cfg_.vocab_size, "model: target ", batch.targets[i], " at position ", i,
+              " is outside the vocabulary [0, ", cfg_.vocab_size, ")");
+  }
+}
+
+// x_0 = embed(ids); x_{l+1} = layer_l(x_l); h = norm(x_L).
+void Qwen2Model::embed_and_layers(const TokenBatch& batch, int64_t B, int64_t T) {
+  Backend& be = *backend_;
+  const int64_t N = B * T, C = cfg_.hidden_size;
+  const Tensor ids = buf_->ids->range(0, N);
+  be.upload(ids, batch.ids.data());
+  const Tensor embed = param_view(weights_, table_.params()[0]);
+  be.embedding_forward(ids, embed, residual(0, N));
+  for (int l = 0; l < static_cast<int>(cfg_.num_hidden_layers); ++l) {
+    layer_forward(l, residual(l, N), residual(l + 1, N), acts_for(l, N, B, T), B, T);
+  }
+  const Tensor xL = residual(static_cast<int>(cfg_.num_hidden_layers), N);
+  be.rmsnorm_forward(xL, weight("model.norm.weight"), float(cfg_.rms_norm_eps), buf_->hf->range(0, N * C).view({N, C}),
+                     buf_->rstd_f->range(0, N));
+}
+
+LossSum Qwen2Model::forward(const TokenBatch& batch, bool grad, float grad_scale) {
+  LLM_CHECK(!grad || opts_.training, "model: forward with gradients on a model built for inference");
+  check_batch(batch, true);
+  Backend& be = *backend_;
+  const int64_t B = batch.B, T = batch.T, N = B * T, C = cfg_.hidden_size;
+  embed_and_layers(batch, B, T);
+
+  const Tensor targets = buf_->targets->range(0, N);
+  be.upload(targets, batch.targets.data());
+  const Tensor losses = buf_->losses->range(0, N);
+  const ParamInfo& head = cfg_.tie_word_embeddings ? table_.params()[0] : table_.at("lm_head.weight");
+  const Tensor hf = buf_->hf->range(0, N * C).view({N, C});
+  const Tensor dhf = grad ? buf_->dhf->range(0, N * C).view({N, C}) : Tensor();
+  const Tensor dhead = grad ? param_view(grads_.t(), head).view({cfg_.vocab_size, C}) : Tensor();
+  be.cross_entropy(hf, param_view(weights_, head), targets, losses, dhf, dhead, grad_scale);
+
+  LossSum out;
+  out.sum = be.sum(losses);
+  for (int32_t t : batch.targets) out.count += t >= 0 ? 1 : 0;
+  last_B_ = B;
+  last_T_ = T;
+  have_forward_grad_ = grad;
+  return out;
+}
+
+void Qwen2Model::backward() {
+  LLM_CHECK(have_forward_grad_, "model: backward() without a forward(grad = true) before it");
+  have_forward_grad_ = false;
+  Backend& be = *backend_;
+  const int64_t B = last_B_, T = last_T_, N = B * T, C = cfg_.hidden_size;
+  const int L = static_cast<int>(cfg_.num_hidden_layers);
+  const Tensor dres = buf_->dres->range(0, N * C).view({N, C});
+  be.rmsnorm_backward(buf_->dhf->range(0, N * C).view({N, C}), residual(L, N), weight("model.norm.weight"),
+                      buf_->rstd_f->range(0, N), dres, grad("model.norm.weight"), false);
+  for (int l = L - 1; l >= 0; --l) {
+    const LayerActs a = acts_for(l, N, B, T);
+    recompute_layer(l, a, B, T);
+    layer_backward(l, a, B, T);
+  }
+  be.embedding_backward(buf_->ids->range(0, N), dres,
+                        param_view(grads_.t(), table_.params()[0]).view({cfg_.vocab_size, C}));
+}
+
+std::vector<float> Qwen2Model::logits(const TokenBatch& batch) {
+  check_batch(batch, false);
+  Backend& be = *backend_;
+  const int64_t B = batch.B, T = batch.T, N = B * T, C = cfg_.hidden_size, V = cfg_.vocab_size;
+  embed_and_layers(batch, B, T);
+  const ParamInfo& head = cfg_.tie_word_embeddings ? table_.params()[0] : table_.at("lm_head.weight");
+  OwnedTensor out = scratch_arena_.tensor(DType::F32, {N, V});
+  be.matmul(buf_->hf->range(0, N * C).view({N, C}), false, param_view(weights_, head), true, out.t(), 1.0f, 0.0f,
+            nullptr);
+  std::vector<float> host(static_cast<size_t>(N * V));
+  be.download(out.t(), host.data());
+  return host;
+}
+
+}  // namespace llm
