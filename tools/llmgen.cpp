@@ -1,1 +1,152 @@
-int main() { return 0; }
+// llmgen: text generation with a Qwen2 model: one prompt (--prompt), a REPL reading prompts from
+// a terminal or a pipe (plain completion or --chat), or the perplexity of a file. A thin layer
+// over the library (include/llm/chat.h, generate.h); docs/llmgen.md describes the behaviour.
+#include <CLI/CLI.hpp>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <random>
+
+#include "llm/chat.h"
+#include "llm/error.h"
+#include "llm/generate.h"
+#include "llm/inference.h"
+
+namespace {
+
+// Set by the SIGINT handler and read between tokens. The one piece of global mutable state the
+// project allows: a signal handler can safely do nothing but set a sig_atomic_t flag.
+volatile std::sig_atomic_t g_interrupted = 0;
+
+extern "C" void on_sigint(int) { g_interrupted = 1; }
+
+// Ctrl-C then stops the current answer instead of the program (SA_RESTART: reads resume).
+void install_sigint_handler() {
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+}
+
+llm::DType parse_dtype(const std::string& s, const llm::Backend& be) {
+  return s == "auto" ? be.auto_compute_dtype() : llm::parse_float_dtype(s, "--dtype");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "llmgen: generate text with a Qwen2 model (an HF directory, a run directory or a checkpoint).\n"
+      "--prompt answers once on stdout; without it prompts are read line by line (a terminal gets\n"
+      "line editing; /help lists the commands); --chat uses the ChatML template; --perplexity\n"
+      "scores a text file."};
+  std::string model_dir, prompt, system(llm::kQwenDefaultSystem), device = "auto", dtype = "auto", quant = "none";
+  std::string ppl_file;
+  llm::FrontendOptions fo;
+  int64_t ctx = 4096, quant_group = 64;
+  uint64_t seed = 0;
+  int threads = 0;
+  bool chat = false, stats = false, json = false;
+  app.add_option("--model", model_dir, "model directory (HF, run or checkpoint)")->required();
+  auto* prompt_opt = app.add_option("--prompt", prompt, "generate once for this prompt and exit");
+  auto* chat_opt = app.add_flag("--chat", chat, "use the model's chat template (ChatML), keeping the conversation");
+  app.add_option("--system", system, "chat system prompt (default: Qwen's)")->needs(chat_opt);
+  app.add_option("--max-tokens", fo.gen.max_tokens, "tokens to generate at most (-1: until the context is full)")
+      ->capture_default_str();
+  app.add_option("--temp", fo.sampling.temperature, "temperature (0: greedy)")->capture_default_str();
+  app.add_option("--top-k", fo.sampling.top_k, "keep the k most likely tokens (0: off)")->capture_default_str();
+  app.add_option("--top-p", fo.sampling.top_p, "nucleus sampling mass in (0, 1] (1: off)")->capture_default_str();
+  app.add_option("--min-p", fo.sampling.min_p, "drop tokens below min-p x the top probability (0: off)")
+      ->capture_default_str();
+  app.add_option("--repeat-penalty", fo.sampling.repeat_penalty, "HF repetition penalty (1: off)")
+      ->capture_default_str();
+  auto* seed_opt = app.add_option("--seed", seed, "random seed (default: a fresh one, shown with --stats)");
+  app.add_option("--stop", fo.gen.stop, "stop when the text contains this string (repeatable; not printed)")
+      ->allow_extra_args(false);
+  app.add_option("--ctx", ctx, "context (KV cache) size in tokens")->capture_default_str();
+  app.add_option("--device", device, "auto | cpu | cuda | cuda:N")->capture_default_str();
+  app.add_option("--threads", threads, "CPU threads (0: all cores)")->capture_default_str();
+  app.add_option("--dtype", dtype, "weights, activations and KV cache: auto | fp32 | bf16 | f16")->capture_default_str();
+  app.add_option("--quant", quant, "weight-only quantization: none | int8 | int4")->capture_default_str();
+  app.add_option("--quant-group", quant_group, "columns per quantization scale (int8: 0 = one per row)")
+      ->capture_default_str();
+  app.add_flag("--stats", stats, "speed and memory on stderr after every answer");
+  auto* ppl_opt = app.add_option("--perplexity", ppl_file, "print the perplexity of this text file");
+  auto* json_opt = app.add_flag("--json", json, "with --perplexity: one JSON line");
+  ppl_opt->excludes(prompt_opt)->excludes(chat_opt);
+  json_opt->needs(ppl_opt);
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    // Everything that can be checked without the model first: a bad flag should not cost a load.
+    fo.sampling.seed = seed_opt->count() ? seed : (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
+    fo.sampling.validate("--");
+    fo.gen.validate("--");
+    LLM_CHECK(ctx > 0, "--ctx: ", ctx, " is not a positive number of tokens");
+    LLM_CHECK(threads >= 0, "--threads: ", threads, " is negative (0: all cores)");
+    LLM_CHECK(quant_group >= 0, "--quant-group: ", quant_group, " is negative");
+    llm::InferenceOptions io;
+    io.context = ctx;
+    io.quant = llm::parse_quant(quant, "--quant");
+    io.quant_group = quant_group;
+    if (dtype != "auto") llm::parse_float_dtype(dtype, "--dtype");
+    if (!ppl_file.empty()) {
+      LLM_CHECK(std::filesystem::is_regular_file(ppl_file), ppl_file, ": no such file (--perplexity)");
+    }
+    const llm::ModelFiles files = llm::locate_model(model_dir);
+    LLM_CHECK(!files.tokenizer.empty(), model_dir, ": no tokenizer (tokenizer.json or tokenizer.model) in ",
+              files.dir.string(), "; llmgen needs one to turn text into tokens");
+
+    const auto backend = llm::make_backend(device, threads);
+    io.dtype = parse_dtype(dtype, *backend);
+    const auto model = llm::InferenceModel::load(model_dir, *backend, io);
+    const llm::Tokenizer& tok = *model->tokenizer();
+    if (model->context() < ctx) {
+      std::cerr << "llmgen: --ctx " << ctx << " capped at the model's " << model->context() << " positions\n";
+    }
+
+    if (!ppl_file.empty()) {
+      const std::vector<int32_t> ids = llm::perplexity_tokens(tok, ppl_file);
+      const bool tty = ::isatty(2) != 0;
+      const llm::PerplexityResult r = llm::perplexity(*model, ids, [&](int64_t w, int64_t n) {
+        if (tty && n > 1) std::cerr << "\rperplexity: window " << w << "/" << n << std::flush;
+      });
+      if (tty && r.windows > 1) std::cerr << "\n";
+      if (json) {
+        std::cout << llm::perplexity_json(r) << "\n";
+      } else {
+        std::cout << "perplexity: " << ppl_file << ": " << r.tokens << " tokens, " << r.predicted << " predicted in "
+                  << r.windows << " window(s) of up to " << model->context() << ": mean NLL " << r.nll_mean
+                  << " nats, perplexity " << r.ppl << "\n";
+      }
+      return 0;
+    }
+
+    fo.chat = chat;
+    fo.system = system;
+    fo.stats = stats;
+    if (stats) std::cerr << "llmgen: " << backend->name() << ", seed " << fo.sampling.seed << "\n";
+    if (prompt_opt->count()) {
+      llm::Frontend fe(*model, tok, fo);
+      fe.answer(prompt, std::cout, std::cerr);
+      return 0;
+    }
+
+    const bool interactive = ::isatty(0) != 0;
+    fo.stats = stats || interactive;
+    llm::Frontend fe(*model, tok, fo);
+    install_sigint_handler();
+    const auto lines = interactive ? llm::terminal_line_source() : llm::stream_line_source(std::cin);
+    const llm::ReplIo rio{std::cout, std::cerr, interactive, [] { return g_interrupted != 0; },
+                          [] { g_interrupted = 0; }};
+    const int failed = llm::run_repl(fe, *lines, rio);
+    return failed > 0 && !interactive ? 1 : 0;
+  } catch (const std::exception& e) {
+    std::cout << std::flush;
+    std::cerr << "llmgen: error: " << e.what() << "\n";
+    return 1;
+  }
+}

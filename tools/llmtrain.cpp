@@ -1,1 +1,116 @@
-int main() { return 0; }
+// llmtrain: train a Qwen2 model from a config (the default: the built-in tiny demo), prepare a
+// corpus into shards, or run a tokenizer over stdin. A thin layer over the library.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <locale>
+
+#include "llm/config.h"
+#include "llm/error.h"
+#include "llm/model.h"
+#include "llm/prepare.h"
+#include "llm/tokenizer.h"
+#include "llm/trainer.h"
+
+namespace {
+
+std::string with_commas(int64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+  return s;
+}
+
+llm::Config load(const std::string& file, std::vector<std::string> sets, const std::string& device, int threads) {
+  if (!device.empty()) sets.push_back("train.device=" + device);
+  if (threads >= 0) sets.push_back("train.threads=" + std::to_string(threads));
+  return file.empty() ? llm::default_config(sets) : llm::load_config(file, sets);
+}
+
+void print_plan(const llm::Config& cfg) {
+  const llm::ParamTable t(cfg.model.arch);
+  const auto& m = cfg.model.arch;
+  std::cout << "model: " << with_commas(t.count()) << " parameters ("
+            << (m.tie_word_embeddings ? "tied" : "untied") << " output layer), " << m.num_hidden_layers
+            << " layers, hidden " << m.hidden_size << ", heads " << m.num_attention_heads << "/"
+            << m.num_key_value_heads << ", head_dim " << m.head_dim() << ", intermediate " << m.intermediate_size
+            << ", vocab " << m.vocab_size << "\n";
+  std::cout << "train: seq_len " << cfg.train.seq_len << ", micro_batch " << cfg.train.micro_batch << ", grad_accum "
+            << cfg.train.grad_accum << ", steps " << cfg.train.steps << ", precision "
+            << llm::precision_name(cfg.train.precision) << ", recompute " << llm::recompute_name(cfg.train.recompute)
+            << ", device " << cfg.train.device << "\n";
+  std::cout << "run_dir: " << cfg.io.run_dir.string() << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "llmtrain: pretrain or continue pretraining a Qwen2 model.\n"
+      "Without --config it trains the built-in tiny demo (configs/tiny.json) on the CPU."};
+  app.require_subcommand(0, 1);
+  std::string config, device;
+  std::vector<std::string> sets;
+  int threads = -1;
+  bool resume = false, dry_run = false;
+  int64_t stop_at = -1;
+  auto add_config = [&](CLI::App* a) {
+    a->add_option("--config", config, "config file (JSON); default: the built-in tiny demo")->check(CLI::ExistingFile);
+    a->add_option("--set", sets, "override a config value: section.key=value (repeatable)");
+  };
+  add_config(&app);
+  app.add_option("--device", device, "auto | cpu | cuda | cuda:N (overrides train.device)");
+  app.add_option("--threads", threads, "CPU threads, 0 = all cores (overrides train.threads)");
+  app.add_flag("--resume", resume, "continue from the newest complete checkpoint in io.run_dir");
+  app.add_option("--stop-at", stop_at, "stop with a checkpoint after this step (the schedule still spans train.steps)");
+  app.add_flag("--dry-run", dry_run, "print the model and the plan, allocate nothing");
+
+  auto* prepare = app.add_subcommand("prepare", "tokenize the configured corpus into shards (skipped when up to date)");
+  bool force = false;
+  add_config(prepare);
+  prepare->add_flag("--force", force, "prepare even if the shards are up to date");
+
+  auto* tokenize = app.add_subcommand("tokenize", "ids of stdin lines as JSON arrays, one per line (or --decode)");
+  std::string tok_path;
+  llm::TokenizeStreamOptions topt;
+  tokenize->add_option("--tokenizer", tok_path, "tokenizer.json, a directory holding it, or a sentencepiece .model")
+      ->required();
+  tokenize->add_flag("--jsonl", topt.jsonl, "input lines are JSON strings");
+  tokenize->add_flag("--decode", topt.decode, "input lines are JSON arrays of ids; print the texts as JSON strings");
+  tokenize->add_option("--threads", topt.threads, "threads (0: all cores)");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (tokenize->parsed()) {
+      std::ios::sync_with_stdio(false);
+      const auto tok = llm::load_tokenizer(tok_path);
+      llm::tokenize_stream(*tok, std::cin, std::cout, topt);
+      return 0;
+    }
+    const llm::Config cfg = load(config, sets, device, threads);
+    if (prepare->parsed()) {
+      llm::PrepareOptions po = llm::PrepareOptions::to_stderr();
+      po.force = force;
+      const llm::PrepareResult r = llm::prepare_corpus(cfg.data, cfg.tokenizer, po);
+      if (r.up_to_date) std::cerr << "prepare: " << cfg.data.out_dir.string() << " is up to date\n";
+      return 0;
+    }
+    if (dry_run) {
+      print_plan(cfg);
+      return 0;
+    }
+    llm::TrainOptions to;
+    to.resume = resume || cfg.io.resume;
+    to.stop_at = stop_at;
+    const llm::TrainResult r = llm::train(cfg, to);
+    std::cerr << "done: " << r.steps_done << " steps in " << static_cast<int>(r.seconds) << " s";
+    if (r.first_val_loss && r.last_val_loss) {
+      std::cerr << ", validation loss " << *r.first_val_loss << " -> " << *r.last_val_loss;
+    }
+    std::cerr << "\nmodel: " << r.last_checkpoint.string() << "  (llmgen --model " << cfg.io.run_dir.string()
+              << "/latest)\n";
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "llmtrain: error: " << e.what() << "\n";
+    return 1;
+  }
+}

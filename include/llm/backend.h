@@ -37,6 +37,19 @@ struct AdamWHyper {
   float grad_scale = 1.0f;  // multiplies each gradient first: 1/loss_scale times the clip factor
 };
 
+// A weight-only quantized matrix [rows, cols] (rows = output features), symmetric, one fp32
+// scale per `group` consecutive columns of a row: w[r, c] ~= scales[r, c / group] * q[r, c].
+//   Int8: data i8 [rows, cols], q in [-127, 127].
+//   Int4: data u8 [rows, cols / 2], q in [-8, 7] stored as q + 8; column 2j in the low nibble
+//         of byte j, column 2j+1 in the high nibble. cols and group are even.
+enum class QuantKind : uint8_t { Int8, Int4 };
+struct QuantizedMatrix {
+  QuantKind kind = QuantKind::Int8;
+  int64_t rows = 0, cols = 0, group = 0;  // group divides cols
+  Tensor data;    // see above
+  Tensor scales;  // f32 [rows, cols / group]
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -49,6 +62,10 @@ class Backend {
   // The compute dtype precision "auto" picks: f32 on the CPU (its math is fp32 whatever the
   // storage), bf16 on GPUs with native bf16, f16 on older ones.
   virtual DType auto_compute_dtype() const = 0;
+  // Dense peak FLOP/s of the device in the given compute dtype, for the MFU estimate (0: unknown).
+  virtual double peak_flops(DType /*compute*/) const { return 0.0; }
+  // Tokens per chunk of the fused output layer + loss (0: the backend's default).
+  virtual void set_ce_chunk_tokens(int64_t /*tokens*/) {}
 
   // ---- memory ---------------------------------------------------------------------------------
   // nullptr when the device is out of memory; Arena turns that into an error.
@@ -126,6 +143,16 @@ class Backend {
   // h, dh [N, C], w [V, C], targets [N] i32, losses [N] f32, dw [V, C] f32
   virtual void cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
                              const Tensor& dh, const Tensor& dw, float grad_scale) = 0;
+
+  // ---- weight-only quantization (inference) ------------------------------------------------------
+  // out = quantize(w): per row and group, scale = max|w| / qmax, q = round-half-even(w / scale)
+  // clamped to the range (qmax 127 for int8, 7 for int4; a zero group has scale 0).
+  // w [rows, cols] float; out's data and scales are allocated by the caller with the shapes above.
+  virtual void quantize(const Tensor& w, const QuantizedMatrix& out) = 0;
+  // y [N, rows] = x [N, cols] @ dequant(w)^T (+ bias [rows]); x, y float; fp32 accumulation.
+  virtual void quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias) = 0;
+  // out [N, cols] = dequant(table)[ids[n], :]  (the input embedding of a quantized tied table)
+  virtual void quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out) = 0;
 
   // ---- optimizer and reductions ---------------------------------------------------------------------
   // AdamW over flat f32 buffers param, grad, m, v [P]; for each segment, with g = grad * grad_scale:

@@ -108,9 +108,6 @@ struct ModelOptions {
   int64_t max_batch = 1;             // micro-batch rows the activation plan is sized for
   int64_t max_seq = 0;               // tokens per row (0: max_position_embeddings)
   bool training = true;              // allocate gradients and backward buffers
-  // When set, the model uses this f32 buffer [flat_size] as its weights instead of allocating
-  // its own (fp32 training: the optimizer's master weights are the compute weights).
-  Tensor external_weights;
 };
 
 // One micro-batch on the host: ids and targets [B*T]; a negative target is ignored.
@@ -139,7 +136,7 @@ class Qwen2Model {
   Backend& backend() const { return *backend_; }
 
   // Flat compute-dtype weights [flat_size] and fp32 gradients [flat_size].
-  const Tensor& weights() const { return weights_; }
+  const Tensor& weights() const { return weights_.t(); }
   const Tensor& grads() const { return grads_.t(); }
   // Views of one parameter (HF shape) in the flat buffers.
   Tensor weight(std::string_view name) const;
@@ -181,8 +178,7 @@ class Qwen2Model {
   ModelOptions opts_;
   Backend* backend_;
   Arena weights_arena_, grads_arena_, act_arena_, scratch_arena_;
-  OwnedTensor weights_own_;
-  Tensor weights_;
+  OwnedTensor weights_;
   OwnedTensor grads_;
   std::vector<Layer> layers_;
   std::unique_ptr<Buffers> buf_;

@@ -4,6 +4,7 @@
 
 #include "llm/error.h"
 #include "model/qwen2_internal.h"
+#include "model/rope_tables.h"
 
 namespace llm {
 
@@ -28,7 +29,7 @@ Qwen2Model::Layer Qwen2Model::bind_layer(int l) const {
     out.*down = block(flat, "mlp.down_proj.weight", {C, I});
   };
   Layer L;
-  bind(weights_, &Layer::ln1_w, &Layer::qkv_w, &Layer::qkv_b, &Layer::o_w, &Layer::ln2_w, &Layer::gate_up_w,
+  bind(weights_.t(), &Layer::ln1_w, &Layer::qkv_w, &Layer::qkv_b, &Layer::o_w, &Layer::ln2_w, &Layer::gate_up_w,
        &Layer::down_w, L);
   if (opts_.training) {
     bind(grads_.t(), &Layer::d_ln1_w, &Layer::d_qkv_w, &Layer::d_qkv_b, &Layer::d_o_w, &Layer::d_ln2_w,
@@ -82,19 +83,9 @@ Qwen2Model::Buffers Qwen2Model::plan_buffers() {
     b.dgate_up = scratch_arena_.tensor(act, {maxN * 2 * I});
     b.dact = scratch_arena_.tensor(act, {maxN * I});
   }
-  // Rotary tables as HF builds them: inv_freq and angles in fp32, cos/sin of the fp32 angle.
   const int64_t half = D / 2, P = opts_.max_seq;
-  std::vector<float> cs(static_cast<size_t>(P * half)), sn(static_cast<size_t>(P * half));
-  const auto theta = static_cast<float>(cfg_.rope_theta);
-  for (int64_t i = 0; i < half; ++i) {
-    const float expo = static_cast<float>(2 * i) / static_cast<float>(D);
-    const float inv_freq = 1.0f / std::pow(theta, expo);
-    for (int64_t p = 0; p < P; ++p) {
-      const float angle = static_cast<float>(p) * inv_freq;
-      cs[static_cast<size_t>(p * half + i)] = static_cast<float>(std::cos(double(angle)));
-      sn[static_cast<size_t>(p * half + i)] = static_cast<float>(std::sin(double(angle)));
-    }
-  }
+  std::vector<float> cs, sn;
+  build_rope_tables(cfg_, P, cs, sn);
   b.rope_cos = scratch_arena_.tensor(DType::F32, {P, half});
   b.rope_sin = scratch_arena_.tensor(DType::F32, {P, half});
   backend_->upload(b.rope_cos.t(), cs.data());

@@ -39,16 +39,7 @@ Qwen2Model::Qwen2Model(const ModelConfig& cfg, Backend& backend, const ModelOpti
   if (opts_.max_seq <= 0) opts_.max_seq = cfg_.max_position_embeddings;
   LLM_CHECK(opts_.max_batch > 0, "model: max_batch must be positive, got ", opts_.max_batch);
   const int64_t P = table_.flat_size();
-  if (!opts_.external_weights.empty()) {
-    const Tensor& w = opts_.external_weights;
-    LLM_CHECK(w.dtype() == opts_.compute_dtype && w.numel() == P && w.is_contiguous(),
-              "model: external weights must be a contiguous ", dtype_name(opts_.compute_dtype), " buffer of ", P,
-              " elements, got ", w.shape_str());
-    weights_ = w.view({P});
-  } else {
-    weights_own_ = weights_arena_.zeros(opts_.compute_dtype, {P});
-    weights_ = weights_own_.t();
-  }
+  weights_ = weights_arena_.zeros(opts_.compute_dtype, {P});
   if (opts_.training) grads_ = grads_arena_.zeros(DType::F32, {P});
   layers_.resize(static_cast<size_t>(cfg_.num_hidden_layers));
   for (int l = 0; l < static_cast<int>(cfg_.num_hidden_layers); ++l) layers_[static_cast<size_t>(l)] = bind_layer(l);
@@ -57,7 +48,7 @@ Qwen2Model::Qwen2Model(const ModelConfig& cfg, Backend& backend, const ModelOpti
 
 Qwen2Model::~Qwen2Model() = default;
 
-Tensor Qwen2Model::weight(std::string_view name) const { return param_view(weights_, table_.at(name)); }
+Tensor Qwen2Model::weight(std::string_view name) const { return param_view(weights_.t(), table_.at(name)); }
 
 Tensor Qwen2Model::grad(std::string_view name) const {
   LLM_CHECK(opts_.training, "model: gradients requested from a model built for inference");
@@ -67,7 +58,7 @@ Tensor Qwen2Model::grad(std::string_view name) const {
 void Qwen2Model::set_weights(std::span<const float> flat) {
   LLM_CHECK(static_cast<int64_t>(flat.size()) == table_.flat_size(), "model: set_weights got ", flat.size(),
             " values, expected ", table_.flat_size());
-  if (weights_.dtype() == DType::F32) {
+  if (weights_->dtype() == DType::F32) {
     backend_->upload(weights_, flat.data());
     return;
   }
@@ -78,7 +69,7 @@ void Qwen2Model::set_weights(std::span<const float> flat) {
     const int64_t n = std::min(kChunk, table_.flat_size() - i);
     const Tensor s = stage->range(0, n);
     backend_->upload(s, flat.data() + i);
-    backend_->copy(s, weights_.range(i, n));
+    backend_->copy(s, weights_->range(i, n));
   }
 }
 
@@ -116,7 +107,7 @@ void Qwen2Model::embed_and_layers(const TokenBatch& batch, int64_t B, int64_t T)
   const int64_t N = B * T, C = cfg_.hidden_size;
   const Tensor ids = buf_->ids->range(0, N);
   be.upload(ids, batch.ids.data());
-  const Tensor embed = param_view(weights_, table_.params()[0]);
+  const Tensor embed = param_view(weights_.t(), table_.params()[0]);
   be.embedding_forward(ids, embed, residual(0, N));
   for (int l = 0; l < static_cast<int>(cfg_.num_hidden_layers); ++l) {
     layer_forward(l, residual(l, N), residual(l + 1, N), acts_for(l, N, B, T), B, T);
@@ -140,7 +131,7 @@ LossSum Qwen2Model::forward(const TokenBatch& batch, bool grad, float grad_scale
   const Tensor hf = buf_->hf->range(0, N * C).view({N, C});
   const Tensor dhf = grad ? buf_->dhf->range(0, N * C).view({N, C}) : Tensor();
   const Tensor dhead = grad ? param_view(grads_.t(), head).view({cfg_.vocab_size, C}) : Tensor();
-  be.cross_entropy(hf, param_view(weights_, head), targets, losses, dhf, dhead, grad_scale);
+  be.cross_entropy(hf, param_view(weights_.t(), head), targets, losses, dhf, dhead, grad_scale);
 
   LossSum out;
   out.sum = be.sum(losses);
@@ -176,7 +167,7 @@ std::vector<float> Qwen2Model::logits(const TokenBatch& batch) {
   embed_and_layers(batch, B, T);
   const ParamInfo& head = cfg_.tie_word_embeddings ? table_.params()[0] : table_.at("lm_head.weight");
   OwnedTensor out = scratch_arena_.tensor(DType::F32, {N, V});
-  be.matmul(buf_->hf->range(0, N * C).view({N, C}), false, param_view(weights_, head), true, out.t(), 1.0f, 0.0f,
+  be.matmul(buf_->hf->range(0, N * C).view({N, C}), false, param_view(weights_.t(), head), true, out.t(), 1.0f, 0.0f,
             nullptr);
   std::vector<float> host(static_cast<size_t>(N * V));
   be.download(out.t(), host.data());

@@ -20,7 +20,7 @@ class CpuBackend final : public Backend {
   DType auto_compute_dtype() const override { return DType::F32; }
   int threads() const { return threads_; }
   // Tokens per chunk of the fused output layer + loss (0: sized from the vocabulary).
-  void set_ce_chunk_tokens(int64_t n) { ce_chunk_tokens_ = n; }
+  void set_ce_chunk_tokens(int64_t n) override { ce_chunk_tokens_ = n; }
 
   void* raw_alloc(size_t bytes) override;
   void raw_free(void* ptr, size_t bytes) noexcept override;
@@ -59,6 +59,10 @@ class CpuBackend final : public Backend {
 
   void cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses, const Tensor& dh,
                      const Tensor& dw, float grad_scale) override;
+
+  void quantize(const Tensor& w, const QuantizedMatrix& out) override;
+  void quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias) override;
+  void quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out) override;
 
   void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const Tensor& compute,
              std::span<const AdamWSegment> segments, const AdamWHyper& hyper) override;

@@ -1,0 +1,45 @@
+// Checkpoints (DESIGN.md section 5): run_dir/step_NNNNNNNN/ holding model.safetensors and
+// config.json (loadable by HF as they are), the tokenizer files, optimizer.rankNNNNN.safetensors
+// (fp32 master, m, v of each rank's range) and trainer_state.json. A checkpoint is built under a
+// temporary name and renamed into place when complete; run_dir/latest (a symlink) names the
+// newest complete one. One protocol for all resumable state.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <optional>
+
+#include "llm/comm.h"
+#include "llm/model.h"
+#include "llm/optimizer.h"
+#include "llm/tokenizer.h"
+
+namespace llm {
+
+inline constexpr int kCheckpointFormat = 1;
+
+std::filesystem::path checkpoint_dir(const std::filesystem::path& run_dir, int64_t step);
+
+// Writes the checkpoint of `step` collectively: every rank writes its optimizer shard, rank 0
+// the rest; then rank 0 renames it into place, points `latest` at it and removes all but the
+// newest keep_last. `state` is trainer_state.json (rank 0's). Returns the checkpoint directory.
+std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, int64_t step, const Qwen2Model& model,
+                                      const AdamW& opt, const Tokenizer* tokenizer, const nlohmann::json& state,
+                                      int64_t keep_last, Communicator& comm);
+
+// The newest complete checkpoint of run_dir (what `latest` names, else the highest step_*
+// directory holding a trainer_state.json), or nullopt.
+std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& run_dir);
+
+// trainer_state.json of a checkpoint, checked for its format version.
+nlohmann::json read_trainer_state(const std::filesystem::path& ckpt);
+
+// Fills the optimizer's range (master, m, v) from the optimizer shards of ckpt, whatever world
+// size wrote them, and re-derives the compute weights. Errors name the file and what is missing.
+void load_optimizer_state(const std::filesystem::path& ckpt, AdamW& opt);
+
+// Host fp32 copy of the model's compute weights [flat_size].
+std::vector<float> download_weights(const Qwen2Model& model);
+
+}  // namespace llm

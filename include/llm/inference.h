@@ -1,0 +1,84 @@
+// InferenceModel: a Qwen2 model loaded for generation. Batched prefill, then token-by-token
+// decode against a KV cache that holds the Hkv key/value heads (not Hq) of every layer, sized by
+// the context the user asks for. Same Backend ops as training; optional weight-only int8/int4
+// quantization of every linear layer and the output layer.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "llm/arena.h"
+#include "llm/backend.h"
+#include "llm/model.h"
+#include "llm/tokenizer.h"
+
+namespace llm {
+
+enum class QuantMode : uint8_t { None, Int8, Int4 };
+QuantMode parse_quant(std::string_view s, std::string_view where);  // "none" | "int8" | "int4"
+std::string_view quant_name(QuantMode q);
+
+struct InferenceOptions {
+  int64_t context = 4096;        // KV-cache positions (capped by max_position_embeddings)
+  int64_t prefill_chunk = 256;   // tokens per prefill forward
+  DType dtype = DType::F32;      // weights and activations (when not quantized) and the KV cache
+  QuantMode quant = QuantMode::None;
+  int64_t quant_group = 64;      // columns per scale (int4: 32 or 64; int8: 0 = one per row)
+};
+
+// Where a model directory's files are: our run directory (its `latest` checkpoint), one of our
+// checkpoint directories, or an HF Qwen2 directory.
+struct ModelFiles {
+  std::filesystem::path dir;        // the directory holding config.json and the weights
+  std::filesystem::path tokenizer;  // tokenizer.json or tokenizer.model (may be empty: none found)
+};
+ModelFiles locate_model(const std::filesystem::path& path);
+
+class InferenceModel {
+ public:
+  // Builds from a config and fp32 host weights [ParamTable(cfg).flat_size()].
+  InferenceModel(const ModelConfig& cfg, std::span<const float> weights, Backend& backend, const InferenceOptions& opt);
+  ~InferenceModel();
+  InferenceModel(const InferenceModel&) = delete;
+  InferenceModel& operator=(const InferenceModel&) = delete;
+
+  // Loads config.json, the weights and the tokenizer of a model directory (see locate_model).
+  static std::unique_ptr<InferenceModel> load(const std::filesystem::path& path, Backend& backend,
+                                              const InferenceOptions& opt);
+
+  const ModelConfig& config() const { return cfg_; }
+  const InferenceOptions& options() const { return opt_; }
+  Backend& backend() const { return *backend_; }
+  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  int64_t context() const { return context_; }
+  int64_t position() const { return pos_; }  // tokens in the cache
+
+  // Appends tokens at position(); returns the logits [V] after the last one (fp32, host).
+  std::vector<float> forward(std::span<const int32_t> tokens);
+  // As forward, but the logits after every token, [tokens.size() * V].
+  std::vector<float> forward_all(std::span<const int32_t> tokens);
+  void reset() { pos_ = 0; }
+  // Keeps the first n cached positions (n <= position()).
+  void truncate(int64_t n);
+
+  size_t weight_bytes() const;
+  size_t kv_cache_bytes() const;
+
+ private:
+  struct Impl;
+  void run(std::span<const int32_t> tokens, std::vector<float>* all, std::vector<float>* last);
+
+  ModelConfig cfg_;
+  InferenceOptions opt_;
+  Backend* backend_;
+  int64_t context_ = 0;
+  int64_t pos_ = 0;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace llm

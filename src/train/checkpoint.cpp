@@ -1,0 +1,198 @@
+// Checkpoint directories: writing, finding the newest, reading back.
+#include "llm/checkpoint.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+#include <cstring>
+#include <cstdio>
+#include <fstream>
+#include <regex>
+
+#include "llm/atomic_file.h"
+#include "llm/error.h"
+#include "llm/hf_weights.h"
+#include "llm/safetensors.h"
+
+namespace llm {
+
+namespace fs = std::filesystem;
+
+fs::path checkpoint_dir(const fs::path& run_dir, int64_t step) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "step_%08lld", static_cast<long long>(step));
+  return run_dir / name;
+}
+
+std::vector<float> download_weights(const Qwen2Model& model) {
+  const Tensor& w = model.weights();
+  std::vector<float> flat(static_cast<size_t>(w.numel()));
+  if (w.dtype() == DType::F32) {
+    model.backend().download(w, flat.data());
+    return flat;
+  }
+  std::vector<uint16_t> half(flat.size());
+  model.backend().download(w, half.data());
+  for (size_t i = 0; i < flat.size(); ++i) {
+    flat[i] = w.dtype() == DType::BF16 ? bf16_bits_to_f32(half[i]) : f16_bits_to_f32(half[i]);
+  }
+  return flat;
+}
+
+namespace {
+
+std::string rank_file(int rank) {
+  char name[48];
+  std::snprintf(name, sizeof(name), "optimizer.rank%05d.safetensors", rank);
+  return name;
+}
+
+std::vector<fs::path> step_dirs(const fs::path& run_dir) {
+  std::vector<fs::path> out;
+  if (!fs::is_directory(run_dir)) return out;
+  static const std::regex pattern("step_[0-9]{8}");
+  for (const auto& e : fs::directory_iterator(run_dir)) {
+    if (e.is_directory() && std::regex_match(e.path().filename().string(), pattern) &&
+        fs::exists(e.path() / "trainer_state.json")) {
+      out.push_back(e.path());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void point_latest(const fs::path& run_dir, const fs::path& ckpt) {
+  const fs::path tmp = run_dir / "latest.tmp";
+  std::error_code ec;
+  fs::remove(tmp, ec);
+  fs::create_directory_symlink(ckpt.filename(), tmp);
+  fs::rename(tmp, run_dir / "latest");
+  fsync_dir(run_dir);
+}
+
+}  // namespace
+
+fs::path save_checkpoint(const fs::path& run_dir, int64_t step, const Qwen2Model& model, const AdamW& opt,
+                         const Tokenizer* tokenizer, const nlohmann::json& state, int64_t keep_last,
+                         Communicator& comm) {
+  const fs::path final_dir = checkpoint_dir(run_dir, step);
+  const fs::path tmp = run_dir / cat(".", final_dir.filename().string(), ".tmp");
+  if (comm.rank() == 0) {
+    fs::create_directories(run_dir);
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    fs::create_directories(tmp);
+  }
+  comm.barrier();
+
+  // Every rank: its optimizer range.
+  {
+    Backend& be = model.backend();
+    std::vector<float> master(static_cast<size_t>(opt.count())), m(master.size()), v(master.size());
+    be.download(opt.master(), master.data());
+    be.download(opt.m(), m.data());
+    be.download(opt.v(), v.data());
+    SafetensorsWriter w;
+    w.add("master", DType::F32, {opt.count()}, master.data());
+    w.add("m", DType::F32, {opt.count()}, m.data());
+    w.add("v", DType::F32, {opt.count()}, v.data());
+    w.add_metadata("begin", std::to_string(opt.begin()));
+    w.add_metadata("count", std::to_string(opt.count()));
+    w.add_metadata("flat_size", std::to_string(model.params().flat_size()));
+    w.add_metadata("rank", std::to_string(comm.rank()));
+    w.add_metadata("world", std::to_string(comm.world()));
+    w.write(tmp / rank_file(comm.rank()));
+  }
+  comm.barrier();
+  if (comm.rank() == 0) {
+    const std::vector<float> flat = download_weights(model);
+    write_model_safetensors(tmp / "model.safetensors", model.params(), flat, model.weights().dtype());
+    write_hf_config(tmp / "config.json", model.config(), model.weights().dtype());
+    if (tokenizer != nullptr) tokenizer->save(tmp);
+    nlohmann::json s = state;
+    s["format"] = kCheckpointFormat;
+    s["step"] = step;
+    s["world_size"] = comm.world();
+    write_file_atomic(tmp / "trainer_state.json", s.dump(2) + "\n");
+    fsync_dir(tmp);
+    // Fault-injection hook for the crash test: hold the finished temporary directory before it
+    // is committed, so a test can kill -9 the process at exactly this point.
+    if (const char* delay = std::getenv("LLM_TEST_CHECKPOINT_DELAY_MS")) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(delay)));
+    }
+    commit_directory(tmp, final_dir);
+    point_latest(run_dir, final_dir);
+    const auto all = step_dirs(run_dir);
+    for (size_t i = 0; i + static_cast<size_t>(keep_last) < all.size(); ++i) {
+      if (all[i] != final_dir) fs::remove_all(all[i]);
+    }
+  }
+  comm.barrier();
+  return final_dir;
+}
+
+std::optional<fs::path> latest_checkpoint(const fs::path& run_dir) {
+  const fs::path link = run_dir / "latest";
+  std::error_code ec;
+  if (fs::is_symlink(link, ec)) {
+    const fs::path target = run_dir / fs::read_symlink(link, ec);
+    if (!ec && fs::exists(target / "trainer_state.json")) return target;
+  }
+  const auto all = step_dirs(run_dir);
+  if (all.empty()) return std::nullopt;
+  return all.back();
+}
+
+nlohmann::json read_trainer_state(const fs::path& ckpt) {
+  const fs::path file = ckpt / "trainer_state.json";
+  std::ifstream in(file);
+  LLM_CHECK(in.good(), file.string(), ": cannot open");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    fail(file.string(), ": not valid JSON at byte ", e.byte);
+  }
+  LLM_CHECK(j.is_object() && j.contains("format") && j["format"].is_number_integer(), file.string(),
+            ": not a trainer state (no format version)");
+  LLM_CHECK(j["format"].get<int>() == kCheckpointFormat, file.string(), ": checkpoint format ", j["format"].get<int>(),
+            " is not supported (this build reads ", kCheckpointFormat, ")");
+  return j;
+}
+
+void load_optimizer_state(const fs::path& ckpt, AdamW& opt) {
+  // Collect the shards, whatever world size wrote them, and copy the overlap with our range.
+  std::vector<fs::path> shards;
+  for (const auto& e : fs::directory_iterator(ckpt)) {
+    const std::string n = e.path().filename().string();
+    if (n.starts_with("optimizer.rank") && n.ends_with(".safetensors")) shards.push_back(e.path());
+  }
+  LLM_CHECK(!shards.empty(), ckpt.string(), ": no optimizer.rank*.safetensors");
+  const int64_t b = opt.begin(), c = opt.count();
+  std::vector<float> master(static_cast<size_t>(c)), m(master.size()), v(master.size());
+  int64_t covered = 0;
+  for (const auto& f : shards) {
+    const SafetensorsReader r(f);
+    int64_t sb = 0, sc = 0;
+    try {
+      sb = std::stoll(r.metadata().at("begin"));
+      sc = std::stoll(r.metadata().at("count"));
+    } catch (const std::exception&) {
+      fail(f.string(), ": metadata lacks integer \"begin\" and \"count\"");
+    }
+    const int64_t lo = std::max(b, sb), hi = std::min(b + c, sb + sc);
+    if (lo >= hi) continue;
+    for (auto [name, dst] : {std::pair{"master", &master}, {"m", &m}, {"v", &v}}) {
+      const SafetensorsTensor& t = r.at(name);
+      LLM_CHECK(t.dtype == "F32" && t.shape == std::vector<int64_t>{sc}, f.string(), ": ", name, " must be F32 [", sc, "]");
+      std::memcpy(dst->data() + (lo - b), r.bytes(t).data() + (lo - sb) * 4, static_cast<size_t>(hi - lo) * 4);
+    }
+    covered += hi - lo;
+  }
+  LLM_CHECK(covered == c, ckpt.string(), ": the optimizer shards cover ", covered, " of the ", c,
+            " parameters of this rank's range [", b, ", ", b + c, ")");
+  opt.load_state(master, m, v);
+}
+
+}  // namespace llm
