@@ -1,7 +1,8 @@
 // GEMV (decode) and small-GEMM (prefill) speed of the CPU backend's quant_matmul against fp32
 // OpenBLAS, at the Qwen2.5-0.5B shapes, set beside the machine's read bandwidth measured in the
 // same run.
-//   quant_gemv [--threads T] [--set-bytes MiB] [--rounds R] [--prefill N]
+//   quant_gemv [--threads T] [--set-bytes MiB] [--rounds R] [--prefill N] [--shape NAME]
+// (--shape: only the shapes whose name contains NAME: down, gate, lm_head.)
 // Cold: each shape is cycled through copies totalling --set-bytes (default 256 MiB, 8x this
 // machine's L3) so every call reads its weights from DRAM, as a model's layers do in decode.
 // Hot: one copy called repeatedly (in cache when it fits): the kernel's compute ceiling.
@@ -162,6 +163,7 @@ int main(int argc, char** argv) {
     int threads = 0, rounds = 5;
     int64_t prefill = 128;
     size_t set_mib = 256;
+    std::string only;
     for (int i = 1; i + 1 < argc; i += 2) {
       const std::string a = argv[i];
       if (a == "--threads") {
@@ -170,10 +172,12 @@ int main(int argc, char** argv) {
         set_mib = std::stoul(argv[i + 1]);
       } else if (a == "--rounds") {
         rounds = std::stoi(argv[i + 1]);
+      } else if (a == "--shape") {
+        only = argv[i + 1];
       } else if (a == "--prefill") {
         prefill = std::stoll(argv[i + 1]);
       } else {
-        llm::fail("quant_gemv: unknown option ", a, " (--threads, --set-bytes MiB, --rounds, --prefill N)");
+        llm::fail("quant_gemv: unknown option ", a, " (--threads, --set-bytes MiB, --rounds, --prefill N, --shape NAME)");
       }
     }
     llm::CpuBackend cpu(threads);
@@ -191,6 +195,7 @@ int main(int argc, char** argv) {
                                 {"int4 g64", false, llm::QuantKind::Int4, 64},
                                 {"int4 g32", false, llm::QuantKind::Int4, 32}};
     for (const Shape& s : shapes) {
+      if (std::string(s.name).find(only) == std::string::npos) continue;
       for (const Variant& v : variants) {
         const Copies c = make_copies(cpu, arena, s, v, set_mib << 20);
         const double cold = time_product(cpu, c, s, 1, rounds, true);
@@ -204,6 +209,7 @@ int main(int argc, char** argv) {
       std::printf("\nprefill (N = %lld tokens), hot: GFLOP/s\n", static_cast<long long>(prefill));
       std::printf("%-20s %-10s %9s %9s %7s\n", "shape [out, in]", "weights", "ms/call", "GFLOP/s", "x fp32");
       for (const Shape& s : {shapes[0], shapes[1]}) {
+        if (std::string(s.name).find(only) == std::string::npos) continue;
         double fp32 = 0;
         for (const Variant& v : variants) {
           const Copies c = make_copies(cpu, arena, s, v, 0);

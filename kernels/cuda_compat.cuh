@@ -95,3 +95,90 @@ inline const char* cublas_status_name(cublasStatus_t s) {
                   ::llm::cuda_detail::cublas_status_name(llm_cublas_st_));                          \
     }                                                                                               \
   } while (0)
+
+// ---- tensor cores --------------------------------------------------------------------------------
+// D = A·B + C for one warp (all 32 lanes call it, converged): A 16x16 row-major, B 16x8
+// column-major, C and D 16x8 fp32, in PTX's mma.m16n8k16 fragment layout, g = lane / 4, t = lane % 4,
+// each 32-bit register holding two 16-bit values, the lower column/row in the low half:
+//   a[0] = A[g][2t, 2t+1]   a[1] = A[g+8][2t, 2t+1]   a[2] = A[g][2t+8, 2t+9]   a[3] = A[g+8][2t+8, 2t+9]
+//   b[0] = B[2t, 2t+1][g]   b[1] = B[2t+8, 2t+9][g]
+//   c[0], c[1] = C[g][2t, 2t+1]   c[2], c[3] = C[g+8][2t, 2t+1]   (d likewise)
+// sm_80 and newer run the mma.sync instruction; sm_75 and the emulator compute the same thing
+// with warp shuffles (64 per call), so kernels using it are tested in CI.
+#if defined(__CUDACC__) || defined(LLM_CUDA_EMULATION)
+namespace llm::LLM_CUDA_NS {
+
+__device__ __forceinline__ unsigned pack2_bf16(float lo, float hi) {
+  return static_cast<unsigned>(__bfloat16_as_ushort(__float2bfloat16_rn(lo))) |
+         static_cast<unsigned>(__bfloat16_as_ushort(__float2bfloat16_rn(hi))) << 16;
+}
+__device__ __forceinline__ unsigned pack2_f16(float lo, float hi) {
+  return static_cast<unsigned>(__half_as_ushort(__float2half_rn(lo))) |
+         static_cast<unsigned>(__half_as_ushort(__float2half_rn(hi))) << 16;
+}
+
+namespace mma_detail {
+template <bool kBf16>
+__device__ __forceinline__ float unpack(unsigned reg, int high) {
+  const auto bits = static_cast<unsigned short>(high ? reg >> 16 : reg & 0xffffu);
+  if constexpr (kBf16) {
+    return __bfloat162float(__ushort_as_bfloat16(bits));
+  } else {
+    return __half2float(__ushort_as_half(bits));
+  }
+}
+
+// The fragment layout above, evaluated with shuffles: lane (g, t) needs rows g and g+8 of A and
+// columns 2t and 2t+1 of B for every k.
+template <bool kBf16>
+__device__ __forceinline__ void mma_m16n8k16_shuffled(float d[4], const unsigned a[4], const unsigned b[2],
+                                                      const float c[4]) {
+  const unsigned lane = (threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) & 31u;
+  const int g = static_cast<int>(lane >> 2), t = static_cast<int>(lane & 3u);
+  float acc[4] = {c[0], c[1], c[2], c[3]};
+  for (int k = 0; k < 16; ++k) {
+    const int pair = (k & 7) / 2, high = k & 1;
+    const int a_reg = k < 8 ? 0 : 2, b_reg = k < 8 ? 0 : 1;
+    const float a_g = unpack<kBf16>(__shfl_sync(0xffffffffu, a[a_reg], g * 4 + pair), high);
+    const float a_g8 = unpack<kBf16>(__shfl_sync(0xffffffffu, a[a_reg + 1], g * 4 + pair), high);
+    const float b_0 = unpack<kBf16>(__shfl_sync(0xffffffffu, b[b_reg], (2 * t) * 4 + pair), high);
+    const float b_1 = unpack<kBf16>(__shfl_sync(0xffffffffu, b[b_reg], (2 * t + 1) * 4 + pair), high);
+    acc[0] += a_g * b_0;
+    acc[1] += a_g * b_1;
+    acc[2] += a_g8 * b_0;
+    acc[3] += a_g8 * b_1;
+  }
+  for (int i = 0; i < 4; ++i) d[i] = acc[i];
+}
+}  // namespace mma_detail
+
+__device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const unsigned a[4], const unsigned b[2],
+                                                  const float c[4]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%10,%11,%12,%13};\n"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
+        "f"(c[3]));
+#else
+  mma_detail::mma_m16n8k16_shuffled<true>(d, a, b, c);
+#endif
+}
+
+__device__ __forceinline__ void mma_m16n8k16_f16(float d[4], const unsigned a[4], const unsigned b[2],
+                                                 const float c[4]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%10,%11,%12,%13};\n"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
+        "f"(c[3]));
+#else
+  mma_detail::mma_m16n8k16_shuffled<false>(d, a, b, c);
+#endif
+}
+
+}  // namespace llm::LLM_CUDA_NS
+#endif  // device code

@@ -15,27 +15,30 @@
 #include "llm/error.h"
 #include "llm/model.h"
 #include "llm/profiling_backend.h"
+#include "llm/trainer.h"
 
 namespace {
 
 int bench_train(const std::string& config_file, const std::vector<std::string>& sets, int64_t B, int64_t T,
                 int steps, int warmup, int threads, const std::string& device, bool profile) {
   using namespace llm;
-  const Config cfg = config_file.empty() ? default_config(sets) : load_config(config_file, sets);
-  auto backend = make_backend(device.empty() ? cfg.train.device : device, threads);
+  // Only the architecture matters here; precision and recompute come from --set train.* or defaults.
+  const Config base = default_config(sets);
+  const ModelConfig arch = config_file.empty() ? base.model.arch : load_model_section(config_file);
+  auto backend = make_backend(device.empty() ? std::string("cpu") : device, threads);
   std::map<std::string, OpTime> times;
   if (profile) backend = make_profiling_backend(std::move(backend), &times);
   ModelOptions o;
-  o.compute_dtype = resolve_precision(cfg.train.precision, *backend);
-  o.recompute = cfg.train.recompute;
+  o.compute_dtype = resolve_precision(base.train.precision, *backend);
+  o.recompute = base.train.recompute;
   o.max_batch = B;
   o.max_seq = T;
-  Qwen2Model model(cfg.model.arch, *backend, o);
+  Qwen2Model model(arch, *backend, o);
   std::vector<float> w(static_cast<size_t>(model.params().flat_size()));
-  init_parameter_values(cfg.model.arch, model.params(), cfg.train.seed, 0, model.params().flat_size(), w.data());
+  init_parameter_values(arch, model.params(), base.train.seed, 0, model.params().flat_size(), w.data());
   model.set_weights(w);
-  std::mt19937_64 g(cfg.train.seed);
-  std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(cfg.model.arch.vocab_size - 1));
+  std::mt19937_64 g(base.train.seed);
+  std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(arch.vocab_size - 1));
   std::vector<int32_t> ids(static_cast<size_t>(B * T)), targets(static_cast<size_t>(B * T));
   std::vector<double> step_times;
   double loss = 0;
@@ -66,6 +69,7 @@ int bench_train(const std::string& config_file, const std::vector<std::string>& 
     }
   }
   std::cout << nlohmann::json{{"tokens_per_s", double(B * T) / median},
+                              {"gflops", train_flops_per_token(arch, T) * double(B * T) / median / 1e9},
                               {"step_s_median", median},
                               {"params", model.params().count()},
                               {"threads", threads},

@@ -2,11 +2,14 @@
 // corpus into shards, or run a tokenizer over stdin. A thin layer over the library.
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <iostream>
 #include <locale>
 
+#include "llm/comm.h"
 #include "llm/config.h"
 #include "llm/error.h"
+#include "llm/memory_plan.h"
 #include "llm/model.h"
 #include "llm/prepare.h"
 #include "llm/tokenizer.h"
@@ -26,7 +29,7 @@ llm::Config load(const std::string& file, std::vector<std::string> sets, const s
   return file.empty() ? llm::default_config(sets) : llm::load_config(file, sets);
 }
 
-void print_plan(const llm::Config& cfg) {
+void print_plan(const llm::Config& cfg, int world) {
   const llm::ParamTable t(cfg.model.arch);
   const auto& m = cfg.model.arch;
   std::cout << "model: " << with_commas(t.count()) << " parameters ("
@@ -39,6 +42,39 @@ void print_plan(const llm::Config& cfg) {
             << llm::precision_name(cfg.train.precision) << ", recompute " << llm::recompute_name(cfg.train.recompute)
             << ", device " << cfg.train.device << "\n";
   std::cout << "run_dir: " << cfg.io.run_dir.string() << "\n";
+
+  // The plan for the device the config names (auto: the CUDA plan when this build has CUDA).
+  llm::PlanOptions po;
+#if defined(LLM_HAVE_CUDA)
+  const bool cuda = cfg.train.device != "cpu";
+#else
+  const bool cuda = cfg.train.device.starts_with("cuda");
+#endif
+  po.device = cuda ? llm::DeviceKind::CUDA : llm::DeviceKind::CPU;
+  po.zero = cfg.dist.zero;
+  po.world = world;
+  po.ce_chunk_tokens = cfg.train.ce_chunk_tokens;
+  llm::ModelOptions mo;
+  mo.compute_dtype = cfg.train.precision == llm::Precision::Auto ? (cuda ? llm::DType::BF16 : llm::DType::F32)
+                     : cfg.train.precision == llm::Precision::BF16 ? llm::DType::BF16
+                     : cfg.train.precision == llm::Precision::FP16 ? llm::DType::F16
+                                                                   : llm::DType::F32;
+  mo.recompute = cfg.train.recompute;
+  mo.max_batch = cfg.train.micro_batch;
+  mo.max_seq = cfg.train.seq_len;
+  const llm::MemoryPlan plan = llm::plan_training_memory(m, mo, po);
+  std::cout << "memory plan per rank (" << (cuda ? "cuda" : "cpu") << ", " << llm::dtype_name(mo.compute_dtype)
+            << ", recompute " << llm::recompute_name(mo.recompute) << "):\n";
+  auto gib = [](size_t b) { return static_cast<double>(b) / (1024.0 * 1024.0 * 1024.0); };
+  for (const auto& line : plan.lines) {
+    std::printf("  %-30s %9.3f GiB  %s\n", line.what.c_str(), gib(line.bytes), line.note.c_str());
+  }
+  std::printf("  %-30s %9.3f GiB\n", "total", gib(plan.total()));
+  if (cuda) {
+    for (double card : {16.0, 24.0}) {
+      std::printf("  fits a %.0f GB card: %s\n", card, gib(plan.total()) * 1.0737 < card * 0.95 ? "yes" : "no");
+    }
+  }
 }
 
 }  // namespace
@@ -63,6 +99,8 @@ int main(int argc, char** argv) {
   app.add_flag("--resume", resume, "continue from the newest complete checkpoint in io.run_dir");
   app.add_option("--stop-at", stop_at, "stop with a checkpoint after this step (the schedule still spans train.steps)");
   app.add_flag("--dry-run", dry_run, "print the model and the plan, allocate nothing");
+  int world = 1;
+  app.add_option("--world", world, "with --dry-run: plan for this many ranks (ZeRO splits)")->check(CLI::PositiveNumber);
 
   auto* prepare = app.add_subcommand("prepare", "tokenize the configured corpus into shards (skipped when up to date)");
   bool force = false;
@@ -79,6 +117,9 @@ int main(int argc, char** argv) {
   tokenize->add_option("--threads", topt.threads, "threads (0: all cores)");
 
   CLI11_PARSE(app, argc, argv);
+  // Training under mpirun: one rank per process. Created (MPI_Init) only for training, so the
+  // other commands never need an MPI runtime; destroyed (MPI_Finalize) before main returns.
+  std::unique_ptr<llm::Communicator> comm;
   try {
     if (tokenize->parsed()) {
       std::ios::sync_with_stdio(false);
@@ -95,13 +136,16 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (dry_run) {
-      print_plan(cfg);
+      print_plan(cfg, world);
       return 0;
     }
     llm::TrainOptions to;
     to.resume = resume || cfg.io.resume;
     to.stop_at = stop_at;
+    comm = llm::make_communicator();
+    to.comm = comm.get();
     const llm::TrainResult r = llm::train(cfg, to);
+    if (comm->rank() != 0) return 0;
     std::cerr << "done: " << r.steps_done << " steps in " << static_cast<int>(r.seconds) << " s";
     if (r.first_val_loss && r.last_val_loss) {
       std::cerr << ", validation loss " << *r.first_val_loss << " -> " << *r.last_val_loss;
@@ -110,6 +154,12 @@ int main(int argc, char** argv) {
               << "/latest)\n";
     return 0;
   } catch (const std::exception& e) {
+    if (comm && comm->world() > 1) {
+      // A rank that failed alone must not leave the others waiting in their next collective.
+      std::cerr << "llmtrain: error (rank " << comm->rank() << " of " << comm->world() << "): " << e.what() << "\n"
+                << std::flush;
+      comm->abort_job(1);
+    }
     std::cerr << "llmtrain: error: " << e.what() << "\n";
     return 1;
   }

@@ -119,7 +119,7 @@ struct ReplIo {
   std::ostream& err;
   bool interactive = false;               // a terminal: prompts, banner and a stats line per answer
   std::function<bool()> interrupted;      // Ctrl-C seen (checked between tokens)
-  std::function<void()> clear_interrupt;  // called before every answer and after a cancelled line
+  std::function<void()> clear_interrupt;  // called before reading each line
 };
 
 // Reads lines until the end of input or /quit: prompts are answered, commands run. An error in

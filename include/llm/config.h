@@ -93,6 +93,10 @@ struct Config {
 Config parse_config(const std::string& text, const std::string& name, const std::filesystem::path& base_dir,
                     const std::vector<std::string>& overrides = {});
 Config load_config(const std::filesystem::path& file, const std::vector<std::string>& overrides = {});
+// Only the "model" section of a config file (other sections unchecked): for tools that need
+// just the architecture, such as llmbench.
+ModelConfig load_model_section(const std::filesystem::path& file);
+
 // The built-in default: configs/tiny.json compiled into the library (train the demo model).
 Config default_config(const std::vector<std::string>& overrides = {});
 std::string_view embedded_tiny_config();

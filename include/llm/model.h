@@ -182,6 +182,7 @@ class Qwen2Model {
   OwnedTensor grads_;
   std::vector<Layer> layers_;
   std::unique_ptr<Buffers> buf_;
+  Tensor rope_cos_, rope_sin_;  // [max_seq, D/2] f32
   int64_t last_B_ = 0, last_T_ = 0;
   bool have_forward_grad_ = false;
 };

@@ -16,6 +16,11 @@ namespace llm {
 // relative to begin. Padding between parameter groups belongs to no run.
 std::vector<AdamWSegment> adamw_segments(const ParamTable& table, const OptimSection& o, int64_t begin, int64_t count);
 
+// The ZeRO partition of n flat elements over `world` ranks: world + 1 offsets, rank r owning
+// [o[r], o[r + 1]). Every range but the last ones has the same length, a multiple of `align`
+// (so ranges start on aligned elements); trailing ranges may be shorter or empty.
+std::vector<int64_t> zero_partition(int64_t n, int world, int64_t align = 64);
+
 class AdamW {
  public:
   // range [begin, begin + count) of the flat parameters; count < 0: all of them.
@@ -26,6 +31,9 @@ class AdamW {
   void init(std::span<const float> flat);
   // One update of the range: g = grad * grad_scale; `step` is 1-based.
   void step(float lr, int64_t step, float grad_scale);
+  // The same with the range's gradients taken from grad [count] f32 instead of the model's
+  // (ZeRO-2 keeps them in a range-sized accumulator).
+  void step(float lr, int64_t step, float grad_scale, const Tensor& grad);
 
   // [count] f32 each. With fp32 compute the master weights are the model's own weights.
   const Tensor& master() const { return master_; }

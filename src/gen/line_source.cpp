@@ -14,6 +14,9 @@ namespace {
 class TerminalLineSource final : public LineSource {
  public:
   TerminalLineSource() {
+    // The prompt and the echo go to stderr, so `llmgen ... > answers.txt` keeps only answers.
+    // Set before the first libedit call, which initialises the editor with these streams.
+    rl_outstream = stderr;
     // Tab inserts a tab instead of completing file names (prompts are not paths).
     rl_bind_key('\t', rl_insert);
   }

@@ -138,6 +138,8 @@ int run_repl(Frontend& fe, LineSource& in, const ReplIo& io) {
   }
   int failed = 0;
   for (;;) {
+    // A Ctrl-C from before (one that stopped an answer) must not look like one at the prompt.
+    if (io.clear_interrupt) io.clear_interrupt();
     const std::optional<std::string> line = in.read_line(io.interactive ? "> " : "");
     if (!line) {
       // libedit gives up the line on Ctrl-C: cancel it and prompt again.
@@ -177,7 +179,6 @@ int run_repl(Frontend& fe, LineSource& in, const ReplIo& io) {
           }
           break;
         case ReplAction::Prompt:
-          if (io.clear_interrupt) io.clear_interrupt();
           fe.answer(c.text, io.out, io.err, io.interrupted);
           break;
       }

@@ -2,6 +2,7 @@
 // activation plan, and the buffers behind it.
 #pragma once
 
+#include <array>
 #include <vector>
 
 #include "llm/model.h"
@@ -45,28 +46,43 @@ struct Qwen2Model::LayerActs {
   Tensor act;      // [N, I]  silu(gate) * up
 };
 
-// One activation kind: `copies` slices of `per_copy` elements; a kind the recompute policy keeps
-// has one copy per layer, a recomputed kind one shared copy.
+// Every buffer of the activation plan. A kind the recompute policy keeps has one copy per layer,
+// a recomputed kind one shared copy; a buffer the mode does not need has none.
+enum class Buf : int {
+  Ids, Targets,                         // [maxN] i32
+  Xs,                                   // [(L + 1), maxN, C] residual stream at each layer boundary
+  Ln1, Rstd1, Qkv, Att, Lse, H2, Ln2, Rstd2, GateUp, Act,  // per layer (LayerActs)
+  Proj,                                 // [maxN, C] o_proj / down_proj output before the residual add
+  XScratch,                             // [maxN, C] a recomputed layer's output (full recompute)
+  Hf, RstdF,                            // final norm output and its rstd
+  Losses,                               // [maxN] f32
+  Dhf, Dres, Dln, Datt, Dqkv, DgateUp, Dact,  // backward
+  RopeCos, RopeSin,                     // [max_seq, D/2] f32
+  Count
+};
+
+struct BufSpec {
+  const char* name;
+  bool activation;   // "activations" arena (kept between forward and backward), else "scratch"
+  DType dtype;
+  int64_t per_copy;  // elements of one copy
+  int64_t copies;    // 0: not allocated
+};
+
+// The plan for a config and options: the single source of both the allocation and --dry-run.
+std::array<BufSpec, static_cast<size_t>(Buf::Count)> buffer_plan(const ModelConfig& cfg, const ModelOptions& opts);
+
 struct ActSlot {
   OwnedTensor storage;
   int64_t per_copy = 0;
   bool per_layer = false;
-  Tensor at(int l, int64_t n) const {
-    return storage->range((per_layer ? l : 0) * per_copy, n);
-  }
+  Tensor at(int l, int64_t n) const { return storage->range((per_layer ? l : 0) * per_copy, n); }
 };
 
 struct Qwen2Model::Buffers {
-  OwnedTensor ids, targets;  // [maxN] i32
-  OwnedTensor xs;            // [(L + 1) maxN C] residual stream at each layer boundary
-  ActSlot ln1, rstd1, qkv, att, lse, h2, ln2, rstd2, gate_up, act;
-  OwnedTensor proj;          // [maxN C] o_proj / down_proj output before the residual add
-  OwnedTensor x_scratch;     // [maxN C] layer output when a layer is recomputed
-  OwnedTensor hf, rstd_f;    // final norm output [maxN C], rstd [maxN] f32
-  OwnedTensor losses;        // [maxN] f32
-  // backward
-  OwnedTensor dhf, dres, dln, datt, dqkv, dgate_up, dact;
-  OwnedTensor rope_cos, rope_sin;  // [max_seq, D/2] f32
+  std::array<ActSlot, static_cast<size_t>(Buf::Count)> slots;
+  const ActSlot& operator[](Buf b) const { return slots[static_cast<size_t>(b)]; }
+  const Tensor& t(Buf b) const { return slots[static_cast<size_t>(b)].storage.t(); }
 };
 
 }  // namespace llm

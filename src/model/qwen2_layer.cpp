@@ -38,64 +38,73 @@ Qwen2Model::Layer Qwen2Model::bind_layer(int l) const {
   return L;
 }
 
-Qwen2Model::Buffers Qwen2Model::plan_buffers() {
-  const int64_t L = cfg_.num_hidden_layers, C = cfg_.hidden_size, I = cfg_.intermediate_size;
-  const int64_t Q = cfg_.qkv_dim(), HqD = cfg_.num_attention_heads * cfg_.head_dim();
-  const int64_t maxN = opts_.max_batch * opts_.max_seq, D = cfg_.head_dim();
-  const DType act = opts_.compute_dtype;
-  const bool train = opts_.training;
-  const Recompute rc = opts_.recompute;
-  Buffers b;
-  b.ids = scratch_arena_.tensor(DType::I32, {maxN});
-  b.targets = scratch_arena_.tensor(DType::I32, {maxN});
-  b.xs = act_arena_.tensor(act, {(L + 1) * maxN * C});
-  // Which kinds each policy keeps per layer (only when training: inference keeps nothing).
-  const bool keep_all = train && rc == Recompute::None;
-  const bool keep_matmul = train && rc != Recompute::Full;
-  auto slot = [&](DType dt, int64_t per_copy, bool per_layer) {
-    ActSlot s;
-    s.per_copy = per_copy;
-    s.per_layer = per_layer;
-    s.storage = act_arena_.tensor(dt, {per_copy * (per_layer ? L : 1)});
-    return s;
+std::array<BufSpec, static_cast<size_t>(Buf::Count)> buffer_plan(const ModelConfig& cfg, const ModelOptions& opts) {
+  const int64_t L = cfg.num_hidden_layers, C = cfg.hidden_size, I = cfg.intermediate_size;
+  const int64_t Q = cfg.qkv_dim(), HqD = cfg.num_attention_heads * cfg.head_dim(), D = cfg.head_dim();
+  const int64_t maxN = opts.max_batch * opts.max_seq;
+  const DType act = opts.compute_dtype, f32 = DType::F32, i32 = DType::I32;
+  const bool train = opts.training;
+  // Which kinds each policy keeps per layer (inference keeps nothing between layers).
+  const int64_t all = train && opts.recompute == Recompute::None ? L : 1;
+  const int64_t matmul = train && opts.recompute != Recompute::Full ? L : 1;
+  const int64_t bwd = train ? 1 : 0;
+  std::array<BufSpec, static_cast<size_t>(Buf::Count)> p{};
+  auto set = [&](Buf b, const char* name, bool activation, DType dt, int64_t per_copy, int64_t copies) {
+    p[static_cast<size_t>(b)] = BufSpec{name, activation, dt, per_copy, copies};
   };
-  b.ln1 = slot(act, maxN * C, keep_all);
-  b.rstd1 = slot(DType::F32, maxN, keep_all);
-  b.qkv = slot(act, maxN * Q, keep_matmul);
-  b.att = slot(act, maxN * HqD, keep_matmul);
-  b.lse = slot(DType::F32, opts_.max_batch * cfg_.num_attention_heads * opts_.max_seq, keep_matmul);
-  b.h2 = slot(act, maxN * C, keep_matmul);
-  b.ln2 = slot(act, maxN * C, keep_all);
-  b.rstd2 = slot(DType::F32, maxN, keep_all);
-  b.gate_up = slot(act, maxN * 2 * I, keep_matmul);
-  b.act = slot(act, maxN * I, keep_all);
-  b.proj = scratch_arena_.tensor(act, {maxN * C});
-  b.hf = act_arena_.tensor(act, {maxN * C});
-  b.rstd_f = act_arena_.tensor(DType::F32, {maxN});
-  b.losses = scratch_arena_.tensor(DType::F32, {maxN});
-  if (train) {
-    if (rc == Recompute::Full) b.x_scratch = scratch_arena_.tensor(act, {maxN * C});
-    b.dhf = scratch_arena_.tensor(act, {maxN * C});
-    b.dres = scratch_arena_.tensor(act, {maxN * C});
-    b.dln = scratch_arena_.tensor(act, {maxN * C});
-    b.datt = scratch_arena_.tensor(act, {maxN * HqD});
-    b.dqkv = scratch_arena_.tensor(act, {maxN * Q});
-    b.dgate_up = scratch_arena_.tensor(act, {maxN * 2 * I});
-    b.dact = scratch_arena_.tensor(act, {maxN * I});
+  set(Buf::Ids, "token ids", false, i32, maxN, 1);
+  set(Buf::Targets, "targets", false, i32, maxN, 1);
+  set(Buf::Xs, "residual stream", true, act, maxN * C, L + 1);
+  set(Buf::Ln1, "input_layernorm out", true, act, maxN * C, all);
+  set(Buf::Rstd1, "input_layernorm rstd", true, f32, maxN, all);
+  set(Buf::Qkv, "q/k/v", true, act, maxN * Q, matmul);
+  set(Buf::Att, "attention out", true, act, maxN * HqD, matmul);
+  set(Buf::Lse, "attention logsumexp", true, f32, opts.max_batch * cfg.num_attention_heads * opts.max_seq, matmul);
+  set(Buf::H2, "residual after attention", true, act, maxN * C, matmul);
+  set(Buf::Ln2, "post_attention_layernorm out", true, act, maxN * C, all);
+  set(Buf::Rstd2, "post_attention_layernorm rstd", true, f32, maxN, all);
+  set(Buf::GateUp, "gate/up", true, act, maxN * 2 * I, matmul);
+  set(Buf::Act, "swiglu out", true, act, maxN * I, all);
+  set(Buf::Proj, "projection out", false, act, maxN * C, 1);
+  set(Buf::XScratch, "recomputed layer out", false, act, maxN * C, train && opts.recompute == Recompute::Full ? 1 : 0);
+  set(Buf::Hf, "final norm out", true, act, maxN * C, 1);
+  set(Buf::RstdF, "final norm rstd", true, f32, maxN, 1);
+  set(Buf::Losses, "per-token loss", false, f32, maxN, 1);
+  set(Buf::Dhf, "d final norm out", false, act, maxN * C, bwd);
+  set(Buf::Dres, "d residual", false, act, maxN * C, bwd);
+  set(Buf::Dln, "d norm out", false, act, maxN * C, bwd);
+  set(Buf::Datt, "d attention out", false, act, maxN * HqD, bwd);
+  set(Buf::Dqkv, "d q/k/v", false, act, maxN * Q, bwd);
+  set(Buf::DgateUp, "d gate/up", false, act, maxN * 2 * I, bwd);
+  set(Buf::Dact, "d swiglu out", false, act, maxN * I, bwd);
+  set(Buf::RopeCos, "rotary cos", false, f32, opts.max_seq * (D / 2), 1);
+  set(Buf::RopeSin, "rotary sin", false, f32, opts.max_seq * (D / 2), 1);
+  return p;
+}
+
+Qwen2Model::Buffers Qwen2Model::plan_buffers() {
+  Buffers b;
+  const auto plan = buffer_plan(cfg_, opts_);
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const BufSpec& s = plan[i];
+    ActSlot& slot = b.slots[i];
+    slot.per_copy = s.per_copy;
+    slot.per_layer = s.copies > 1;
+    if (s.copies > 0) slot.storage = (s.activation ? act_arena_ : scratch_arena_).tensor(s.dtype, {s.per_copy * s.copies});
   }
-  const int64_t half = D / 2, P = opts_.max_seq;
+  const int64_t half = cfg_.head_dim() / 2, P = opts_.max_seq;
   std::vector<float> cs, sn;
   build_rope_tables(cfg_, P, cs, sn);
-  b.rope_cos = scratch_arena_.tensor(DType::F32, {P, half});
-  b.rope_sin = scratch_arena_.tensor(DType::F32, {P, half});
-  backend_->upload(b.rope_cos.t(), cs.data());
-  backend_->upload(b.rope_sin.t(), sn.data());
+  backend_->upload(b.t(Buf::RopeCos), cs.data());
+  backend_->upload(b.t(Buf::RopeSin), sn.data());
+  rope_cos_ = b.t(Buf::RopeCos).view({P, half});
+  rope_sin_ = b.t(Buf::RopeSin).view({P, half});
   return b;
 }
 
 Tensor Qwen2Model::residual(int l, int64_t N) const {
   const int64_t C = cfg_.hidden_size, maxN = opts_.max_batch * opts_.max_seq;
-  return buf_->xs->range(int64_t(l) * maxN * C, N * C).view({N, C});
+  return buf_->t(Buf::Xs).range(int64_t(l) * maxN * C, N * C).view({N, C});
 }
 
 Qwen2Model::LayerActs Qwen2Model::acts_for(int l, int64_t N, int64_t B, int64_t T) const {
@@ -103,16 +112,16 @@ Qwen2Model::LayerActs Qwen2Model::acts_for(int l, int64_t N, int64_t B, int64_t 
   const int64_t HqD = cfg_.num_attention_heads * cfg_.head_dim(), Hq = cfg_.num_attention_heads;
   const Buffers& b = *buf_;
   LayerActs a;
-  a.ln1 = b.ln1.at(l, N * C).view({N, C});
-  a.rstd1 = b.rstd1.at(l, N);
-  a.qkv = b.qkv.at(l, N * Q).view({N, Q});
-  a.att = b.att.at(l, N * HqD).view({N, HqD});
-  a.lse = b.lse.at(l, B * Hq * T).view({B, Hq, T});
-  a.h2 = b.h2.at(l, N * C).view({N, C});
-  a.ln2 = b.ln2.at(l, N * C).view({N, C});
-  a.rstd2 = b.rstd2.at(l, N);
-  a.gate_up = b.gate_up.at(l, N * 2 * I).view({N, 2 * I});
-  a.act = b.act.at(l, N * I).view({N, I});
+  a.ln1 = b[Buf::Ln1].at(l, N * C).view({N, C});
+  a.rstd1 = b[Buf::Rstd1].at(l, N);
+  a.qkv = b[Buf::Qkv].at(l, N * Q).view({N, Q});
+  a.att = b[Buf::Att].at(l, N * HqD).view({N, HqD});
+  a.lse = b[Buf::Lse].at(l, B * Hq * T).view({B, Hq, T});
+  a.h2 = b[Buf::H2].at(l, N * C).view({N, C});
+  a.ln2 = b[Buf::Ln2].at(l, N * C).view({N, C});
+  a.rstd2 = b[Buf::Rstd2].at(l, N);
+  a.gate_up = b[Buf::GateUp].at(l, N * 2 * I).view({N, 2 * I});
+  a.act = b[Buf::Act].at(l, N * I).view({N, I});
   return a;
 }
 
@@ -135,12 +144,12 @@ void Qwen2Model::layer_forward(int l, const Tensor& x_in, const Tensor& x_out, c
   const int64_t N = B * T, C = cfg_.hidden_size, D = cfg_.head_dim();
   const int64_t Hq = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads;
   const auto eps = static_cast<float>(cfg_.rms_norm_eps);
-  const Tensor proj = buf_->proj->range(0, N * C).view({N, C});  // [N, C]
+  const Tensor proj = buf_->t(Buf::Proj).range(0, N * C).view({N, C});  // [N, C]
 
   be.rmsnorm_forward(x_in, w.ln1_w, eps, a.ln1, a.rstd1);                 // ln1 [N, C]
   be.matmul(a.ln1, false, w.qkv_w, true, a.qkv, 1.0f, 0.0f, &w.qkv_b);    // qkv [N, Q]
   const HeadViews hv = split_heads(a.qkv, B, T, Hq, Hkv, D);
-  be.rope(hv.qk, buf_->rope_cos, buf_->rope_sin, 0, false);              // q, k [B, T, H, D] rotated
+  be.rope(hv.qk, rope_cos_, rope_sin_, 0, false);              // q, k [B, T, H, D] rotated
   const Tensor att4 = a.att.view({B, T, Hq, D});
   be.attention_forward(hv.q, hv.k, hv.v, att4, a.lse);                    // att [B, T, Hq, D]
   be.matmul(a.att, false, w.o_w, true, proj, 1.0f, 0.0f, nullptr);       // proj [N, C]
@@ -165,7 +174,7 @@ void Qwen2Model::recompute_layer(int l, const LayerActs& a, int64_t B, int64_t T
       backend_->swiglu_forward(a.gate_up, a.act);
       return;
     case Recompute::Full:
-      layer_forward(l, residual(l, N), buf_->x_scratch->range(0, N * C).view({N, C}), a, B, T);
+      layer_forward(l, residual(l, N), buf_->t(Buf::XScratch).range(0, N * C).view({N, C}), a, B, T);
       return;
   }
 }
@@ -177,12 +186,12 @@ void Qwen2Model::layer_backward(int l, const LayerActs& a, int64_t B, int64_t T)
   const int64_t N = B * T, C = cfg_.hidden_size, I = cfg_.intermediate_size, D = cfg_.head_dim();
   const int64_t Hq = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads, Q = cfg_.qkv_dim(), HqD = Hq * D;
   const Buffers& b = *buf_;
-  const Tensor dres = b.dres->range(0, N * C).view({N, C});             // [N, C]
-  const Tensor dln = b.dln->range(0, N * C).view({N, C});               // [N, C]
-  const Tensor dact = b.dact->range(0, N * I).view({N, I});             // [N, I]
-  const Tensor dgate_up = b.dgate_up->range(0, N * 2 * I).view({N, 2 * I});
-  const Tensor datt = b.datt->range(0, N * HqD).view({N, HqD});         // [N, Hq D]
-  const Tensor dqkv = b.dqkv->range(0, N * Q).view({N, Q});             // [N, Q]
+  const Tensor dres = b.t(Buf::Dres).range(0, N * C).view({N, C});             // [N, C]
+  const Tensor dln = b.t(Buf::Dln).range(0, N * C).view({N, C});               // [N, C]
+  const Tensor dact = b.t(Buf::Dact).range(0, N * I).view({N, I});             // [N, I]
+  const Tensor dgate_up = b.t(Buf::DgateUp).range(0, N * 2 * I).view({N, 2 * I});
+  const Tensor datt = b.t(Buf::Datt).range(0, N * HqD).view({N, HqD});         // [N, Hq D]
+  const Tensor dqkv = b.t(Buf::Dqkv).range(0, N * Q).view({N, Q});             // [N, Q]
 
   // MLP: x_out = h2 + act @ down^T
   be.matmul(dres, false, w.down_w, false, dact, 1.0f, 0.0f, nullptr);          // dact [N, I]
@@ -199,7 +208,7 @@ void Qwen2Model::layer_backward(int l, const LayerActs& a, int64_t B, int64_t T)
   const HeadViews dv = split_heads(dqkv, B, T, Hq, Hkv, D);
   be.attention_backward(datt.view({B, T, Hq, D}), hv.q, hv.k, hv.v, a.att.view({B, T, Hq, D}), a.lse, dv.q, dv.k,
                         dv.v);                                                 // dqkv [B, T, Hq+2Hkv, D]
-  be.rope(dv.qk, buf_->rope_cos, buf_->rope_sin, 0, true);                    // undo the rotation
+  be.rope(dv.qk, rope_cos_, rope_sin_, 0, true);                    // undo the rotation
   be.bias_backward(dqkv, w.d_qkv_b);                                           // d_qkv_b [Q]
   be.matmul(dqkv, false, w.qkv_w, false, dln, 1.0f, 0.0f, nullptr);            // dln1 [N, C]
   be.matmul(dqkv, true, a.ln1, false, w.d_qkv_w, 1.0f, 1.0f, nullptr);         // d_qkv [Q, C]

@@ -105,7 +105,7 @@ void Qwen2Model::check_batch(const TokenBatch& batch, bool need_targets) const {
 void Qwen2Model::embed_and_layers(const TokenBatch& batch, int64_t B, int64_t T) {
   Backend& be = *backend_;
   const int64_t N = B * T, C = cfg_.hidden_size;
-  const Tensor ids = buf_->ids->range(0, N);
+  const Tensor ids = buf_->t(Buf::Ids).range(0, N);
   be.upload(ids, batch.ids.data());
   const Tensor embed = param_view(weights_.t(), table_.params()[0]);
   be.embedding_forward(ids, embed, residual(0, N));
@@ -113,8 +113,8 @@ void Qwen2Model::embed_and_layers(const TokenBatch& batch, int64_t B, int64_t T)
     layer_forward(l, residual(l, N), residual(l + 1, N), acts_for(l, N, B, T), B, T);
   }
   const Tensor xL = residual(static_cast<int>(cfg_.num_hidden_layers), N);
-  be.rmsnorm_forward(xL, weight("model.norm.weight"), float(cfg_.rms_norm_eps), buf_->hf->range(0, N * C).view({N, C}),
-                     buf_->rstd_f->range(0, N));
+  be.rmsnorm_forward(xL, weight("model.norm.weight"), float(cfg_.rms_norm_eps), buf_->t(Buf::Hf).range(0, N * C).view({N, C}),
+                     buf_->t(Buf::RstdF).range(0, N));
 }
 
 LossSum Qwen2Model::forward(const TokenBatch& batch, bool grad, float grad_scale) {
@@ -124,12 +124,12 @@ LossSum Qwen2Model::forward(const TokenBatch& batch, bool grad, float grad_scale
   const int64_t B = batch.B, T = batch.T, N = B * T, C = cfg_.hidden_size;
   embed_and_layers(batch, B, T);
 
-  const Tensor targets = buf_->targets->range(0, N);
+  const Tensor targets = buf_->t(Buf::Targets).range(0, N);
   be.upload(targets, batch.targets.data());
-  const Tensor losses = buf_->losses->range(0, N);
+  const Tensor losses = buf_->t(Buf::Losses).range(0, N);
   const ParamInfo& head = cfg_.tie_word_embeddings ? table_.params()[0] : table_.at("lm_head.weight");
-  const Tensor hf = buf_->hf->range(0, N * C).view({N, C});
-  const Tensor dhf = grad ? buf_->dhf->range(0, N * C).view({N, C}) : Tensor();
+  const Tensor hf = buf_->t(Buf::Hf).range(0, N * C).view({N, C});
+  const Tensor dhf = grad ? buf_->t(Buf::Dhf).range(0, N * C).view({N, C}) : Tensor();
   const Tensor dhead = grad ? param_view(grads_.t(), head).view({cfg_.vocab_size, C}) : Tensor();
   be.cross_entropy(hf, param_view(weights_.t(), head), targets, losses, dhf, dhead, grad_scale);
 
@@ -148,15 +148,15 @@ void Qwen2Model::backward() {
   Backend& be = *backend_;
   const int64_t B = last_B_, T = last_T_, N = B * T, C = cfg_.hidden_size;
   const int L = static_cast<int>(cfg_.num_hidden_layers);
-  const Tensor dres = buf_->dres->range(0, N * C).view({N, C});
-  be.rmsnorm_backward(buf_->dhf->range(0, N * C).view({N, C}), residual(L, N), weight("model.norm.weight"),
-                      buf_->rstd_f->range(0, N), dres, grad("model.norm.weight"), false);
+  const Tensor dres = buf_->t(Buf::Dres).range(0, N * C).view({N, C});
+  be.rmsnorm_backward(buf_->t(Buf::Dhf).range(0, N * C).view({N, C}), residual(L, N), weight("model.norm.weight"),
+                      buf_->t(Buf::RstdF).range(0, N), dres, grad("model.norm.weight"), false);
   for (int l = L - 1; l >= 0; --l) {
     const LayerActs a = acts_for(l, N, B, T);
     recompute_layer(l, a, B, T);
     layer_backward(l, a, B, T);
   }
-  be.embedding_backward(buf_->ids->range(0, N), dres,
+  be.embedding_backward(buf_->t(Buf::Ids).range(0, N), dres,
                         param_view(grads_.t(), table_.params()[0]).view({cfg_.vocab_size, C}));
 }
 
@@ -167,7 +167,7 @@ std::vector<float> Qwen2Model::logits(const TokenBatch& batch) {
   embed_and_layers(batch, B, T);
   const ParamInfo& head = cfg_.tie_word_embeddings ? table_.params()[0] : table_.at("lm_head.weight");
   OwnedTensor out = scratch_arena_.tensor(DType::F32, {N, V});
-  be.matmul(buf_->hf->range(0, N * C).view({N, C}), false, param_view(weights_.t(), head), true, out.t(), 1.0f, 0.0f,
+  be.matmul(buf_->t(Buf::Hf).range(0, N * C).view({N, C}), false, param_view(weights_.t(), head), true, out.t(), 1.0f, 0.0f,
             nullptr);
   std::vector<float> host(static_cast<size_t>(N * V));
   be.download(out.t(), host.data());

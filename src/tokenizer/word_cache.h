@@ -1,11 +1,16 @@
 // A bounded, thread-safe cache of BPE results per pre-tokenized word. Text repeats its words, so
-// most lookups hit and skip the merge loop. Sharded by hash so that encode_batch's threads rarely
-// wait on each other. Each shard is an open-addressing table whose keys and ids live in two
-// arenas (no allocation per entry); a full shard is simply cleared, which keeps memory bounded.
+// most lookups hit and skip the merge loop.
+//
+// Each thread works on its own part (chosen by hashing the thread id into kParts), so the hot
+// words that every thread looks up ("the", " of") do not make the threads fight over one lock or
+// cache line; two threads that land on the same part share it correctly under its mutex. A part
+// keeps two generations of an open-addressing table whose keys and ids live in arenas (no
+// allocation per entry): when the current one is full it becomes the previous one and a fresh one
+// starts; a hit in the previous generation is copied forward. So hot words survive, memory stays
+// bounded, and no per-entry bookkeeping is needed.
 #pragma once
 
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -17,14 +22,17 @@ namespace llm::tok {
 
 class WordCache {
  public:
-  static constexpr size_t kShards = 64;
+  static constexpr size_t kParts = 64;
   // Words longer than this are not cached (the JavaScript reference uses the same bound, 256).
   static constexpr size_t kMaxWordBytes = 255;
 
-  // Up to max_entries_per_shard words per shard (the table has twice as many slots).
-  explicit WordCache(size_t max_entries_per_shard = 4096);
+  // Up to entries_per_generation words per generation of each part.
+  explicit WordCache(size_t entries_per_generation = 16384);
+  ~WordCache();
+  WordCache(const WordCache&) = delete;
+  WordCache& operator=(const WordCache&) = delete;
 
-  // FNV-1a 64: short words are the common case, where it beats a general-purpose hash.
+  // FNV-1a 64 with a final mix: short words are the common case.
   static uint64_t hash(std::string_view word) {
     uint64_t h = 0xcbf29ce484222325ull;
     for (const char c : word) h = (h ^ static_cast<uint8_t>(c)) * 0x100000001b3ull;
@@ -36,23 +44,12 @@ class WordCache {
   void put(std::string_view word, uint64_t h, std::span<const int32_t> ids) const;
 
  private:
-  struct Slot {
-    uint64_t hash;
-    uint32_t key_off, ids_off;
-    uint16_t key_len, ids_len;  // ids_len 0 marks an empty slot (a word has at least one id)
-  };
-  struct Shard {
-    std::mutex mu;
-    std::vector<Slot> slots;
-    std::string keys;
-    std::vector<int32_t> ids;
-    size_t used = 0;
-  };
-  static size_t shard_of(uint64_t h) { return static_cast<size_t>(h >> 58) % kShards; }
+  struct Table;
+  struct Part;
+  Part& my_part() const;
 
-  std::unique_ptr<Shard[]> shards_;  // mutable state behind const methods: a cache
-  size_t max_per_shard_;
-  size_t mask_;
+  std::unique_ptr<Part[]> parts_;  // mutable state behind const methods: a cache
+  size_t capacity_;
 };
 
 }  // namespace llm::tok

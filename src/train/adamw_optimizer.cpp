@@ -1,4 +1,5 @@
 // AdamW: master weights, moments, weight-decay segments.
+#include <algorithm>
 #include <vector>
 
 #include "llm/error.h"
@@ -21,6 +22,15 @@ std::vector<AdamWSegment> adamw_segments(const ParamTable& table, const OptimSec
     }
   }
   return out;
+}
+
+std::vector<int64_t> zero_partition(int64_t n, int world, int64_t align) {
+  LLM_CHECK(n >= 0 && world >= 1 && align >= 1, "zero_partition: n ", n, ", world ", world, ", align ", align);
+  const int64_t per = (n + world - 1) / world;
+  const int64_t len = (per + align - 1) / align * align;
+  std::vector<int64_t> o(static_cast<size_t>(world) + 1);
+  for (int r = 0; r <= world; ++r) o[static_cast<size_t>(r)] = std::min(int64_t(r) * len, n);
+  return o;
 }
 
 AdamW::AdamW(Qwen2Model& model, const OptimSection& opt, int64_t begin, int64_t count)
@@ -67,6 +77,12 @@ void AdamW::sync_compute() {
 }
 
 void AdamW::step(float lr, int64_t step, float grad_scale) {
+  this->step(lr, step, grad_scale, model_.grads().range(begin_, count_));
+}
+
+void AdamW::step(float lr, int64_t step, float grad_scale, const Tensor& grad) {
+  LLM_CHECK(grad.dtype() == DType::F32 && grad.numel() == count_, "optimizer: gradients ", grad.shape_str(),
+            " for a range of ", count_, " f32");
   AdamWHyper h;
   h.lr = lr;
   h.beta1 = static_cast<float>(opt_.beta1);
@@ -76,7 +92,7 @@ void AdamW::step(float lr, int64_t step, float grad_scale) {
   h.grad_scale = grad_scale;
   const Tensor compute =
       model_.weights().dtype() == DType::F32 ? Tensor() : model_.weights().range(begin_, count_);
-  model_.backend().adamw(master_, model_.grads().range(begin_, count_), m_.t(), v_.t(), compute, segments_, h);
+  model_.backend().adamw(master_, grad, m_.t(), v_.t(), compute, segments_, h);
 }
 
 }  // namespace llm

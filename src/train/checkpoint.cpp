@@ -86,19 +86,25 @@ fs::path save_checkpoint(const fs::path& run_dir, int64_t step, const Qwen2Model
   }
   comm.barrier();
 
-  // Every rank: its optimizer range.
+  // Every rank: its part of the ZeRO partition, so the shards never overlap (without ZeRO every
+  // rank holds all of the state and writes only its part of it).
   {
+    const std::vector<int64_t> part = zero_partition(model.params().flat_size(), comm.world());
+    const int64_t b = part[static_cast<size_t>(comm.rank())], c = part[static_cast<size_t>(comm.rank()) + 1] - b;
+    LLM_CHECK(opt.begin() <= b && b + c <= opt.begin() + opt.count(), "checkpoint: rank ", comm.rank(),
+              "'s optimizer range [", opt.begin(), ", ", opt.begin() + opt.count(), ") lacks its part [", b, ", ",
+              b + c, ")");
     Backend& be = model.backend();
-    std::vector<float> master(static_cast<size_t>(opt.count())), m(master.size()), v(master.size());
-    be.download(opt.master(), master.data());
-    be.download(opt.m(), m.data());
-    be.download(opt.v(), v.data());
+    std::vector<float> master(static_cast<size_t>(c)), m(master.size()), v(master.size());
+    be.download(opt.master().range(b - opt.begin(), c), master.data());
+    be.download(opt.m().range(b - opt.begin(), c), m.data());
+    be.download(opt.v().range(b - opt.begin(), c), v.data());
     SafetensorsWriter w;
-    w.add("master", DType::F32, {opt.count()}, master.data());
-    w.add("m", DType::F32, {opt.count()}, m.data());
-    w.add("v", DType::F32, {opt.count()}, v.data());
-    w.add_metadata("begin", std::to_string(opt.begin()));
-    w.add_metadata("count", std::to_string(opt.count()));
+    w.add("master", DType::F32, {c}, master.data());
+    w.add("m", DType::F32, {c}, m.data());
+    w.add("v", DType::F32, {c}, v.data());
+    w.add_metadata("begin", std::to_string(b));
+    w.add_metadata("count", std::to_string(c));
     w.add_metadata("flat_size", std::to_string(model.params().flat_size()));
     w.add_metadata("rank", std::to_string(comm.rank()));
     w.add_metadata("world", std::to_string(comm.world()));

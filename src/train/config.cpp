@@ -211,6 +211,23 @@ Config load_config(const std::filesystem::path& file, const std::vector<std::str
   return parse_config(ss.str(), file.string(), std::filesystem::current_path(), overrides);
 }
 
+ModelConfig load_model_section(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  LLM_CHECK(in.good(), file.string(), ": cannot open the config file");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    fail(file.string(), ": not valid JSON at byte ", e.byte, ": ", e.what());
+  }
+  LLM_CHECK(j.is_object() && j.contains("model"), file.string(), ": no \"model\" section");
+  try {
+    return parse_model_section(ConfigReader(j["model"], "model"), std::filesystem::current_path()).arch;
+  } catch (const Error& e) {
+    fail(file.string(), ": ", e.what());
+  }
+}
+
 Config default_config(const std::vector<std::string>& overrides) {
   return parse_config(std::string(embedded_tiny_config()), "<embedded configs/tiny.json>",
                       std::filesystem::current_path(), overrides);

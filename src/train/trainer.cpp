@@ -1,6 +1,8 @@
 // train(): the loop. Micro-batches are accumulated into fp32 gradients normalised by the target
 // tokens of the whole step (all micro-batches, all ranks); the step is then clipped, checked for
 // overflow (loss scaling), applied by AdamW, logged, evaluated and checkpointed.
+// Data parallel: every rank reads its slice of each step, DataParallel exchanges the gradients
+// (plain, ZeRO-1 or ZeRO-2), and only rank 0 prints and writes shared files.
 #include "llm/trainer.h"
 
 #include <unistd.h>
@@ -11,6 +13,8 @@
 #include <iostream>
 #include <sstream>
 
+#include "dist/data_parallel.h"
+#include "dist/test_hooks.h"
 #include "llm/checkpoint.h"
 #include "llm/error.h"
 #include "llm/hf_weights.h"
@@ -61,8 +65,10 @@ double evaluate(Qwen2Model& model, const EvalLoader& val, Communicator& comm) {
     sum += l.sum;
     count += double(l.count);
   }
-  sum = comm.all_reduce_sum(sum);
-  count = comm.all_reduce_sum(count);
+  double both[2] = {sum, count};
+  comm.all_reduce_sum(both);
+  sum = both[0];
+  count = both[1];
   return count > 0 ? sum / count : NAN;
 }
 
@@ -84,16 +90,22 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   };
   const TrainSection& tc = cfg.train;
   const fs::path run_dir = cfg.io.run_dir;
+  const DistTestHooks hooks = DistTestHooks::from_env();
 
   // ---- data: prepare once (rank 0), then every rank opens its slice --------------------------------
   PrepareOptions popt = lead ? PrepareOptions::to_stderr() : PrepareOptions{};
   if (lead && opt.log) popt.log = opt.log, popt.tty = false;
   std::unique_ptr<Tokenizer> tokenizer;
+  // The others wait for rank 0's preparation without a deadline: it can take hours.
+  comm->set_timeout(0);
+  comm->set_phase("data preparation (rank 0)");
   if (lead) {
     tokenizer = load_or_train_tokenizer(cfg.tokenizer, cfg.data, popt);
     if (!corpus_up_to_date(cfg.data, *tokenizer)) prepare_corpus(cfg.data, *tokenizer, popt);
   }
   comm->barrier();
+  comm->set_timeout(cfg.dist.timeout_s);
+  comm->set_phase("setup");
   if (!lead) tokenizer = load_tokenizer(cfg.tokenizer.path);
   LLM_CHECK(tokenizer->vocab_size() <= cfg.model.arch.vocab_size, "tokenizer: ", cfg.tokenizer.path.string(), " has ",
             tokenizer->vocab_size(), " ids but model.vocab_size is ", cfg.model.arch.vocab_size);
@@ -122,7 +134,8 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   mo.max_batch = tc.micro_batch;
   mo.max_seq = tc.seq_len;
   Qwen2Model model(cfg.model.arch, *backend, mo);
-  AdamW adamw(model, cfg.optim);
+  DataParallel dp(model, cfg.optim, cfg.dist, *comm);
+  AdamW& adamw = dp.optimizer();
   LossScaler scaler(mo.compute_dtype == DType::F16, tc.loss_scale_init, tc.loss_scale_growth_interval,
                     tc.loss_scale_backoff, tc.max_skipped_steps);
 
@@ -144,12 +157,19 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
       LLM_CHECK(st.at("compute_dtype").get<std::string>() == dtype_name(mo.compute_dtype), where,
                 ": the checkpoint was trained in ", st.at("compute_dtype").get<std::string>(), ", this run uses ",
                 dtype_name(mo.compute_dtype));
+      // The cursor is a global sample position: re-split over this run's ranks as it stands.
       loader.restore(DataCursor::from_json(st.at("data_cursor"), where + ": data_cursor"));
       scaler.from_json(st.at("loss_scaler"), where);
+      const int saved_world = st.value("world_size", 1);
+      if (saved_world != comm->world()) {
+        say(cat("resume: the checkpoint was written by ", saved_world, saved_world == 1 ? " rank" : " ranks",
+                ", continuing with ", comm->world(), ": optimizer state and data re-split"));
+      }
     } catch (const nlohmann::json::exception& e) {
       fail(where, ": ", e.what());
     }
-    load_optimizer_state(*ckpt, adamw);
+    load_optimizer_state(*ckpt, adamw);  // this rank's range, from whichever shards hold it
+    dp.sync_weights();
     say(cat("resume: ", ckpt->string(), " (step ", step, ")"));
   } else {
     std::vector<float> flat;
@@ -162,10 +182,33 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
       init_parameter_values(cfg.model.arch, model.params(), tc.seed, 0, model.params().flat_size(), flat.data());
     }
     adamw.init(flat);
+    dp.sync_weights();
   }
   const int64_t last_step = opt.stop_at >= 0 ? std::min(opt.stop_at, tc.steps) : tc.steps;
-  MetricsLog metrics(run_dir, ckpt ? step : -1);
-  if (lead) metrics.write({{"event", "start"}, {"step", step}, {"config", cfg.effective}});
+  // Rank 0 alone owns metrics.jsonl (opening it may rewrite it).
+  std::optional<MetricsLog> metrics;
+  if (lead) metrics.emplace(run_dir, ckpt ? step : -1);
+  // Per-rank memory of the optimizer state (ZeRO shrinks it to 1/world), gathered for the log.
+  std::vector<double> mem_slots(2 * size_t(comm->world()), 0.0);
+  mem_slots[2 * size_t(comm->rank())] = double(dp.optimizer_bytes());
+  mem_slots[2 * size_t(comm->rank()) + 1] = double(dp.gradient_shard_bytes());
+  comm->all_reduce_sum(mem_slots);
+  nlohmann::json opt_bytes = nlohmann::json::array(), shard_bytes = nlohmann::json::array();
+  for (int r = 0; r < comm->world(); ++r) {
+    opt_bytes.push_back(int64_t(mem_slots[2 * size_t(r)]));
+    shard_bytes.push_back(int64_t(mem_slots[2 * size_t(r) + 1]));
+  }
+  if (lead) {
+    metrics->write({{"event", "start"},
+                    {"step", step},
+                    {"dist",
+                     {{"world", comm->world()},
+                      {"zero", dp.zero()},
+                      {"communicator", comm->name()},
+                      {"optimizer_bytes", opt_bytes},
+                      {"grad_shard_bytes", shard_bytes}}},
+                    {"config", cfg.effective}});
+  }
 
   const double flops_tok = train_flops_per_token(cfg.model.arch, tc.seq_len);
   const double peak = backend->peak_flops(mo.compute_dtype) * comm->world();
@@ -174,14 +217,19 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
           dtype_name(mo.compute_dtype), ", recompute ", recompute_name(mo.recompute), ", ", comm->world(),
           comm->world() == 1 ? " rank" : " ranks", ", ", tokens_per_step, " tokens/step, steps ", step, " -> ",
           last_step, " of ", tc.steps));
+  if (comm->world() > 1) {
+    say(cat("dist: ", comm->name(), ", ZeRO-", dp.zero(), ", optimizer state ", format_bytes(mem_slots[0]),
+            " per rank, timeout ", cfg.dist.timeout_s, " s"));
+  }
 
   std::optional<double> last_val;
   auto run_eval = [&](int64_t at_step) {
+    comm->set_phase(cat("evaluation after step ", at_step));
     const double v = evaluate(model, val, *comm);
     last_val = v;
     if (!first_val) first_val = v;
     if (lead) {
-      metrics.write({{"step", at_step}, {"val_loss", v}, {"val_ppl", std::exp(v)}});
+      metrics->write({{"step", at_step}, {"val_loss", v}, {"val_ppl", std::exp(v)}});
       log << (tty ? "\r\033[K" : "") << "eval: step " << at_step << "  val_loss " << std::fixed << std::setprecision(4)
           << v << "  ppl " << std::setprecision(2) << std::exp(v) << std::defaultfloat << "\n"
           << std::flush;
@@ -199,6 +247,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
                             {"elapsed_s", elapsed_before + std::chrono::duration<double>(Clock::now() - t_start).count()},
                             {"config", cfg.effective}};
     if (first_val) state["first_val_loss"] = *first_val;
+    comm->set_phase(cat("checkpoint of step ", at_step));
     const fs::path dir =
         save_checkpoint(run_dir, at_step, model, adamw, tokenizer.get(), state, cfg.io.keep_last, *comm);
     say(cat((tty ? "\r\033[K" : ""), "checkpoint: ", dir.string()));
@@ -215,29 +264,33 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
 
   for (; step < last_step; ++step) {
     const auto t0 = Clock::now();
+    hooks.before_step(step + 1, comm->rank());
+    comm->set_phase(cat("step ", step + 1));
     const float lr = static_cast<float>(learning_rate(cfg.optim, step, tc.steps));
     int64_t local_targets = 0;
     for (auto& b : micro) {
       b = loader.next();
       for (int32_t t : b.targets) local_targets += t >= 0;
+      hooks.log_samples(step + 1, comm->rank(), b);
     }
     const double targets = comm->all_reduce_sum(double(local_targets));
     const double scale = scaler.scale();
-    model.zero_grads();
+    dp.begin_step();
     double loss_sum = 0;
     for (const auto& b : micro) {
       loss_sum += model.forward(TokenBatch{b.B, b.T, b.ids, b.targets}, true, float(scale / targets)).sum;
       model.backward();
+      dp.after_backward();
     }
-    comm->all_reduce_sum(model.grads());
+    // The global norm (all ranges, all ranks): every rank clips and skips alike.
+    const double grad_norm = std::sqrt(dp.reduce_gradients()) / scale;
     loss = comm->all_reduce_sum(loss_sum) / targets;
-    const double grad_norm = std::sqrt(backend->sum_squares(model.grads())) / scale;
     const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
     const bool apply = scaler.update(finite);
     if (apply) {
       const double clip = cfg.optim.grad_clip > 0 && grad_norm > cfg.optim.grad_clip ? cfg.optim.grad_clip / (grad_norm + 1e-6)
                                                                                       : 1.0;
-      adamw.step(lr, ++adam_steps, float(clip / scale));
+      dp.apply(lr, ++adam_steps, float(clip / scale));
     } else if (scaler.gave_up()) {
       const auto good = latest_checkpoint(run_dir);
       fail("training stopped: the loss or the gradients were not finite for ", scaler.consecutive_skipped(),
@@ -248,6 +301,8 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     tokens_seen += uint64_t(targets);
     backend->synchronize();
     const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::vector<std::string> hashes;
+    if (hooks.param_hash()) hashes = DistTestHooks::param_hashes(model, *comm);
     ema_step_s = step == first_step ? dt : 0.9 * ema_step_s + 0.1 * dt;
 
     if (lead) {
@@ -256,13 +311,14 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
                             {"grad_norm", grad_norm}, {"tokens", tokens_seen}, {"tokens_per_s", tps},
                             {"step_s", dt},        {"applied", apply}};
       if (mo.compute_dtype == DType::F16) rec["loss_scale"] = scale;
-      metrics.write(rec);
+      if (!hashes.empty()) rec["param_hash"] = hashes;
+      metrics->write(rec);
       const bool last = step + 1 == last_step;
       const double since = std::chrono::duration<double>(Clock::now() - last_print).count();
       if (tty || last || (step + 1) % tc.log_every == 0 || since > 30) {
         size_t mem = 0;
         for (const Arena* a : model.arenas()) mem += a->peak_bytes();
-        mem += adamw.arena().peak_bytes();
+        mem += dp.optimizer_bytes() + dp.gradient_shard_bytes();
         std::ostringstream line;
         line << "step " << step + 1 << "/" << tc.steps << "  loss " << std::fixed << std::setprecision(4) << loss
              << "  lr " << std::scientific << std::setprecision(2) << lr << std::defaultfloat << "  "
@@ -295,7 +351,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   result.tokens_per_s = loop_s > 0 ? double(tokens_per_step) * double(step - first_step) / loop_s : 0;
   result.skipped_steps = scaler.skipped_total();
   if (lead) {
-    metrics.write({{"event", "end"}, {"step", step}, {"seconds", result.seconds}});
+    metrics->write({{"event", "end"}, {"step", step}, {"seconds", result.seconds}});
     write_loss_plot(run_dir);
   }
   return result;

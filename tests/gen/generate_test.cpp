@@ -167,6 +167,12 @@ TEST_F(GenerateTest, AFullContextStopsCleanly) {
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()), "prompt: 23 tokens do not fit the context of 16 tokens (--ctx)");
   }
+  try {
+    s.generate(std::vector<int32_t>{}, smp, o, {});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "prompt: no tokens");
+  }
 }
 
 TEST_F(GenerateTest, InterruptionStopsBetweenTokens) {

@@ -96,21 +96,25 @@ TEST(Repl, SetsAndValidatesParameters) {
   EXPECT_EQ(o.system, "Be brief.");
 }
 
-// Lines from a list; an empty optional stands for readline giving up on Ctrl-C.
+// Lines from a list; an empty optional stands for readline giving up on Ctrl-C (which sets
+// *ctrl_c, as the signal handler would).
 class ScriptedLines final : public LineSource {
  public:
-  explicit ScriptedLines(std::deque<std::optional<std::string>> lines) : lines_(std::move(lines)) {}
+  explicit ScriptedLines(std::deque<std::optional<std::string>> lines, bool* ctrl_c = nullptr)
+      : lines_(std::move(lines)), ctrl_c_(ctrl_c) {}
   std::optional<std::string> read_line(const std::string& prompt) override {
     prompts_ += prompt;
     if (lines_.empty()) return std::nullopt;
     auto l = lines_.front();
     lines_.pop_front();
+    if (!l && ctrl_c_) *ctrl_c_ = true;
     return l;
   }
   std::string prompts_;
 
  private:
   std::deque<std::optional<std::string>> lines_;
+  bool* ctrl_c_;
 };
 
 class ReplLoop : public ::testing::Test {
@@ -167,26 +171,22 @@ TEST_F(ReplLoop, CtrlCAtThePromptCancelsTheLineAndInterruptsAnswers) {
   fo.sampling.temperature = 0;
   fo.gen.max_tokens = 10;
   Frontend fe(*m, tok_, fo);
-  bool flag = true;  // Ctrl-C pressed while the prompt was shown
-  int cleared = 0;
-  ScriptedLines in({std::nullopt, "abc"});
+  bool flag = false;
+  ScriptedLines in({std::nullopt, "abc"}, &flag);  // Ctrl-C at the first prompt
   std::ostringstream out, err;
-  const ReplIo io{out, err, true, [&] { return flag; }, [&] {
-                    flag = false;
-                    ++cleared;
-                  }};
+  const ReplIo io{out, err, true, [&] { return flag; }, [&] { flag = false; }};
   EXPECT_EQ(run_repl(fe, in, io), 0);
-  EXPECT_EQ(cleared, 2);  // the cancelled line, then before the answer
-  EXPECT_EQ(in.prompts_, "> > > ");
+  EXPECT_EQ(in.prompts_, "> > > ");  // the cancelled line, "abc", then the end
   EXPECT_EQ(fe.last_stats()->generated, 10);
 
-  // An interrupt during the answer stops it and the loop goes on.
+  // Ctrl-C during the answer stops it, and the end of input after it still ends the loop.
   int calls = 0;
-  bool stop = false;
   ScriptedLines in2({"abc", "/stats"});
-  const ReplIo io2{out, err, true, [&] { return stop = stop || ++calls == 3; }, [&] { stop = false; }};
+  const ReplIo io2{out, err, true, [&] { return flag = flag || ++calls == 3; }, [&] { flag = false; }};
   EXPECT_EQ(run_repl(fe, in2, io2), 0);
   EXPECT_EQ(fe.last_stats()->reason, StopReason::Interrupted);
+  EXPECT_EQ(fe.last_stats()->generated, 2);
+  EXPECT_EQ(in2.prompts_, "> > > ");
   EXPECT_NE(err.str().find("[interrupted]"), std::string::npos);
 }
 

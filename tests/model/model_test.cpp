@@ -5,6 +5,8 @@
 #include <fstream>
 
 #include "backend/cpu/cpu_backend.h"
+#include "llm/memory_plan.h"
+#include <map>
 #include "model/model_test_util.h"
 #include "test_util.h"
 
@@ -190,6 +192,51 @@ TEST(Model, RejectsTokenOutsideVocabulary) {
               std::string::npos)
         << e.what();
   }
+}
+
+}  // namespace
+}  // namespace llm::test
+
+namespace llm::test {
+namespace {
+
+TEST(MemoryPlan, AgreesWithTheModelsArenas) {
+  for (Recompute rc : {Recompute::None, Recompute::Selective, Recompute::Full}) {
+    for (DType dt : {DType::F32, DType::BF16}) {
+      const ModelConfig c = gqa7_config();
+      CpuBackend cpu(1);
+      ModelOptions o;
+      o.compute_dtype = dt;
+      o.recompute = rc;
+      o.max_batch = 3;
+      o.max_seq = 40;
+      const MemoryPlan plan = plan_training_memory(c, o, PlanOptions{});
+      Qwen2Model m(c, cpu, o);
+      std::map<std::string, size_t> arena;
+      for (const Arena* a : m.arenas()) arena[a->name()] = a->live_bytes();
+      std::map<std::string, size_t> line;
+      for (const auto& l : plan.lines) line[l.what] = l.bytes;
+      EXPECT_EQ(line["parameters"], arena["weights"]);
+      EXPECT_EQ(line["gradients"], arena["grads"]);
+      EXPECT_EQ(line["activations"], arena["activations"]) << recompute_name(rc);
+      EXPECT_EQ(line["backward and scratch buffers"], arena["scratch"]) << recompute_name(rc);
+    }
+  }
+  // Full recompute keeps far less than none once there are enough layers.
+  ModelConfig deep = gqa7_config();
+  deep.num_hidden_layers = 12;
+  ModelOptions o;
+  o.max_batch = 2;
+  o.max_seq = 64;
+  auto acts = [&](Recompute rc) {
+    o.recompute = rc;
+    for (const auto& l : plan_training_memory(deep, o, PlanOptions{}).lines) {
+      if (l.what == "activations") return l.bytes;
+    }
+    return size_t(0);
+  };
+  EXPECT_LT(acts(Recompute::Full) * 3, acts(Recompute::None));
+  EXPECT_LT(acts(Recompute::Selective), acts(Recompute::None));
 }
 
 }  // namespace

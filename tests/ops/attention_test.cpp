@@ -75,9 +75,11 @@ TEST_F(OpTest, AttentionBackwardMatchesFiniteDifferences) {
     auto f = [&](const ref::Vec& a, const ref::Vec& b, const ref::Vec& c) {
       return ref::dot(rd, ref::attention(a, b, c, B, T, T, Hq, Hkv, D));
     };
-    expect_close(got.dq, ref::finite_diff([&](const ref::Vec& x) { return f(x, kd, vd); }, qd), 1e-4, "dq");
-    expect_close(got.dk, ref::finite_diff([&](const ref::Vec& x) { return f(qd, x, vd); }, kd), 1e-4, "dk");
-    expect_close(got.dv, ref::finite_diff([&](const ref::Vec& x) { return f(qd, kd, x); }, vd), 1e-4, "dv");
+    // With one key, dq and dk are exactly zero and fp32 rounding leaves ~1e-8: judge every entry
+    // against the O(1) scale of unit-normal inputs (floor 1e-3) rather than its own size.
+    expect_close(got.dq, ref::finite_diff([&](const ref::Vec& x) { return f(x, kd, vd); }, qd), 1e-4, "dq", 1e-3);
+    expect_close(got.dk, ref::finite_diff([&](const ref::Vec& x) { return f(qd, x, vd); }, kd), 1e-4, "dk", 1e-3);
+    expect_close(got.dv, ref::finite_diff([&](const ref::Vec& x) { return f(qd, kd, x); }, vd), 1e-4, "dv", 1e-3);
   }
 }
 

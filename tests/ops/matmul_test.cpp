@@ -33,6 +33,8 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, MatmulTest,
     ::testing::Values(MatmulCase{1, 1, 1, false, true, DType::F32, DType::F32, false, 0.0f},
                       MatmulCase{31, 33, 17, false, true, DType::F32, DType::F32, true, 0.0f},
+                      MatmulCase{1, 33, 17, false, false, DType::F32, DType::F32, true, 1.0f},   // decode rows
+                      MatmulCase{1, 4099, 65, false, true, DType::F32, DType::F32, false, 0.0f},
                       MatmulCase{33, 31, 65, true, false, DType::F32, DType::F32, false, 1.0f},
                       MatmulCase{7, 129, 33, true, true, DType::F32, DType::F32, true, 1.0f},
                       MatmulCase{17, 9, 4099, false, false, DType::F32, DType::F32, false, 0.0f},

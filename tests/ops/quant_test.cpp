@@ -342,6 +342,9 @@ TEST_F(OpTest, QuantOpsRejectBadInput) {
     HostTensor Bad(DType::F32, {4, 64}, randn(g, 256));
     Bad.t().ptr<float>()[2 * 64 + 7] = INFINITY;
     expect_error([&] { cpu.quantize(Bad, Q.m); }, "quantize: row 2 of w holds a non-finite value (inf or nan)");
+    Bad.t().ptr<float>()[2 * 64 + 7] = 0.0f;
+    Bad.t().ptr<float>()[3 * 64 + 1] = NAN;
+    expect_error([&] { cpu.quantize(Bad, Q.m); }, "quantize: row 3 of w holds a non-finite value (inf or nan)");
     cpu.quantize(W, Q.m);
     HostTensor X2(DType::F32, {2, 63});
     expect_error([&] { cpu.quant_matmul(X2, Q.m, Y, nullptr); },

@@ -100,7 +100,7 @@ void CpuBackend::attention_forward(const Tensor& q, const Tensor& k, const Tenso
   const int64_t blocks = (d.Tq + kQueryBlock - 1) / kQueryBlock;
   const int64_t offset = d.Tk - d.Tq;  // query t is at absolute position offset + t
   const int64_t tasks = d.B * d.Hq * blocks;
-#pragma omp parallel
+#pragma omp parallel if (tasks * (d.Tk + 1) * d.D > cpu::kParallelMinWork)
   {
     std::vector<float> qb, kb, vb, s, ob;
 #pragma omp for schedule(dynamic, 1)
@@ -153,7 +153,7 @@ void CpuBackend::attention_backward(const Tensor& dout, const Tensor& q, const T
   // result does not depend on which thread ran which head.
   std::vector<float> dk_heads(static_cast<size_t>(d.B * d.Hq * T * D));
   std::vector<float> dv_heads(static_cast<size_t>(d.B * d.Hq * T * D));
-#pragma omp parallel
+#pragma omp parallel if (d.B * d.Hq * T * T * D > cpu::kParallelMinWork)
   {
     std::vector<float> qb, dob, ob, kb, vb, s, dp, dqb, di;
 #pragma omp for schedule(dynamic, 1)

@@ -46,6 +46,15 @@ void* CpuBackend::raw_alloc(size_t bytes) {
   return std::aligned_alloc(kAlign, rounded);
 }
 
+float* CpuBackend::workspace(size_t floats) {
+  if (floats > workspace_floats_) {
+    workspace_.reset();  // release before allocating the larger one
+    workspace_.reset(new float[floats]);
+    workspace_floats_ = floats;
+  }
+  return workspace_.get();
+}
+
 void CpuBackend::raw_free(void* ptr, size_t /*bytes*/) noexcept { std::free(ptr); }
 
 void CpuBackend::upload(const Tensor& dst, const void* host_src) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "llm/backend.h"
@@ -21,6 +22,8 @@ class CpuBackend final : public Backend {
   int threads() const { return threads_; }
   // Tokens per chunk of the fused output layer + loss (0: sized from the vocabulary).
   void set_ce_chunk_tokens(int64_t n) override { ce_chunk_tokens_ = n; }
+  // A grow-only fp32 scratch buffer shared by the ops (uninitialised; one op uses it at a time).
+  float* workspace(size_t floats);
 
   void* raw_alloc(size_t bytes) override;
   void raw_free(void* ptr, size_t bytes) noexcept override;
@@ -72,6 +75,8 @@ class CpuBackend final : public Backend {
  private:
   int threads_;
   int64_t ce_chunk_tokens_ = 0;
+  std::unique_ptr<float[]> workspace_;
+  size_t workspace_floats_ = 0;
 };
 
 }  // namespace llm

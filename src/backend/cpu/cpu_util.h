@@ -17,6 +17,10 @@
 
 namespace llm::cpu {
 
+// Below this many elements of work an op runs on the calling thread: waking the OpenMP team costs
+// more than it saves (decode steps are made of such ops).
+constexpr int64_t kParallelMinWork = int64_t(1) << 15;
+
 // dst[i] = float(src[i]) for a buffer of dtype t (f32, f16 or bf16).
 void to_f32(const void* src, DType t, float* dst, int64_t n);
 // dst[i] = round_to_t(src[i]).

@@ -7,14 +7,11 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_util.h"
+#include "llm/memory_plan.h"
 
 namespace llm {
 
 namespace {
-
-// Logits scratch per chunk, in floats (256 MiB): large chunks keep the dW product efficient
-// (its inner dimension is the chunk's token count) while [N, V] never exists at once.
-constexpr int64_t kScratchFloats = int64_t(1) << 26;
 
 struct RowMax {
   float max;
@@ -48,6 +45,8 @@ LLM_CPU_CLONES void scale_row(float* l, float s, int64_t V) {
 
 }  // namespace
 
+// Chunks of default_ce_chunk_tokens (256 MiB of logits): large chunks keep the dW product
+// efficient (its inner dimension is the chunk's token count) while [N, V] never exists at once.
 void CpuBackend::cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
                                const Tensor& dh, const Tensor& dw, float grad_scale) {
   const char* op = "cross_entropy";
@@ -77,23 +76,24 @@ void CpuBackend::cross_entropy(const Tensor& h, const Tensor& w, const Tensor& t
   if (N == 0) return;
 
   const cpu::F32Matrix W = cpu::f32_matrix(w, op, "w");
-  const int64_t chunk =
-      std::clamp<int64_t>(ce_chunk_tokens_ > 0 ? ce_chunk_tokens_ : kScratchFloats / std::max<int64_t>(V, 1), 1, N);
-  std::vector<float> logits(static_cast<size_t>(chunk * V));
-  std::vector<float> hc(static_cast<size_t>(chunk * C)), dhc(want_dh ? static_cast<size_t>(chunk * C) : 0);
+  const int64_t chunk = default_ce_chunk_tokens(V, N, ce_chunk_tokens_);
+  // One workspace: logits [chunk, V], then the chunk's h and dh [chunk, C].
+  float* const logits = workspace(static_cast<size_t>(chunk * (V + 2 * C)));
+  float* const hc = logits + chunk * V;
+  float* const dhc = hc + chunk * C;
   float* loss = losses.ptr<float>();
 
   for (int64_t n0 = 0; n0 < N; n0 += chunk) {
     const int64_t n = std::min(chunk, N - n0);
     const Tensor hrows = h.slice(0, n0, n0 + n);
-    for (int64_t r = 0; r < n; ++r) cpu::to_f32(cpu::at(hrows, r), h.dtype(), hc.data() + r * C, C);
+    for (int64_t r = 0; r < n; ++r) cpu::to_f32(cpu::at(hrows, r), h.dtype(), hc + r * C, C);
     // logits [n, V] = h [n, C] @ w^T [C, V]
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(n), static_cast<blasint>(V),
-                static_cast<blasint>(C), 1.0f, hc.data(), static_cast<blasint>(C), W.data, static_cast<blasint>(W.ld),
-                0.0f, logits.data(), static_cast<blasint>(V));
+                static_cast<blasint>(C), 1.0f, hc, static_cast<blasint>(C), W.data, static_cast<blasint>(W.ld),
+                0.0f, logits, static_cast<blasint>(V));
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; ++r) {
-      float* l = logits.data() + r * V;
+      float* l = logits + r * V;
       const int32_t t = tg[n0 + r];
       const float target_logit = t >= 0 ? l[t] : 0.0f;
       const RowMax m = exp_row(l, V);
@@ -108,15 +108,15 @@ void CpuBackend::cross_entropy(const Tensor& h, const Tensor& w, const Tensor& t
     if (want_dh) {
       // dh [n, C] = dlogits [n, V] @ w [V, C]
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(n), static_cast<blasint>(C),
-                  static_cast<blasint>(V), 1.0f, logits.data(), static_cast<blasint>(V), W.data,
-                  static_cast<blasint>(W.ld), 0.0f, dhc.data(), static_cast<blasint>(C));
+                  static_cast<blasint>(V), 1.0f, logits, static_cast<blasint>(V), W.data,
+                  static_cast<blasint>(W.ld), 0.0f, dhc, static_cast<blasint>(C));
       const Tensor drows = dh.slice(0, n0, n0 + n);
-      for (int64_t r = 0; r < n; ++r) cpu::from_f32(dhc.data() + r * C, cpu::at(drows, r), dh.dtype(), C);
+      for (int64_t r = 0; r < n; ++r) cpu::from_f32(dhc + r * C, cpu::at(drows, r), dh.dtype(), C);
     }
     if (want_dw) {
       // dw [V, C] += dlogits^T [V, n] @ h [n, C]
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(V), static_cast<blasint>(C),
-                  static_cast<blasint>(n), 1.0f, logits.data(), static_cast<blasint>(V), hc.data(),
+                  static_cast<blasint>(n), 1.0f, logits, static_cast<blasint>(V), hc,
                   static_cast<blasint>(C), 1.0f, dw.ptr<float>(), static_cast<blasint>(C));
     }
   }

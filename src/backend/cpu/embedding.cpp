@@ -26,7 +26,7 @@ void CpuBackend::embedding_forward(const Tensor& ids, const Tensor& table, const
   check_shape(out, {N, C}, op, "out");
   check_ids(ids, table.size(0), op);
   const int32_t* id = ids.ptr<int32_t>();
-#pragma omp parallel
+#pragma omp parallel if (N * C > cpu::kParallelMinWork)
   {
     std::vector<float> row(static_cast<size_t>(C));
 #pragma omp for schedule(static)
@@ -52,7 +52,7 @@ void CpuBackend::embedding_backward(const Tensor& ids, const Tensor& dout, const
   // tokens' gradients in the same order whatever the thread count.
   constexpr int64_t kBlock = 64;
   const int64_t blocks = (C + kBlock - 1) / kBlock;
-#pragma omp parallel
+#pragma omp parallel if (N * C > cpu::kParallelMinWork)
   {
     std::vector<float> row(static_cast<size_t>(C));
 #pragma omp for schedule(static)

@@ -60,6 +60,11 @@ void CpuBackend::matmul(const Tensor& a, bool trans_a, const Tensor& b, bool tra
       for (int64_t r = 0; r < M; ++r)
         for (int64_t j = 0; j < N; ++j) C[r * ldc + j] = beta == 0.0f ? 0.0f : beta * C[r * ldc + j];
     }
+  } else if (M == 1 && !trans_a) {
+    // One row (decode): a matrix-vector product. sgemm's packing would read the matrix twice.
+    // c[1, N] = a[1, K] @ op(b): op(b) = b^T [K, N] is b [N, K] times a; else b [K, N] transposed.
+    cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, static_cast<blasint>(trans_b ? N : K),
+                static_cast<blasint>(trans_b ? K : N), alpha, B.data, static_cast<blasint>(B.ld), A.data, 1, beta, C, 1);
   } else {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                 static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A.data,
@@ -82,7 +87,7 @@ void CpuBackend::bias_backward(const Tensor& dy, const Tensor& db) {
   constexpr int64_t kBlock = 64;
   const int64_t blocks = (C + kBlock - 1) / kBlock;
   // Column blocks per thread, rows in order: the same sums whatever the thread count.
-#pragma omp parallel
+#pragma omp parallel if (N * C > cpu::kParallelMinWork)
   {
     std::vector<float> row(kBlock), acc(kBlock);
 #pragma omp for schedule(static)

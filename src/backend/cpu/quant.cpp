@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <memory>
 #include <string_view>
 
 #include "backend/cpu/cpu_backend.h"
@@ -70,10 +72,16 @@ LLM_CPU_CLONES void quantize_group_i4(const float* w, int64_t n, float scale, ui
   }
 }
 
+// max |w| over a group, or nan when the group holds an inf or a nan (std::max would skip a nan).
 float group_amax(const float* w, int64_t n) {
   float m = 0.0f;
-  for (int64_t c = 0; c < n; ++c) m = std::max(m, std::fabs(w[c]));
-  return m;
+  bool finite = true;
+  for (int64_t c = 0; c < n; ++c) {
+    const float a = std::fabs(w[c]);
+    finite = finite && a <= std::numeric_limits<float>::max();
+    m = std::max(m, a);
+  }
+  return finite ? m : std::numeric_limits<float>::quiet_NaN();
 }
 
 }  // namespace
@@ -224,6 +232,7 @@ QuantTilePlan quant_tile_plan(const QuantArgs& a) {
 }
 
 int64_t quant_scratch_floats(const QuantArgs& a) {
+  if (a.n < kQuantTileMinTokens) return a.cols;  // the portable kernel's row; decode needs no tile
   const QuantTilePlan p = quant_tile_plan(a);
   return p.tile_rows * a.cols + p.tile_rows * p.tokens * kQuantChunk + a.cols;
 }
@@ -299,9 +308,10 @@ void quant_matmul_isa(const Tensor& x, const QuantizedMatrix& w, const Tensor& y
   const int64_t blocks = (rows + block - 1) / block;
 #pragma omp parallel if (rows * cols * N > 65536)
   {
-    std::vector<float> scratch(static_cast<size_t>(quant_scratch_floats(a)));
+    // Uninitialised: every kernel writes its scratch before reading it.
+    const std::unique_ptr<float[]> scratch(new float[static_cast<size_t>(quant_scratch_floats(a))]);
 #pragma omp for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) kernel(a, b * block, std::min(rows, (b + 1) * block), scratch.data());
+    for (int64_t b = 0; b < blocks; ++b) kernel(a, b * block, std::min(rows, (b + 1) * block), scratch.get());
   }
 
   if (bias == nullptr && direct) return;

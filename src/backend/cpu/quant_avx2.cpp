@@ -10,6 +10,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdint>
 
 #include "backend/cpu/quant_kernels.h"
 
@@ -66,14 +67,20 @@ LLM_AVX2 void gemv(const QuantArgs& a, int64_t r, int64_t t) {
   // (see quant_avx512.cpp for why); at least one line per chunk.
   constexpr int64_t row_bytes = K == QuantKind::Int8 ? kQuantChunk : kQuantChunk / 2;
   constexpr int64_t lines = std::max<int64_t>(1, R * row_bytes / 64);
-  const char* pf = reinterpret_cast<const char*>(q[0]) + kQuantPrefetchBytes;
+  // At least one block ahead, so that long rows are covered from their start too. Addresses as
+  // integers: they run past the matrix at its end, where prefetch is harmless.
+  uintptr_t pf = reinterpret_cast<uintptr_t>(q[0]) + uintptr_t(std::max<int64_t>(kQuantPrefetchBytes, R * a.data_ld));
+  // The next block's scales, one line per group: their rows are read interleaved too.
+  const uintptr_t ps = reinterpret_cast<uintptr_t>(a.scales) + uintptr_t((r + R) * a.scales_ld * 4);
+  const int64_t ps_bytes = R * a.scales_ld * 4;
   for (int64_t g0 = 0, gi = 0; g0 < cols; g0 += group, ++gi) {
+    if (gi * 64 < ps_bytes) _mm_prefetch(reinterpret_cast<const char*>(ps + uintptr_t(gi * 64)), _MM_HINT_T0);
     __m256 sv[R];
 #pragma GCC unroll 2
     for (int i = 0; i < R; ++i) sv[i] = _mm256_set1_ps(s[i][gi]);
     for (int64_t c = g0; c < g0 + group; c += kQuantChunk) {
 #pragma GCC unroll 2
-      for (int64_t j = 0; j < lines; ++j) _mm_prefetch(pf + 64 * j, _MM_HINT_T0);
+      for (int64_t j = 0; j < lines; ++j) _mm_prefetch(reinterpret_cast<const char*>(pf + 64 * j), _MM_HINT_T0);
       pf += R * row_bytes;
 #pragma GCC unroll 2
       for (int i = 0; i < R; ++i) {

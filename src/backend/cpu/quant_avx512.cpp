@@ -18,6 +18,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdint>
 
 #include "backend/cpu/quant_kernels.h"
 
@@ -73,15 +74,21 @@ LLM_AVX512 void gemv(const QuantArgs& a, int64_t r, int64_t t) {
   // the latter per chunk, so it sweeps the next blocks at the pace this one is consumed.
   constexpr int64_t row_bytes = K == QuantKind::Int8 ? kQuantChunk : kQuantChunk / 2;
   constexpr int64_t lines = R * row_bytes / 64;
-  const char* pf = reinterpret_cast<const char*>(q[0]) + kQuantPrefetchBytes;
+  // At least one block ahead, so that long rows are covered from their start too. Addresses as
+  // integers: they run past the matrix at its end, where prefetch is harmless.
+  uintptr_t pf = reinterpret_cast<uintptr_t>(q[0]) + uintptr_t(std::max<int64_t>(kQuantPrefetchBytes, R * a.data_ld));
+  // The next block's scales, one line per group: their rows are read interleaved too.
+  const uintptr_t ps = reinterpret_cast<uintptr_t>(a.scales) + uintptr_t((r + R) * a.scales_ld * 4);
+  const int64_t ps_bytes = R * a.scales_ld * 4;
   for (int64_t g0 = 0, gi = 0; g0 < cols; g0 += group, ++gi) {
+    if (gi * 64 < ps_bytes) _mm_prefetch(reinterpret_cast<const char*>(ps + uintptr_t(gi * 64)), _MM_HINT_T0);
     __m512 sv[R];
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) sv[i] = K == QuantKind::Int8 ? _mm512_set1_ps(s[i][gi]) : int4_table(s[i][gi]);
     for (int64_t c = g0; c < g0 + group; c += kQuantChunk) {
       const __m512 x0 = _mm512_loadu_ps(x + c), x1 = _mm512_loadu_ps(x + c + 16);
 #pragma GCC unroll 8
-      for (int64_t j = 0; j < lines; ++j) _mm_prefetch(pf + 64 * j, _MM_HINT_T0);
+      for (int64_t j = 0; j < lines; ++j) _mm_prefetch(reinterpret_cast<const char*>(pf + 64 * j), _MM_HINT_T0);
       pf += R * row_bytes;
 #pragma GCC unroll 8
       for (int i = 0; i < R; ++i) {

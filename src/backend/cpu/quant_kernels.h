@@ -61,7 +61,8 @@ struct QuantArgs {
 constexpr int64_t kQuantChunk = 32;     // columns per chunk
 constexpr int64_t kQuantTokenPad = 6;   // x rows are padded to a multiple of this for the tile kernels
 constexpr int64_t kQuantTileRows = 4;   // rows of a dequantized tile are padded to a multiple of this
-// How far ahead of the rows being read the decode kernels prefetch (bytes).
+// How far ahead of the rows being read the decode kernels prefetch (bytes; at least one block
+// of rows).
 constexpr int64_t kQuantPrefetchBytes = 16384;
 // Tokens from which the kernels dequantize a block of rows to fp32 once and reuse it for every
 // token (below, they stream the quantized bytes once per token).

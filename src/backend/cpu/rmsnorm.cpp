@@ -51,7 +51,7 @@ void CpuBackend::rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, co
   std::vector<float> wf(static_cast<size_t>(C));
   cpu::to_f32(w.data(), w.dtype(), wf.data(), C);
   float* r = rstd.ptr<float>();
-#pragma omp parallel
+#pragma omp parallel if (N * C > cpu::kParallelMinWork)
   {
     std::vector<float> xr(static_cast<size_t>(C)), yr(static_cast<size_t>(C));
 #pragma omp for schedule(static)
@@ -77,7 +77,7 @@ void CpuBackend::add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Ten
   std::vector<float> wf(static_cast<size_t>(C));
   cpu::to_f32(w.data(), w.dtype(), wf.data(), C);
   float* r = rstd.ptr<float>();
-#pragma omp parallel
+#pragma omp parallel if (N * C > cpu::kParallelMinWork)
   {
     std::vector<float> ar(static_cast<size_t>(C)), br(static_cast<size_t>(C)), yr(static_cast<size_t>(C));
 #pragma omp for schedule(static)
@@ -108,7 +108,7 @@ void CpuBackend::rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tenso
   std::vector<float> wf(static_cast<size_t>(C));
   cpu::to_f32(w.data(), w.dtype(), wf.data(), C);
   const float* r = rstd.ptr<float>();
-#pragma omp parallel
+#pragma omp parallel if (N * C > cpu::kParallelMinWork)
   {
     std::vector<float> dyr(static_cast<size_t>(C)), xr(static_cast<size_t>(C)), dxr(static_cast<size_t>(C));
 #pragma omp for schedule(static)
@@ -124,7 +124,7 @@ void CpuBackend::rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tenso
   float* dwp = dw.ptr<float>();
   constexpr int64_t kBlock = 64;
   const int64_t blocks = (C + kBlock - 1) / kBlock;
-#pragma omp parallel
+#pragma omp parallel if (N * C > cpu::kParallelMinWork)
   {
     std::vector<float> dyr(kBlock), xr(kBlock), acc(kBlock);
 #pragma omp for schedule(static)

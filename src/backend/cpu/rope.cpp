@@ -18,7 +18,7 @@ void CpuBackend::rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int
   LLM_CHECK(pos0 >= 0 && pos0 + T <= cos.size(0), op, ": positions [", pos0, ", ", pos0 + T,
             ") exceed the rotary table of ", cos.size(0), " positions");
   const float sign = inverse ? -1.0f : 1.0f;
-#pragma omp parallel
+#pragma omp parallel if (B * T * H * D > cpu::kParallelMinWork)
   {
     std::vector<float> row(static_cast<size_t>(D));
 #pragma omp for collapse(2) schedule(static)

@@ -36,7 +36,7 @@ int64_t check_swiglu(const Tensor& gate_up, const Tensor& out, const char* op, c
 void CpuBackend::swiglu_forward(const Tensor& gate_up, const Tensor& out) {
   const char* op = "swiglu_forward";
   const int64_t I = check_swiglu(gate_up, out, op, "out"), N = gate_up.size(0);
-#pragma omp parallel
+#pragma omp parallel if (N * I > cpu::kParallelMinWork)
   {
     std::vector<float> gu(static_cast<size_t>(2 * I)), o(static_cast<size_t>(I));
 #pragma omp for schedule(static)
@@ -53,7 +53,7 @@ void CpuBackend::swiglu_backward(const Tensor& dout, const Tensor& gate_up, cons
   const int64_t I = check_swiglu(gate_up, dout, op, "dout"), N = gate_up.size(0);
   cpu::check_rows(dgate_up, op, "dgate_up");
   cpu::check_same_shape(gate_up, dgate_up, op, "gate_up", "dgate_up");
-#pragma omp parallel
+#pragma omp parallel if (N * I > cpu::kParallelMinWork)
   {
     std::vector<float> gu(static_cast<size_t>(2 * I)), d(static_cast<size_t>(I)), dgu(static_cast<size_t>(2 * I));
 #pragma omp for schedule(static)

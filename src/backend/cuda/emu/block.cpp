@@ -360,6 +360,10 @@ bool BlockRunner::try_complete(unsigned w, unsigned mask, const EmuThread* trigg
         const unsigned l = static_cast<unsigned>(std::countr_zero(g));
         const WarpArrival& a = lane_thread[l]->arrival;
         const unsigned j = shuffle_source(a.op, l, a.param, a.width);
+        if (j != l && !(group >> j & 1u) && !launch_->strict_shuffles) {
+          results[l] = ~uint64_t{0};  // undefined on a GPU: make any use of it visible
+          continue;
+        }
         if (j != l && !(group >> j & 1u)) {
           const char* why = !(ws.exists >> j & 1u) ? "does not exist (the block is smaller)"
                             : (ws.exited >> j & 1u) ? "has already returned from the kernel"

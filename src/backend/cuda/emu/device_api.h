@@ -76,7 +76,8 @@ inline uint64_t vote(WarpOp op, unsigned mask, uint64_t value, const std::source
 }
 }  // namespace detail
 
-inline int warp_size() { return 32; }  // not constexpr: warpSize is no constant expression in CUDA
+// A constant here; in CUDA it is a built-in variable, so nvcc (in CI) rejects it in constant expressions.
+inline constexpr int warpSize = 32;
 
 template <class T>
 inline T* dynamic_shared() {

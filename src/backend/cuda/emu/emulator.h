@@ -39,11 +39,12 @@
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
 
-// Built-in variables: the running fiber's coordinates (read-only, as in CUDA).
+// Built-in variables: the running fiber's coordinates (read-only, as in CUDA). They are macros,
+// so emulated sources cannot use these four names for anything else. warpSize is a constant
+// (in device_api.h), so cudaDeviceProp::warpSize keeps working.
 #define threadIdx (static_cast<const ::llm::emu::uint3&>(::llm::emu::detail::thread().idx))
 #define blockIdx (static_cast<const ::llm::emu::uint3&>(::llm::emu::detail::block().block_idx))
 #define blockDim (static_cast<const ::llm::emu::dim3&>(::llm::emu::detail::block().block_dim))
 #define gridDim (static_cast<const ::llm::emu::dim3&>(::llm::emu::detail::block().grid_dim))
-#define warpSize (::llm::emu::warp_size())
 
 using namespace ::llm::emu;  // NOLINT: the CUDA API is global in CUDA too

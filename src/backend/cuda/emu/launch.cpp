@@ -28,6 +28,7 @@ EmuSettings settings_from_env() {
   if (const char* v = std::getenv("LLM_EMU_THREADS")) s.worker_threads = static_cast<unsigned>(std::atoi(v));
   if (const char* v = std::getenv("LLM_EMU_STACK_KB")) s.stack_bytes = static_cast<size_t>(std::atol(v)) * 1024;
   if (const char* v = std::getenv("LLM_EMU_TIMEOUT_S")) s.watchdog_seconds = std::atof(v);
+  if (const char* v = std::getenv("LLM_EMU_STRICT")) s.strict_shuffles = std::atoi(v) != 0;
   return s;
 }
 
@@ -250,20 +251,22 @@ cudaError_t set_max_dynamic_smem(void (*kernel_id)(), int bytes) {
   return cudaSuccess;
 }
 
-void launch_erased(const KernelLaunch& l, cudaStream_t stream) {
+void launch_erased(const KernelLaunch& launch, cudaStream_t stream) {
   if (t_block) {
-    throw KernelError(cat("cuda emulator: kernel ", l.kernel_name, " launched from device code at ",
-                          short_path(l.file), ":", l.line, ": dynamic parallelism is not emulated"));
+    throw KernelError(cat("cuda emulator: kernel ", launch.kernel_name, " launched from device code at ",
+                          short_path(launch.file), ":", launch.line, ": dynamic parallelism is not emulated"));
   }
   if (!stream_is_valid(stream)) {
     set_last_error(cudaErrorInvalidResourceHandle);
     return;
   }
-  if (const cudaError_t e = validate(l); e != cudaSuccess) {
+  if (const cudaError_t e = validate(launch); e != cudaSuccess) {
     set_last_error(e);
     return;
   }
   const EmuSettings s = emu_settings();
+  KernelLaunch l = launch;
+  l.strict_shuffles = s.strict_shuffles;
   Device& d = device();
   std::lock_guard<std::mutex> lock(d.launch_mutex);
   if (!d.pool || d.pool->size() != s.worker_threads) {

@@ -19,6 +19,7 @@ struct KernelLaunch {
   void (*invoke)(const void* args) = nullptr;
   const void* args = nullptr;
   void (*kernel_id)() = nullptr;  // the kernel's address, for cudaFuncSetAttribute limits
+  bool strict_shuffles = true;     // from EmuSettings, filled in by the launch
 };
 
 // A kernel misbehaved under emulation (barrier divergence, deadlock, a bad shuffle, an
@@ -34,6 +35,10 @@ struct EmuSettings {
   unsigned worker_threads = 0;  // LLM_EMU_THREADS: OS threads running blocks (0: all cores)
   size_t stack_bytes = 0;       // LLM_EMU_STACK_KB: per fiber (default 64 KiB, 256 KiB under ASan)
   double watchdog_seconds = 0;  // LLM_EMU_TIMEOUT_S: a launch running longer stops the process
+  // LLM_EMU_STRICT (default 1): a shuffle reading a lane outside its mask, or one that exited, is
+  // an error. With 0 it yields all-one bits (NaN as a float) instead, for code that reads such
+  // lanes and provably discards the value.
+  bool strict_shuffles = true;
 };
 EmuSettings emu_settings();
 // Changes take effect at the next launch. Not while a launch is running.

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Training throughput (forward + backward tokens/s) of this engine against the PyTorch 1.13
+# reference model, same config, same threads, same batch, measured in this run.
+#   bash bench/train_throughput.sh [THREADS]        (run from the repository root after building)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads=${1:-2}
+bin=${LLM_BUILD:-build}
+[[ -x $bin/llmbench ]] || { echo "build first: cmake --build $bin --target llmbench" >&2; exit 1; }
+printf "%-12s %6s %5s %12s %12s %8s %10s %10s\n" config batch seq "ours tok/s" "torch tok/s" ratio "ours GF/s" "torch GF/s"
+run() {  # config batch seq steps
+  local ours torch
+  ours=$(OMP_NUM_THREADS=$threads "$bin/llmbench" train --config "$1" --batch "$2" --seq "$3" --steps "$4" --warmup 1 --threads "$threads")
+  torch=$(OMP_NUM_THREADS=$threads /usr/bin/python3 bench/torch_train_throughput.py --config "$1" --batch "$2" --seq "$3" \
+          --steps "$4" --warmup 1 --threads "$threads")
+  /usr/bin/python3 - "$1" "$2" "$3" "$ours" "$torch" <<'PY'
+import json, sys
+name, b, t, ours, torch = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), json.loads(sys.argv[5])
+flops_per_tok = ours["gflops"] / ours["tokens_per_s"]
+print("%-12s %6s %5s %12.0f %12.0f %7.2fx %10.1f %10.1f" % (name.split("/")[-1].replace(".json", ""), b, t,
+      ours["tokens_per_s"], torch["tokens_per_s"], ours["tokens_per_s"] / torch["tokens_per_s"],
+      ours["gflops"], flops_per_tok * torch["tokens_per_s"]))
+PY
+}
+run configs/tiny.json 8 128 5
+run configs/bench50m.json 4 256 3

@@ -1,0 +1,85 @@
+// plan_training_memory: parameters, gradients, optimizer state, activations under the recompute
+// policy, the logits chunk and op workspaces, for CPU and CUDA alike.
+#include "llm/memory_plan.h"
+
+#include <algorithm>
+
+#include "model/qwen2_internal.h"
+
+namespace llm {
+
+size_t MemoryPlan::total() const {
+  size_t t = 0;
+  for (const auto& l : lines) t += l.bytes;
+  return t;
+}
+
+int64_t default_ce_chunk_tokens(int64_t vocab, int64_t tokens, int64_t configured) {
+  constexpr int64_t kLogitFloats = int64_t(1) << 26;  // 256 MiB of fp32 logits
+  const int64_t chunk = configured > 0 ? configured : kLogitFloats / std::max<int64_t>(vocab, 1);
+  return std::clamp<int64_t>(chunk, 1, std::max<int64_t>(tokens, 1));
+}
+
+size_t ce_workspace_bytes(DeviceKind device, const ModelConfig& cfg, const ModelOptions& opts, int64_t chunk) {
+  const auto V = static_cast<size_t>(cfg.vocab_size), C = static_cast<size_t>(cfg.hidden_size);
+  const auto n = static_cast<size_t>(chunk);
+  size_t bytes = n * V * 4;  // fp32 logits, turned into dlogits in place
+  if (device == DeviceKind::CPU) {
+    bytes += 2 * n * C * 4;                                      // the chunk's h and dh in fp32
+    if (opts.compute_dtype != DType::F32) bytes += V * C * 4;    // the output layer converted for sgemm
+  } else {
+    bytes += n * V * dtype_size(opts.compute_dtype);             // dlogits in the compute dtype for the GEMMs
+  }
+  return bytes;
+}
+
+size_t op_workspace_bytes(DeviceKind device, const ModelConfig& cfg, const ModelOptions& opts) {
+  const auto B = static_cast<size_t>(opts.max_batch), T = static_cast<size_t>(opts.max_seq);
+  const auto Hq = static_cast<size_t>(cfg.num_attention_heads), D = static_cast<size_t>(cfg.head_dim());
+  if (device == DeviceKind::CPU) {
+    // attention backward: dK and dV of every query head in fp32 before the GQA group sum
+    size_t bytes = opts.training ? 2 * B * Hq * T * D * 4 : 0;
+    if (opts.compute_dtype != DType::F32) {
+      // GEMM operands converted to fp32: the largest weight and activation pair
+      const auto C = static_cast<size_t>(cfg.hidden_size), I = static_cast<size_t>(cfg.intermediate_size);
+      bytes += (2 * I * C + B * T * (2 * I + C)) * 4;
+    }
+    return bytes;
+  }
+  // CUDA: one cuBLASLt workspace; attention keeps only per-row statistics (flash-style).
+  return size_t(32) << 20;
+}
+
+MemoryPlan plan_training_memory(const ModelConfig& cfg, const ModelOptions& opts, const PlanOptions& plan) {
+  const ParamTable table(cfg);
+  const auto P = static_cast<size_t>(table.flat_size());
+  const bool sharded = plan.zero > 0 && plan.world > 1;
+  const size_t shard = plan.zero > 0 ? (P + static_cast<size_t>(plan.world) - 1) / static_cast<size_t>(plan.world) : P;
+  MemoryPlan m;
+  m.lines.push_back({"parameters", P * dtype_size(opts.compute_dtype),
+                     cat(table.count(), " in ", dtype_name(opts.compute_dtype))});
+  if (opts.training) {
+    m.lines.push_back({"gradients", P * 4, "fp32"});
+    if (opts.compute_dtype != DType::F32) {
+      m.lines.push_back({"optimizer master weights", shard * 4, plan.zero > 0 ? cat("fp32, 1/", plan.world, " (ZeRO)") : "fp32"});
+    }
+    m.lines.push_back({"optimizer moments m, v", 2 * shard * 4,
+                       sharded ? cat("fp32, 1/", plan.world, " (ZeRO-", plan.zero, ")") : "fp32"});
+  }
+  size_t act = 0, scratch = 0;
+  for (const BufSpec& s : buffer_plan(cfg, opts)) {
+    const size_t bytes = static_cast<size_t>(s.per_copy * s.copies) * dtype_size(s.dtype);
+    (s.activation ? act : scratch) += bytes;
+  }
+  m.lines.push_back({"activations", act, cat("recompute ", recompute_name(opts.recompute), ", ", opts.max_batch, " x ",
+                                             opts.max_seq, " tokens")});
+  m.lines.push_back({"backward and scratch buffers", scratch, ""});
+  const int64_t chunk = default_ce_chunk_tokens(cfg.vocab_size, opts.max_batch * opts.max_seq, plan.ce_chunk_tokens);
+  m.lines.push_back({"logits chunk", ce_workspace_bytes(plan.device, cfg, opts, chunk), cat(chunk, " tokens x ",
+                                                                                            cfg.vocab_size)});
+  m.lines.push_back({"op workspace", op_workspace_bytes(plan.device, cfg, opts),
+                     plan.device == DeviceKind::CPU ? "attention, GEMM staging" : "cuBLASLt"});
+  return m;
+}
+
+}  // namespace llm
