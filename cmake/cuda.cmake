@@ -134,7 +134,11 @@ if(LLM_CUDA_ENABLED)
                         CUDA_SEPARABLE_COMPILATION OFF)
   target_link_libraries(llm_cuda_ops PUBLIC ${LLM_CUDA_LIBS} llm)
 
-  if(BUILD_TESTING)
+  # include(CTest) comes later in the top-level file: add the tests at the end of it.
+  function(_llm_cuda_real_tests)
+    if(NOT BUILD_TESTING)
+      return()
+    endif()
     # The shared tests against the real runtime: they skip with a message when no GPU is present.
     find_package(GTest REQUIRED)
     add_executable(test_cuda_gpu ${LLM_CUDA_SHARED_TESTS} ${LLM_CUDA_TEST_KERNELS}
@@ -160,5 +164,6 @@ if(LLM_CUDA_ENABLED)
     # Registers / shared memory / spills of every kernel; fails on any spill.
     add_test(NAME cuda_resources
              COMMAND ${Python3_EXECUTABLE} ${PROJECT_SOURCE_DIR}/scripts/ptxas_report.py report ${LLM_PTXAS_LOG_DIR})
-  endif()
+  endfunction()
+  cmake_language(DEFER CALL _llm_cuda_real_tests)
 endif()

@@ -95,11 +95,13 @@ class EndToEnd : public ::testing::Test {
     // Windows longer than a copy of the text: every position is learned with all of it in view.
     mem["model"].update({{"max_position_embeddings", 256}, {"hidden_size", 192}, {"intermediate_size", 512},
                          {"num_attention_heads", 6}, {"num_key_value_heads", 2}});
-    mem["train"].update({{"steps", 500}, {"seq_len", 192}, {"micro_batch", 4}});
-    mem["optim"] = {{"lr", 0.003}, {"warmup_steps", 20}, {"weight_decay", 0.0}};
+    mem["train"].update({{"steps", 600}, {"seq_len", 192}, {"micro_batch", 4}});
+    mem["optim"] = {{"lr", 0.004}, {"warmup_steps", 20}, {"weight_decay", 0.0}, {"min_lr_ratio", 0.2}};
     mem["io"] = {{"run_dir", (d / "memorised").string()}};
     write_bytes(d / "memorise.json", mem.dump(2));
-    train(parse_config(mem.dump(), "memorise.json", d), o);
+    const TrainResult r = train(parse_config(mem.dump(), "memorise.json", d), o);
+    std::printf("memorising run: final training loss %.4f after %lld steps\n", r.last_loss,
+                static_cast<long long>(r.steps_done));
   }
   static void TearDownTestSuite() {
     delete dir_;

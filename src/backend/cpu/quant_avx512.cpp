@@ -3,9 +3,10 @@
 //  - Few tokens (decode): stream the quantized rows, eight at a time so the x loads are shared and
 //    sixteen independent FMA chains hide the latency. int4 nibbles become floats by a register
 //    lookup (vpermps into the 16 values (v - 8) * scale), which also folds the scale in.
-//    Software prefetch runs a linear pointer kQuantPrefetchBytes ahead of the block: the hardware
-//    prefetchers lose track of eight short interleaved row streams (896-byte rows measured at
-//    19 GB/s of int8 without it, 35 GB/s with it, one core, against a 40 GB/s streaming sum).
+//    Software prefetch runs a linear pointer at least kQuantPrefetchBytes ahead of the block: the
+//    hardware prefetchers lose track of eight short interleaved row streams (896-byte int8 rows
+//    read at 15-28 GB/s without it, 34-37 GB/s with it, one Zen 5 core, against a 40-45 GB/s
+//    streaming sum; docs/quantization.md).
 //  - Many tokens (prefill): dequantize a tile of rows to fp32 once, then a 4-row x 6-token
 //    register-blocked product per 16-lane half, blocked over columns so that the x and weight
 //    blocks of the inner loops stay in L1; the lanes go through memory to the reduction.
