@@ -8,16 +8,32 @@
 #include <cstdio>
 #include <map>
 #include <iostream>
+#include <omp.h>
+
 #include <random>
 
 #include "llm/backend.h"
 #include "llm/config.h"
 #include "llm/error.h"
+#include "llm/inference.h"
 #include "llm/model.h"
 #include "llm/profiling_backend.h"
 #include "llm/trainer.h"
 
 namespace {
+
+void print_profile(const std::map<std::string, llm::OpTime>& times, int steps) {
+  double total = 0;
+  for (const auto& [op, t] : times) total += t.seconds;
+  std::vector<std::pair<double, std::string>> rows;
+  for (const auto& [op, t] : times) rows.push_back({t.seconds, op});
+  std::sort(rows.rbegin(), rows.rend());
+  std::fprintf(stderr, "%-22s %10s %8s %8s\n", "op", "ms/step", "share", "calls");
+  for (const auto& [sec, op] : rows) {
+    std::fprintf(stderr, "%-22s %10.2f %7.1f%% %8lld\n", op.c_str(), 1e3 * sec / steps, 100 * sec / total,
+                 static_cast<long long>(times.at(op).calls / steps));
+  }
+}
 
 int bench_train(const std::string& config_file, const std::vector<std::string>& sets, int64_t B, int64_t T,
                 int steps, int warmup, int threads, const std::string& device, bool profile) {
@@ -56,18 +72,7 @@ int bench_train(const std::string& config_file, const std::vector<std::string>& 
   }
   std::sort(step_times.begin(), step_times.end());
   const double median = step_times[step_times.size() / 2];
-  if (profile) {
-    double total = 0;
-    for (const auto& [op, t] : times) total += t.seconds;
-    std::vector<std::pair<double, std::string>> rows;
-    for (const auto& [op, t] : times) rows.push_back({t.seconds, op});
-    std::sort(rows.rbegin(), rows.rend());
-    std::fprintf(stderr, "%-22s %10s %8s %8s\n", "op", "ms/step", "share", "calls");
-    for (const auto& [sec, op] : rows) {
-      std::fprintf(stderr, "%-22s %10.2f %7.1f%% %8lld\n", op.c_str(), 1e3 * sec / steps, 100 * sec / total,
-                   static_cast<long long>(times[op].calls / steps));
-    }
-  }
+  if (profile) print_profile(times, steps);
   std::cout << nlohmann::json{{"tokens_per_s", double(B * T) / median},
                               {"gflops", train_flops_per_token(arch, T) * double(B * T) / median / 1e9},
                               {"step_s_median", median},
@@ -81,6 +86,91 @@ int bench_train(const std::string& config_file, const std::vector<std::string>& 
                               {"final_loss", loss}}
                    .dump()
             << "\n";
+  return 0;
+}
+
+
+// Streaming read bandwidth of this machine with `threads` threads (GB/s): the floor of decode.
+double read_bandwidth(int threads) {
+  const size_t n = size_t(1) << 28;  // 1 GiB of floats
+  std::vector<float> buf(n, 1.0f);
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    double total = 0;
+#pragma omp parallel for num_threads(threads) reduction(+ : total) schedule(static)
+    for (int64_t b = 0; b < 256; ++b) {
+      const float* p = buf.data() + b * (int64_t(n) / 256);
+      float acc[16] = {};
+      for (int64_t i = 0; i < int64_t(n) / 256; i += 16)
+        for (int j = 0; j < 16; ++j) acc[j] += p[i + j];
+      for (float a : acc) total += a;
+    }
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (total != double(n)) std::fprintf(stderr, "bandwidth: checksum %g\n", total);
+    best = std::max(best, double(n) * 4 / dt / 1e9);
+  }
+  return best;
+}
+
+int bench_decode(const std::string& config_file, const std::string& dtype, const std::string& quant,
+                 int64_t prompt, int64_t tokens, int threads, const std::string& device, bool profile) {
+  using namespace llm;
+  const ModelConfig arch = config_file.empty() ? default_config({}).model.arch : load_model_section(config_file);
+  auto backend = make_backend(device.empty() ? std::string("cpu") : device, threads);
+  std::map<std::string, OpTime> times;
+  if (profile) backend = make_profiling_backend(std::move(backend), &times);
+  InferenceOptions io;
+  io.context = prompt + tokens + 1;
+  io.prefill_chunk = std::min<int64_t>(prompt, 512);
+  io.dtype = parse_float_dtype(dtype, "--dtype");
+  io.quant = parse_quant(quant, "--quant");
+  io.quant_group = io.quant == QuantMode::Int4 ? 32 : 0;
+  double bw = 0;
+  if (backend->device() == DeviceKind::CPU) bw = read_bandwidth(threads > 0 ? threads : omp_get_num_procs());
+  std::unique_ptr<InferenceModel> model;
+  {
+    const ParamTable table(arch);
+    std::vector<float> w(static_cast<size_t>(table.flat_size()));
+    init_parameter_values(arch, table, 1234, 0, table.flat_size(), w.data());
+    model = std::make_unique<InferenceModel>(arch, w, *backend, io);
+  }
+  std::mt19937_64 g(7);
+  std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(arch.vocab_size - 1));
+  std::vector<int32_t> ids(static_cast<size_t>(prompt));
+  for (auto& x : ids) x = id(g);
+  model->forward(std::span(ids).first(std::min<size_t>(ids.size(), 16)));  // warm up
+  model->reset();
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<float> logits = model->forward(ids);
+  backend->synchronize();
+  const double prefill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<double> step;
+  for (int64_t t = 0; t < tokens; ++t) {
+    const int32_t next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    const auto s0 = std::chrono::steady_clock::now();
+    logits = model->forward(std::span(&next, 1));
+    backend->synchronize();
+    step.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count());
+  }
+  std::sort(step.begin(), step.end());
+  const double decode_s = step[step.size() / 2];
+  if (profile) print_profile(times, 1);
+  const double bytes = double(model->weight_bytes());
+  nlohmann::json out = {{"dtype", dtype},
+                        {"quant", quant},
+                        {"weight_bytes", bytes},
+                        {"prefill_tokens", prompt},
+                        {"prefill_tokens_per_s", double(prompt) / prefill_s},
+                        {"decode_tokens_per_s", 1.0 / decode_s},
+                        {"threads", threads},
+                        {"device", backend->name()}};
+  if (bw > 0) {
+    out["read_gb_per_s"] = bw;
+    out["floor_tokens_per_s"] = bw * 1e9 / bytes;
+    out["fraction_of_floor"] = (1.0 / decode_s) / (bw * 1e9 / bytes);
+  }
+  std::cout << out.dump() << "\n";
   return 0;
 }
 
@@ -104,9 +194,25 @@ int main(int argc, char** argv) {
   train->add_option("--threads", threads, "CPU threads (0: all cores)")->check(CLI::NonNegativeNumber);
   train->add_option("--device", device, "auto | cpu | cuda[:N] (default: the config's)");
   train->add_flag("--profile", profile, "print the time of every op (synchronising after each)");
+  auto* decode = app.add_subcommand("decode", "prefill and decode tokens/s with a KV cache, beside the bandwidth floor");
+  std::string dec_config, dec_dtype = "fp32", dec_quant = "none", dec_device;
+  int64_t prompt = 512, gen_tokens = 32;
+  int dec_threads = 0;
+  decode->add_option("--config", dec_config, "config file (its model section; default: the built-in tiny config)");
+  decode->add_option("--dtype", dec_dtype, "fp32 | bf16 | f16");
+  decode->add_option("--quant", dec_quant, "none | int8 | int4");
+  decode->add_option("--prompt-tokens", prompt, "prefill length")->check(CLI::PositiveNumber);
+  decode->add_option("--tokens", gen_tokens, "decode steps")->check(CLI::PositiveNumber);
+  decode->add_option("--threads", dec_threads, "CPU threads (0: all cores)")->check(CLI::NonNegativeNumber);
+  decode->add_option("--device", dec_device, "auto | cpu | cuda[:N] (default: cpu)");
+  bool dec_profile = false;
+  decode->add_flag("--profile", dec_profile, "print the time of every op over the whole run");
   CLI11_PARSE(app, argc, argv);
   try {
     if (train->parsed()) return bench_train(config, sets, batch, seq, steps, warmup, threads, device, profile);
+    if (decode->parsed()) {
+      return bench_decode(dec_config, dec_dtype, dec_quant, prompt, gen_tokens, dec_threads, dec_device, dec_profile);
+    }
   } catch (const std::exception& e) {
     std::cerr << "llmbench: error: " << e.what() << "\n";
     return 1;

@@ -40,7 +40,11 @@ INSTANTIATE_TEST_SUITE_P(
                       MatmulCase{17, 9, 4099, false, false, DType::F32, DType::F32, false, 0.0f},
                       MatmulCase{31, 33, 17, false, true, DType::BF16, DType::BF16, true, 0.0f},
                       MatmulCase{31, 33, 17, true, false, DType::BF16, DType::F32, false, 1.0f},
-                      MatmulCase{19, 23, 29, false, true, DType::F16, DType::F16, true, 1.0f}));
+                      MatmulCase{19, 23, 29, false, true, DType::F16, DType::F16, true, 1.0f},
+                      // a few rows against half-precision weights: the in-place decode path
+                      MatmulCase{1, 4099, 65, false, true, DType::BF16, DType::BF16, true, 0.0f},
+                      MatmulCase{3, 33, 31, false, true, DType::BF16, DType::F32, false, 1.0f},
+                      MatmulCase{8, 129, 17, false, true, DType::F16, DType::F16, true, 1.0f}));
 
 TEST_F(OpTest, MatmulReadsStridedRows) {
   // A column block [N, 5] of a wider [N, 12] buffer, as the fused q/k/v buffer is read.

@@ -2,11 +2,63 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <bit>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_util.h"
 
 namespace llm {
+
+namespace {
+
+constexpr int64_t kMaxGemvRows = 8;
+
+// c[m, n] (+)= alpha * sum_k a[m, k] * w[n, k] for up to kMaxGemvRows rows of a, reading the f16 or
+// bf16 weights w [N, K] once and converting in registers: decode with half-precision weights is
+// bound by reading them, and widening them to fp32 first would triple the traffic.
+template <bool kBf16, int M>
+LLM_CPU_CLONES void gemv_half_rows(const uint16_t* w, int64_t ldw, const float* a, int64_t lda, int64_t K, int64_t n0,
+                                   int64_t n1, float alpha, float beta, float* c, int64_t ldc) {
+  for (int64_t n = n0; n < n1; ++n) {
+    const uint16_t* row = w + n * ldw;
+    float acc[M][16] = {};
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) {
+      float wf[16];
+      for (int j = 0; j < 16; ++j) {
+        wf[j] = kBf16 ? std::bit_cast<float>(static_cast<uint32_t>(row[k + j]) << 16) : f16_bits_to_f32(row[k + j]);
+      }
+      for (int m = 0; m < M; ++m)
+        for (int j = 0; j < 16; ++j) acc[m][j] += wf[j] * a[m * lda + k + j];
+    }
+    for (int m = 0; m < M; ++m) {
+      float s = 0;
+      for (int j = 0; j < 16; ++j) s += acc[m][j];
+      for (int64_t kk = k; kk < K; ++kk) {
+        const float wv = kBf16 ? std::bit_cast<float>(static_cast<uint32_t>(row[kk]) << 16) : f16_bits_to_f32(row[kk]);
+        s += wv * a[m * lda + kk];
+      }
+      float& out = c[m * ldc + n];
+      out = alpha * s + (beta == 0.0f ? 0.0f : beta * out);
+    }
+  }
+}
+
+// Dispatches the row count to a compile-time M so the accumulators live in registers.
+template <bool kBf16>
+void gemv_half(const uint16_t* w, int64_t ldw, const float* a, int64_t lda, int64_t M, int64_t K, int64_t n0,
+               int64_t n1, float alpha, float beta, float* c, int64_t ldc) {
+  switch (M) {
+#define LLM_GEMV_CASE(m) \
+  case m: return gemv_half_rows<kBf16, m>(w, ldw, a, lda, K, n0, n1, alpha, beta, c, ldc);
+    LLM_GEMV_CASE(1) LLM_GEMV_CASE(2) LLM_GEMV_CASE(3) LLM_GEMV_CASE(4)
+    LLM_GEMV_CASE(5) LLM_GEMV_CASE(6) LLM_GEMV_CASE(7) LLM_GEMV_CASE(8)
+#undef LLM_GEMV_CASE
+    default: fail("matmul: internal: ", M, " rows for the half-precision GEMV");
+  }
+}
+
+}  // namespace
 
 void CpuBackend::matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c, float alpha,
                         float beta, const Tensor* bias) {
@@ -27,6 +79,39 @@ void CpuBackend::matmul(const Tensor& a, bool trans_a, const Tensor& b, bool tra
   if (M == 0 || N == 0) return;
 
   const cpu::F32Matrix A = cpu::f32_matrix(a, op, "a");
+  const bool half_weights = b.dtype() == DType::BF16 || b.dtype() == DType::F16;
+  if (half_weights && trans_b && !trans_a && M <= kMaxGemvRows && K > 0) {
+    // A few rows against f16/bf16 weights [N, K] (decode): read the weights in place.
+    std::vector<float> cbuf(c.dtype() == DType::F32 ? 0 : static_cast<size_t>(M * N));
+    float* C = c.dtype() == DType::F32 ? c.ptr<float>() : cbuf.data();
+    const int64_t ldc = c.dtype() == DType::F32 ? (M > 1 ? c.stride(0) : N) : N;
+    if (c.dtype() != DType::F32 && beta != 0.0f) {
+      for (int64_t r = 0; r < M; ++r) cpu::to_f32(cpu::at(c, r), c.dtype(), C + r * N, N);
+    }
+    const auto* w = b.ptr<uint16_t>();
+    const int64_t ldw = N > 1 ? b.stride(0) : K;
+    const bool bf = b.dtype() == DType::BF16;
+    constexpr int64_t kRowsPerTask = 64;
+#pragma omp parallel for schedule(static) if (N * K > cpu::kParallelMinWork)
+    for (int64_t n0 = 0; n0 < N; n0 += kRowsPerTask) {
+      const int64_t n1 = std::min(N, n0 + kRowsPerTask);
+      if (bf) {
+        gemv_half<true>(w, ldw, A.data, A.ld, M, K, n0, n1, alpha, beta, C, ldc);
+      } else {
+        gemv_half<false>(w, ldw, A.data, A.ld, M, K, n0, n1, alpha, beta, C, ldc);
+      }
+    }
+    if (bias != nullptr) {
+      std::vector<float> bf32(static_cast<size_t>(N));
+      cpu::to_f32(bias->data(), bias->dtype(), bf32.data(), N);
+      for (int64_t r = 0; r < M; ++r)
+        for (int64_t j = 0; j < N; ++j) C[r * ldc + j] += bf32[static_cast<size_t>(j)];
+    }
+    if (c.dtype() != DType::F32) {
+      for (int64_t r = 0; r < M; ++r) cpu::from_f32(C + r * N, cpu::at(c, r), c.dtype(), N);
+    }
+    return;
+  }
   const cpu::F32Matrix B = cpu::f32_matrix(b, op, "b");
   // The product lands in fp32: c itself when it is f32, else a scratch copy rounded at the end.
   std::vector<float> cbuf;

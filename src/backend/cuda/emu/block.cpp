@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "device_api.h"
+#include "warp_ops.h"
 
 namespace llm::emu {
 namespace {
@@ -69,52 +70,7 @@ const char* barrier_name(BarrierOp op) {
   return "?";
 }
 
-// The source lane of a shuffle, exactly as PTX shfl.sync defines it: c packs the segment mask
-// (32 - width) << 8 and the clamp (0x1f, or 0 for .up); lanes outside the segment read their own.
-unsigned shuffle_source(WarpOp op, unsigned lane, int param, int width) {
-  const unsigned segmask = static_cast<unsigned>(32 - width) & 0x1fu;
-  const unsigned clamp = op == WarpOp::ShflUp ? 0u : 0x1fu;
-  const int max_lane = static_cast<int>((lane & segmask) | (clamp & ~segmask));
-  const int min_lane = static_cast<int>(lane & segmask);
-  const int b = param & 0x1f;
-  const int l = static_cast<int>(lane);
-  int j = l;
-  bool in_range = false;
-  switch (op) {
-    case WarpOp::ShflUp: j = l - b; in_range = j >= max_lane; break;
-    case WarpOp::ShflDown: j = l + b; in_range = j <= max_lane; break;
-    case WarpOp::ShflXor: j = l ^ b; in_range = j <= max_lane; break;
-    default: j = min_lane | (b & static_cast<int>(~segmask & 0x1fu)); in_range = j <= max_lane; break;
-  }
-  return static_cast<unsigned>(in_range ? j : l);
-}
-
 }  // namespace
-
-const char* warp_op_name(WarpOp op) {
-  switch (op) {
-    case WarpOp::SyncWarp: return "__syncwarp";
-    case WarpOp::ShflIdx: return "__shfl_sync";
-    case WarpOp::ShflUp: return "__shfl_up_sync";
-    case WarpOp::ShflDown: return "__shfl_down_sync";
-    case WarpOp::ShflXor: return "__shfl_xor_sync";
-    case WarpOp::Ballot: return "__ballot_sync";
-    case WarpOp::Any: return "__any_sync";
-    case WarpOp::All: return "__all_sync";
-    case WarpOp::MatchAny: return "__match_any_sync";
-    case WarpOp::MatchAll: return "__match_all_sync";
-    case WarpOp::ReduceAddU: return "__reduce_add_sync";
-    case WarpOp::ReduceMinU:
-    case WarpOp::ReduceMinI: return "__reduce_min_sync";
-    case WarpOp::ReduceMaxU:
-    case WarpOp::ReduceMaxI: return "__reduce_max_sync";
-    case WarpOp::ReduceAnd: return "__reduce_and_sync";
-    case WarpOp::ReduceOr: return "__reduce_or_sync";
-    case WarpOp::ReduceXor: return "__reduce_xor_sync";
-    case WarpOp::Custom: return "warp collective";
-  }
-  return "?";
-}
 
 BlockRunner::BlockRunner(size_t stack_bytes) : stacks_(stack_bytes) { fiber_init_thread_context(scheduler_); }
 
@@ -347,107 +303,19 @@ bool BlockRunner::try_complete(unsigned w, unsigned mask, const EmuThread* trigg
     }
   }
 
-  auto value_of = [&](unsigned l) { return lane_thread[l]->arrival.value; };
+  const WarpArrival* arrivals[32] = {};
+  for (unsigned g = group; g; g &= g - 1) {
+    const unsigned l = static_cast<unsigned>(std::countr_zero(g));
+    arrivals[l] = &lane_thread[l]->arrival;
+  }
   uint64_t results[32] = {};
   int predicates[32] = {};
-  switch (r.op) {
-    case WarpOp::SyncWarp: break;
-    case WarpOp::ShflIdx:
-    case WarpOp::ShflUp:
-    case WarpOp::ShflDown:
-    case WarpOp::ShflXor:
-      for (unsigned g = group; g; g &= g - 1) {
-        const unsigned l = static_cast<unsigned>(std::countr_zero(g));
-        const WarpArrival& a = lane_thread[l]->arrival;
-        const unsigned j = shuffle_source(a.op, l, a.param, a.width);
-        if (j != l && !(group >> j & 1u) && !launch_->strict_shuffles) {
-          results[l] = ~uint64_t{0};  // undefined on a GPU: make any use of it visible
-          continue;
-        }
-        if (j != l && !(group >> j & 1u)) {
-          const char* why = !(ws.exists >> j & 1u) ? "does not exist (the block is smaller)"
-                            : (ws.exited >> j & 1u) ? "has already returned from the kernel"
-                                                    : "is not named in the mask";
-          fail_thread(*lane_thread[l], cat(describe(a), " reads lane ", j, ", which ", why,
-                                           ": the value would be undefined on a GPU"));
-        }
-        results[l] = value_of(j);
-      }
-      break;
-    case WarpOp::Ballot:
-    case WarpOp::Any:
-    case WarpOp::All: {
-      unsigned bits = 0;
-      for (unsigned g = group; g; g &= g - 1) {
-        const unsigned l = static_cast<unsigned>(std::countr_zero(g));
-        if (value_of(l) != 0) bits |= 1u << l;
-      }
-      const uint64_t v = r.op == WarpOp::Ballot ? bits : r.op == WarpOp::Any ? (bits != 0) : (bits == group);
-      for (auto& x : results) x = v;
-      break;
-    }
-    case WarpOp::MatchAny:
-    case WarpOp::MatchAll: {
-      bool all_equal = true;
-      for (unsigned g = group; g; g &= g - 1) {
-        const unsigned l = static_cast<unsigned>(std::countr_zero(g));
-        unsigned same = 0;
-        for (unsigned h = group; h; h &= h - 1) {
-          const unsigned k = static_cast<unsigned>(std::countr_zero(h));
-          if (value_of(k) == value_of(l)) same |= 1u << k;
-        }
-        results[l] = same;
-        all_equal = all_equal && same == group;
-      }
-      if (r.op == WarpOp::MatchAll) {
-        for (unsigned l = 0; l < 32; ++l) {
-          results[l] = all_equal ? group : 0;
-          predicates[l] = all_equal ? 1 : 0;
-        }
-      }
-      break;
-    }
-    case WarpOp::ReduceAddU:
-    case WarpOp::ReduceMinU:
-    case WarpOp::ReduceMaxU:
-    case WarpOp::ReduceMinI:
-    case WarpOp::ReduceMaxI:
-    case WarpOp::ReduceAnd:
-    case WarpOp::ReduceOr:
-    case WarpOp::ReduceXor: {
-      const unsigned first = static_cast<unsigned>(std::countr_zero(group));
-      uint32_t acc = static_cast<uint32_t>(value_of(first));
-      for (unsigned g = group & (group - 1); g; g &= g - 1) {
-        const uint32_t v = static_cast<uint32_t>(value_of(static_cast<unsigned>(std::countr_zero(g))));
-        switch (r.op) {
-          case WarpOp::ReduceAddU: acc += v; break;
-          case WarpOp::ReduceMinU: acc = v < acc ? v : acc; break;
-          case WarpOp::ReduceMaxU: acc = v > acc ? v : acc; break;
-          case WarpOp::ReduceMinI:
-            acc = static_cast<int32_t>(v) < static_cast<int32_t>(acc) ? v : acc;
-            break;
-          case WarpOp::ReduceMaxI:
-            acc = static_cast<int32_t>(v) > static_cast<int32_t>(acc) ? v : acc;
-            break;
-          case WarpOp::ReduceAnd: acc &= v; break;
-          case WarpOp::ReduceOr: acc |= v; break;
-          default: acc ^= v; break;
-        }
-      }
-      for (auto& x : results) x = acc;
-      break;
-    }
-    case WarpOp::Custom: {
-      const void* inputs[32] = {};
-      void* outputs[32] = {};
-      for (unsigned g = group; g; g &= g - 1) {
-        const unsigned l = static_cast<unsigned>(std::countr_zero(g));
-        inputs[l] = lane_thread[l]->arrival.custom_in;
-        outputs[l] = lane_thread[l]->arrival.custom_out;
-      }
-      r.custom->compute(inputs, outputs, group);
-      break;
-    }
+  const BadRead bad = compute_collective(arrivals, group, ws.exists, ws.exited, launch_->strict_shuffles, results,
+                                         predicates);
+  if (bad.lane >= 0) {
+    const EmuThread& t = *lane_thread[static_cast<unsigned>(bad.lane)];
+    fail_thread(t, cat(describe(t.arrival), " reads lane ", bad.source, ", which ", bad.why,
+                       ": the value would be undefined on a GPU"));
   }
 
   for (unsigned g = group; g; g &= g - 1) {

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# CPU inference of the Qwen2.5-0.5B shape (random weights): decode tokens/s at fp32, bf16, int8 and
+# int4 beside the floor `weight bytes / read bandwidth` (bandwidth measured in the same process),
+# and prefill tokens/s of a 512-token prompt against PyTorch 1.13 on the same threads.
+#   bash bench/decode_throughput.sh [THREADS]     (run from the repository root after building)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads=${1:-2}
+bin=${LLM_BUILD:-build}
+cfg=configs/qwen05b.json
+[[ -x $bin/llmbench ]] || { echo "build first: cmake --build $bin --target llmbench" >&2; exit 1; }
+printf "%-6s %-5s %10s %9s %10s %9s %10s\n" dtype quant "weights MB" "decode/s" "floor/s" "of floor" "prefill/s"
+for spec in "fp32 none" "bf16 none" "fp32 int8" "fp32 int4"; do
+  set -- $spec
+  OMP_NUM_THREADS=$threads "$bin/llmbench" decode --config $cfg --dtype "$1" --quant "$2" --threads "$threads" \
+      --prompt-tokens 512 --tokens 32 | /usr/bin/python3 -c '
+import json, sys
+r = json.loads(sys.stdin.read())
+print("%-6s %-5s %10.0f %9.1f %10.1f %8.0f%% %10.1f" % (r["dtype"], r["quant"], r["weight_bytes"] / 1e6,
+      r["decode_tokens_per_s"], r["floor_tokens_per_s"], 100 * r["fraction_of_floor"], r["prefill_tokens_per_s"]))'
+done
+torch=$(OMP_NUM_THREADS=$threads /usr/bin/python3 bench/torch_prefill.py --config $cfg --tokens 512 --threads "$threads")
+echo "PyTorch 1.13 fp32 prefill of 512 tokens: $(echo "$torch" | /usr/bin/python3 -c 'import json,sys; print("%.1f tokens/s" % json.load(sys.stdin)["prefill_tokens_per_s"])')"
