@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
   auto* seed_opt = app.add_option("--seed", seed, "random seed (default: a fresh one, shown with --stats)");
   app.add_option("--stop", fo.gen.stop, "stop when the text contains this string (repeatable; not printed)")
       ->allow_extra_args(false);
-  app.add_option("--ctx", ctx, "context (KV cache) size in tokens")->capture_default_str();
+  auto* ctx_opt = app.add_option("--ctx", ctx, "context (KV cache) size in tokens")->capture_default_str();
   app.add_option("--device", device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   app.add_option("--threads", threads, "CPU threads (0: all cores)")->capture_default_str();
   app.add_option("--dtype", dtype, "weights, activations and KV cache: auto | fp32 | bf16 | f16")->capture_default_str();
@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
     io.dtype = parse_dtype(dtype, *backend);
     const auto model = llm::InferenceModel::load(model_dir, *backend, io);
     const llm::Tokenizer& tok = *model->tokenizer();
-    if (model->context() < ctx) {
+    if (model->context() < ctx && ctx_opt->count() > 0) {  // the default quietly fits the model
       std::cerr << "llmgen: --ctx " << ctx << " capped at the model's " << model->context() << " positions\n";
     }
 

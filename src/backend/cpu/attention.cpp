@@ -27,6 +27,21 @@ void gather_rows(const Tensor& x, int64_t b, int64_t h, int64_t t0, int64_t t1, 
   for (int64_t t = t0; t < t1; ++t) cpu::to_f32(cpu::at(x, b, t, h), x.dtype(), dst + (t - t0) * D, D);
 }
 
+// Rows t0..t1 of head h of batch b of x as an fp32 matrix: x's own memory (with its row
+// stride) when it is f32, else a converted dense copy in `scratch`. Returns the row pointer and
+// sets ld.
+const float* rows_f32(const Tensor& x, int64_t b, int64_t h, int64_t t0, int64_t t1, std::vector<float>& scratch,
+                      int64_t& ld) {
+  if (x.dtype() == DType::F32) {
+    ld = x.stride(1);
+    return reinterpret_cast<const float*>(cpu::at(x, b, t0, h));
+  }
+  scratch.resize(static_cast<size_t>((t1 - t0) * x.size(3)));
+  gather_rows(x, b, h, t0, t1, scratch.data());
+  ld = x.size(3);
+  return scratch.data();
+}
+
 void scatter_rows(const float* src, const Tensor& x, int64_t b, int64_t h, int64_t t0, int64_t t1) {
   const int64_t D = x.size(3);
   for (int64_t t = t0; t < t1; ++t) cpu::from_f32(src + (t - t0) * D, cpu::at(x, b, t, h), x.dtype(), D);
@@ -109,22 +124,32 @@ void CpuBackend::attention_forward(const Tensor& q, const Tensor& k, const Tenso
       const int64_t g = h / d.group;
       const int64_t t0 = blk * kQueryBlock, t1 = std::min(d.Tq, t0 + kQueryBlock), nq = t1 - t0;
       const int64_t nk = offset + t1;  // keys visible to the block's last query
-      qb.resize(static_cast<size_t>(nq * d.D));
-      kb.resize(static_cast<size_t>(nk * d.D));
-      vb.resize(static_cast<size_t>(nk * d.D));
       s.resize(static_cast<size_t>(nq * nk));
       ob.resize(static_cast<size_t>(nq * d.D));
-      gather_rows(q, b, h, t0, t1, qb.data());
-      gather_rows(k, b, g, 0, nk, kb.data());
-      gather_rows(v, b, g, 0, nk, vb.data());
+      // f32 inputs are read in place (the KV cache, the fused q/k/v buffer); others converted.
+      int64_t ldq = 0, ldk = 0, ldv = 0;
+      const float* Q = rows_f32(q, b, h, t0, t1, qb, ldq);
+      const float* K = rows_f32(k, b, g, 0, nk, kb, ldk);
+      const float* V = rows_f32(v, b, g, 0, nk, vb, ldv);
+      if (nq == 1) {
+        // One query (decode): matrix-vector products. s [nk] = scale * K q; out [D] = V^T p
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(nk), static_cast<blasint>(d.D), scale, K,
+                    static_cast<blasint>(ldk), Q, 1, 0.0f, s.data(), 1);
+        const float l = softmax_row(s.data(), offset + t0 + 1, nk);
+        if (!lse.empty()) lse.ptr<float>()[(b * d.Hq + h) * d.Tq + t0] = l;
+        cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<blasint>(nk), static_cast<blasint>(d.D), 1.0f, V,
+                    static_cast<blasint>(ldv), s.data(), 1, 0.0f, ob.data(), 1);
+        scatter_rows(ob.data(), out, b, h, t0, t1);
+        continue;
+      }
       // s [nq, nk] = scale * q [nq, D] @ k^T [D, nk]
-      gemm(false, true, nq, nk, d.D, scale, qb.data(), d.D, kb.data(), d.D, 0.0f, s.data(), nk);
+      gemm(false, true, nq, nk, d.D, scale, Q, ldq, K, ldk, 0.0f, s.data(), nk);
       for (int64_t i = 0; i < nq; ++i) {
         const float l = softmax_row(s.data() + i * nk, offset + t0 + i + 1, nk);
         if (!lse.empty()) lse.ptr<float>()[(b * d.Hq + h) * d.Tq + t0 + i] = l;
       }
       // out [nq, D] = p [nq, nk] @ v [nk, D]
-      gemm(false, false, nq, d.D, nk, 1.0f, s.data(), nk, vb.data(), d.D, 0.0f, ob.data(), d.D);
+      gemm(false, false, nq, d.D, nk, 1.0f, s.data(), nk, V, ldv, 0.0f, ob.data(), d.D);
       scatter_rows(ob.data(), out, b, h, t0, t1);
     }
   }
