@@ -62,6 +62,10 @@ function(_llm_cuda_wire_emulated_tests)
     target_sources(test_cuda_emu PRIVATE ${test_kernel_wrappers})
     llm_use_cuda_emulation(test_cuda_emu)
   endif()
+  # tests/cuda_ops: every CudaBackend op under the emulator against CpuBackend.
+  if(TARGET test_cuda_ops)
+    llm_use_cuda_emulation(test_cuda_ops)
+  endif()
 endfunction()
 cmake_language(DEFER CALL _llm_cuda_wire_emulated_tests)
 
@@ -133,6 +137,10 @@ if(LLM_CUDA_ENABLED)
   set_target_properties(llm_cuda_ops PROPERTIES CUDA_COMPILER_LAUNCHER "${LLM_CUDA_LAUNCHER}"
                         CUDA_SEPARABLE_COMPILATION OFF)
   target_link_libraries(llm_cuda_ops PUBLIC ${LLM_CUDA_LIBS} llm)
+  # make_backend (in llm) creates the CUDA backend: the two static libraries depend on each
+  # other, which CMake resolves by repeating them on the link line.
+  target_link_libraries(llm PUBLIC llm_cuda_ops)
+  target_compile_definitions(llm PUBLIC LLM_HAVE_CUDA=1)
 
   # include(CTest) comes later in the top-level file: add the tests at the end of it.
   function(_llm_cuda_real_tests)

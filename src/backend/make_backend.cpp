@@ -5,7 +5,7 @@
 #include "llm/backend.h"
 
 #if defined(LLM_HAVE_CUDA)
-#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_factory.h"
 #endif
 
 namespace llm {
@@ -24,7 +24,7 @@ std::unique_ptr<Backend> make_backend(std::string_view device, int threads) {
     ordinal = std::stoi(num);
   }
   std::string why;
-  if (cuda_device_count(&why) > 0) return make_cuda_backend(ordinal);
+  if (cuda::cuda_device_count(&why) > 0) return cuda::make_cuda_backend(ordinal);
   LLM_CHECK(is_auto, "device: ", device, " requested but no CUDA device is usable: ", why);
   std::cerr << "device: auto: no CUDA device (" << why << "), using the CPU\n";
 #else
