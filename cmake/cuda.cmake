@@ -129,8 +129,9 @@ if(LLM_CUDA_ENABLED)
   add_library(llm_cuda_ops STATIC ${LLM_CUDA_KERNEL_SOURCES} ${LLM_CUDA_HOST_SOURCES})
   target_include_directories(llm_cuda_ops PUBLIC ${PROJECT_SOURCE_DIR}/include ${LLM_CUDA_KERNEL_DIR}
                              ${PROJECT_SOURCE_DIR} PRIVATE ${PROJECT_SOURCE_DIR}/src)
-  if(LLM_NCCL_INCLUDE)
+  if(LLM_NCCL_INCLUDE AND LLM_NCCL_LIBRARY)
     target_include_directories(llm_cuda_ops PUBLIC ${LLM_NCCL_INCLUDE})
+    target_compile_definitions(llm_cuda_ops PUBLIC LLM_HAVE_NCCL=1)
   endif()
   target_compile_options(llm_cuda_ops PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${LLM_CUDA_FLAGS}>
                          $<$<COMPILE_LANGUAGE:CXX>:${LLM_WARNINGS}>)

@@ -167,7 +167,8 @@ class Backend {
 };
 
 // "cpu", "cuda", "cuda:N" or "auto" (CUDA when a device is present, else the CPU, saying which).
-// threads: CPU threads for the CPU backend (0: all cores).
-std::unique_ptr<Backend> make_backend(std::string_view device, int threads = 0);
+// threads: CPU threads for the CPU backend (0: all cores). local_rank: the GPU that "cuda" and
+// "auto" mean for this process (each rank of a data-parallel job binds to its own).
+std::unique_ptr<Backend> make_backend(std::string_view device, int threads = 0, int local_rank = 0);
 
 }  // namespace llm

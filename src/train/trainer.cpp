@@ -16,6 +16,9 @@
 #include "dist/data_parallel.h"
 #include "dist/test_hooks.h"
 #include "llm/checkpoint.h"
+#if defined(LLM_HAVE_NCCL)
+#include "backend/cuda/cuda_factory.h"
+#endif
 #include "llm/error.h"
 #include "llm/hf_weights.h"
 #include "llm/loader.h"
@@ -126,7 +129,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   const EvalLoader val(TokenStream::from_manifest(cfg.data.out_dir, "val", tokenizer->fingerprint()), eo);
 
   // ---- model, optimizer, precision ------------------------------------------------------------------
-  auto backend = make_backend(tc.device, tc.threads);
+  auto backend = make_backend(tc.device, tc.threads, comm->local_rank());
   backend->set_ce_chunk_tokens(tc.ce_chunk_tokens);
   ModelOptions mo;
   mo.compute_dtype = resolve_precision(tc.precision, *backend);
@@ -134,7 +137,19 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   mo.max_batch = tc.micro_batch;
   mo.max_seq = tc.seq_len;
   Qwen2Model model(cfg.model.arch, *backend, mo);
-  DataParallel dp(model, cfg.optim, cfg.dist, *comm);
+  // Gradients live on the backend's device: on GPUs they travel over NCCL, scalars over MPI.
+  std::unique_ptr<Communicator> device_comm;
+  Communicator* grad_comm = comm;
+  if (backend->device() == DeviceKind::CUDA && comm->world() > 1) {
+#if defined(LLM_HAVE_NCCL)
+    device_comm = cuda::make_nccl_communicator(*comm, *backend);
+    device_comm->set_timeout(cfg.dist.timeout_s);
+    grad_comm = device_comm.get();
+#else
+    fail("dist: ", comm->world(), " ranks on CUDA need a build with NCCL (found none at configure time)");
+#endif
+  }
+  DataParallel dp(model, cfg.optim, cfg.dist, *grad_comm);
   AdamW& adamw = dp.optimizer();
   LossScaler scaler(mo.compute_dtype == DType::F16, tc.loss_scale_init, tc.loss_scale_growth_interval,
                     tc.loss_scale_backoff, tc.max_skipped_steps);

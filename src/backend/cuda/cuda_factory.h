@@ -7,10 +7,20 @@
 
 #include "llm/backend.h"
 
+namespace llm {
+class Communicator;
+}
+
 namespace llm::cuda {
 
 // Usable CUDA devices; 0 with *why set (e.g. "cudaGetDeviceCount: insufficient driver") if none.
 int cuda_device_count(std::string* why);
 std::unique_ptr<Backend> make_cuda_backend(int ordinal);
+
+#if defined(LLM_HAVE_NCCL)
+// Device collectives over NCCL on the backend's stream; rank, world, host scalars, barriers and
+// the bootstrap (NCCL's unique id) through `host`, the MPI communicator, which must outlive it.
+std::unique_ptr<Communicator> make_nccl_communicator(Communicator& host, Backend& backend);
+#endif
 
 }  // namespace llm::cuda

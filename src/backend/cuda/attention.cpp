@@ -1,0 +1,170 @@
+// attention_forward / attention_backward on the CUDA backend: the same checks as the CPU op, then
+// the kernel family for the shapes (kernels/attention.cuh, docs/attention.md):
+//   Tq == 1                                     decode kernel (+ split combine)
+//   f16 on sm_75+ / bf16 on sm_80+, D 64 or 128, 16-byte aligned views   tensor-core kernels
+//   anything else (fp32, other even D <= 128)    fp32 FMA tile kernels
+// Extra device memory is only the backend workspace, O(B Hq T D) at most, never O(T^2):
+// backward delta [B, Hq, T] f32 and, when a kv group's heads are split across blocks, dK/dV
+// partials [parts, B, T, Hkv, D] f32 (parts <= Hq / Hkv); decode partials [B, Hq, splits, D + 2].
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <initializer_list>
+
+#include "attention.cuh"
+#include "backend/cuda/cuda_backend.h"
+
+namespace llm::LLM_CUDA_NS {
+
+namespace {
+
+void check_heads(const CudaBackend& be, const Tensor& t, const char* op, const char* what) {
+  LLM_CHECK(t.ndim() == 4, op, ": ", what, " must be [B, T, H, D], got ", t.shape_str());
+  LLM_CHECK(is_float(t.dtype()) && t.stride(3) == 1, op, ": ", what, " ", t.shape_str(),
+            " must be a float tensor with dense heads");
+  be.check_device(t, op, what);
+}
+
+AttnDims check_attention(const CudaBackend& be, const Tensor& q, const Tensor& k, const Tensor& v,
+                         const Tensor& out, const char* op) {
+  check_heads(be, q, op, "q");
+  check_heads(be, k, op, "k");
+  check_heads(be, v, op, "v");
+  check_heads(be, out, op, "out");
+  const int64_t B = q.size(0), Tq = q.size(1), Tk = k.size(1), Hq = q.size(2), Hkv = k.size(2), D = q.size(3);
+  check_shape(v, {B, Tk, Hkv, D}, op, "v");
+  check_shape(k, {B, Tk, Hkv, D}, op, "k");
+  check_shape(out, {B, Tq, Hq, D}, op, "out");
+  LLM_CHECK(Hkv > 0 && Hq % Hkv == 0, op, ": ", Hq, " query heads are not a multiple of ", Hkv, " kv heads");
+  LLM_CHECK(Tq <= Tk, op, ": ", Tq, " queries but only ", Tk, " keys");
+  // The CUDA kernels' own limits (the CPU op has none of these).
+  LLM_CHECK(D % 2 == 0 && D <= 128, op, ": head_dim ", D, " is not supported on the CUDA backend (even, at most 128)");
+  LLM_CHECK(B < 65536 && Hq < 65536 && Tk < (int64_t(1) << 30), op, ": ", q.shape_str(), " with ", Tk,
+            " keys is too large for the CUDA kernels' grid");
+  for (const Tensor* t : {&k, &v, &out}) {
+    LLM_CHECK(t->dtype() == q.dtype(), op, ": q, k, v, out (and gradients) must share one dtype on the CUDA "
+              "backend, got ", q.shape_str(), " and ", t->shape_str());
+  }
+  AttnDims d;
+  d.B = static_cast<int>(B), d.Tq = static_cast<int>(Tq), d.Tk = static_cast<int>(Tk);
+  d.Hq = static_cast<int>(Hq), d.Hkv = static_cast<int>(Hkv), d.D = static_cast<int>(D);
+  d.group = d.Hq / d.Hkv;
+  d.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  d.dtype = q.dtype() == DType::F32 ? AttnDtype::F32 : q.dtype() == DType::F16 ? AttnDtype::F16 : AttnDtype::BF16;
+  return d;
+}
+
+AttnHeads heads(const Tensor& t) { return {t.data(), t.stride(0), t.stride(1), t.stride(2)}; }
+
+// The tensor-core kernels copy 16-byte row chunks and store 32-bit pairs.
+bool aligned16(const Tensor& t) {
+  return reinterpret_cast<uintptr_t>(t.data()) % 16 == 0 && t.stride(0) % 8 == 0 && t.stride(1) % 8 == 0 &&
+         t.stride(2) % 8 == 0;
+}
+
+bool use_tensor_cores(const CudaBackend& be, const AttnDims& d, std::initializer_list<const Tensor*> ts) {
+  const bool arch = (d.dtype == AttnDtype::F16 && be.sm_version() >= 75) ||
+                    (d.dtype == AttnDtype::BF16 && be.sm_version() >= 80);
+  if (!arch || (d.D != 64 && d.D != 128)) return false;
+  return std::all_of(ts.begin(), ts.end(), [](const Tensor* t) { return aligned16(*t); });
+}
+
+// Blocks worth launching: two waves of the GPU's SMs.
+int64_t target_blocks(const CudaBackend& be) { return 2 * int64_t(std::max(1, be.props().multiProcessorCount)); }
+
+}  // namespace
+
+void CudaBackend::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                    const Tensor& lse) {
+  const char* op = "attention_forward";
+  const AttnDims d = check_attention(*this, q, k, v, out, op);
+  if (!lse.empty()) {
+    check_dtype(lse, DType::F32, op, "lse");
+    check_shape(lse, {q.size(0), q.size(2), q.size(1)}, op, "lse");
+    LLM_CHECK(lse.is_contiguous(), op, ": lse must be contiguous");
+    check_device(lse, op, "lse");
+  }
+  if (d.B == 0 || d.Tq == 0 || d.Hq == 0) return;
+  AttnFwdArgs a;
+  a.d = d;
+  a.q = heads(q), a.k = heads(k), a.v = heads(v), a.out = heads(out);
+  a.lse = lse.empty() ? nullptr : lse.ptr<float>();
+  if (d.Tq == 1) {
+    // Split the keys so that about two waves of blocks run; a split is a multiple of 128 keys.
+    const int64_t per_split_blocks = int64_t(d.B) * d.Hkv * ((d.group + 7) / 8);
+    const int64_t want = std::max<int64_t>(1, target_blocks(*this) / per_split_blocks);
+    const int64_t granules = (d.Tk + kAttnDecodeKeys - 1) / kAttnDecodeKeys;
+    const int64_t per = (granules + std::min(want, granules) - 1) / std::min(want, granules);
+    const int keys_per_split = static_cast<int>(per * kAttnDecodeKeys);
+    const int splits = static_cast<int>((d.Tk + keys_per_split - 1) / keys_per_split);
+    const int64_t ws = attn_decode_workspace(d, splits);
+    float* wsp = ws > 0 ? static_cast<float*>(workspace(static_cast<size_t>(ws) * sizeof(float))) : nullptr;
+    attn_decode(a, splits, keys_per_split, wsp, stream());
+  } else if (use_tensor_cores(*this, d, {&q, &k, &v, &out})) {
+    attn_fwd_tc(a, stream());
+  } else {
+    attn_fwd_simt(a, stream());
+  }
+}
+
+void CudaBackend::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                     const Tensor& out, const Tensor& lse, const Tensor& dq, const Tensor& dk,
+                                     const Tensor& dv) {
+  const char* op = "attention_backward";
+  const AttnDims d = check_attention(*this, q, k, v, out, op);
+  LLM_CHECK(d.Tq == d.Tk, op, ": the backward needs as many queries as keys (", d.Tq, " vs ", d.Tk, ")");
+  check_heads(*this, dout, op, "dout");
+  check_heads(*this, dq, op, "dq");
+  check_heads(*this, dk, op, "dk");
+  check_heads(*this, dv, op, "dv");
+  const int64_t B = q.size(0), T = q.size(1), Hq = q.size(2), Hkv = k.size(2), D = q.size(3);
+  check_shape(dout, {B, T, Hq, D}, op, "dout");
+  check_shape(dq, {B, T, Hq, D}, op, "dq");
+  check_shape(dk, {B, T, Hkv, D}, op, "dk");
+  check_shape(dv, {B, T, Hkv, D}, op, "dv");
+  check_dtype(lse, DType::F32, op, "lse");
+  check_shape(lse, {B, Hq, T}, op, "lse");
+  LLM_CHECK(lse.is_contiguous(), op, ": lse must be contiguous");
+  check_device(lse, op, "lse");
+  for (const Tensor* t : {&dout, &dq, &dk, &dv}) {
+    LLM_CHECK(t->dtype() == q.dtype(), op, ": q, k, v, out (and gradients) must share one dtype on the CUDA "
+              "backend, got ", q.shape_str(), " and ", t->shape_str());
+  }
+  if (d.B == 0 || T == 0) return;
+
+  AttnBwdArgs a;
+  a.d = d;
+  a.q = heads(q), a.k = heads(k), a.v = heads(v), a.out = heads(out), a.dout = heads(dout);
+  a.dq = heads(dq), a.dk = heads(dk), a.dv = heads(dv);
+  a.lse = lse.ptr<float>();
+  const bool tc = use_tensor_cores(*this, d, {&q, &k, &v, &out, &dout, &dq, &dk, &dv});
+  // dK/dV blocks own a key tile of a kv head and loop over its query heads; when that gives too
+  // few blocks to fill the GPU (few kv heads, short sequences), the group's heads are split into
+  // parts whose fp32 partials are summed afterwards in part order.
+  const int64_t key_tiles = (T + (tc ? kAttnTcKeyRows : kAttnSimtKeyRows) - 1) / (tc ? kAttnTcKeyRows : kAttnSimtKeyRows);
+  const int64_t blocks = B * Hkv * key_tiles;
+  int parts = 1;
+  if (d.group > 1 && blocks < target_blocks(*this)) {
+    const int64_t want = std::min<int64_t>(d.group, (target_blocks(*this) + blocks - 1) / blocks);
+    const int per_part = static_cast<int>((d.group + want - 1) / want);
+    parts = (d.group + per_part - 1) / per_part;
+  }
+  a.parts = parts;
+  const int64_t delta_floats = (B * Hq * T + 63) / 64 * 64;  // keeps the partials 256-byte aligned
+  const int64_t part_floats = parts > 1 ? int64_t(parts) * B * T * Hkv * D : 0;
+  auto* ws = static_cast<float*>(workspace(static_cast<size_t>(delta_floats + 2 * part_floats) * sizeof(float)));
+  a.delta = ws;
+  if (parts > 1) {
+    a.dk_part = ws + delta_floats;
+    a.dv_part = a.dk_part + part_floats;
+  }
+  attn_bwd_delta(a, stream());
+  if (tc) {
+    attn_bwd_tc(a, stream());
+  } else {
+    attn_bwd_simt(a, stream());
+  }
+  if (parts > 1) attn_bwd_reduce_parts(a, stream());
+}
+
+}  // namespace llm::LLM_CUDA_NS

@@ -1,0 +1,55 @@
+// copy / zero / fill on the CUDA backend (kernels/copy.cu). Same checks and messages as the CPU ops
+// (src/backend/cpu/cpu_backend.cpp).
+#include "backend/cpu/cpu_util.h"
+#include "backend/cuda/cuda_backend.h"
+#include "copy.cuh"
+
+namespace llm::LLM_CUDA_NS {
+
+void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
+  check_device(src, "copy", "src");
+  check_device(dst, "copy", "dst");
+  cpu::check_same_shape(src, dst, "copy", "src", "dst");
+  if (src.numel() == 0) return;
+  LLM_CHECK(src.stride(-1) == 1 && dst.stride(-1) == 1, "copy: the last dimension must be dense (src ",
+            src.shape_str(), ", dst ", dst.shape_str(), ")");
+  LLM_CHECK(src.dtype() == dst.dtype() || (is_float(src.dtype()) && is_float(dst.dtype())), "copy: cannot convert ",
+            dtype_name(src.dtype()), " to ", dtype_name(dst.dtype()));
+  // The outer dims (up to 3) right-aligned into CopyShape; size-1 dims get stride 0 so that
+  // their (meaningless) stride does not spoil the alignment test.
+  CopyShape s;
+  const int nd = src.ndim();
+  for (int d = 0; d < nd - 1; ++d) {
+    const int k = 3 - (nd - 1) + d;
+    s.size[k] = src.size(d);
+    s.src_stride[k] = src.size(d) == 1 ? 0 : src.stride(d);
+    s.dst_stride[k] = src.size(d) == 1 ? 0 : dst.stride(d);
+  }
+  s.cols = src.size(-1);
+  copy_strided(src.data(), src.dtype(), dst.data(), dst.dtype(), s, stream_);
+}
+
+void CudaBackend::zero(const Tensor& t) {
+  check_device(t, "zero", "t");
+  LLM_CHECK(t.is_contiguous(), "zero: ", t.shape_str(), " is not contiguous");
+  if (t.nbytes() > 0) LLM_CUDA_CHECK(cudaMemsetAsync(t.data(), 0, t.nbytes(), stream_));
+}
+
+void CudaBackend::fill(const Tensor& t, float value) {
+  check_device(t, "fill", "t");
+  LLM_CHECK(t.is_contiguous(), "fill: ", t.shape_str(), " is not contiguous");
+  const int64_t n = t.numel();
+  // The element's bits, rounded on the host exactly as the CPU op rounds.
+  uint32_t bits = 0;
+  switch (t.dtype()) {
+    case DType::I32: bits = static_cast<uint32_t>(static_cast<int32_t>(value)); break;
+    case DType::F32: bits = std::bit_cast<uint32_t>(value); break;
+    case DType::F16: bits = f32_to_f16_bits(value); break;
+    case DType::BF16: bits = f32_to_bf16_bits(value); break;
+    default: fail("fill: expected a float dtype (f32, f16, bf16), got ", dtype_name(t.dtype()));
+  }
+  if (n == 0) return;
+  fill_pattern(t.data(), n, static_cast<int>(dtype_size(t.dtype())), bits, stream_);
+}
+
+}  // namespace llm::LLM_CUDA_NS

@@ -1,0 +1,205 @@
+// cross_entropy on the GPU: the output layer and the loss fused over chunks of tokens, so the
+// [N, V] logits never exist at once. Per chunk of n tokens (default_ce_chunk_tokens):
+//   logits [n, V] f32      = h [n, C] @ w^T                 cuBLASLt, compute dtype in, fp32 out
+//   losses, dlogits [n, V] = softmax rows (kernels/cross_entropy.cu), dlogits in the compute dtype
+//   dh [n, C]              = dlogits @ w                    cuBLASLt, fp32 accumulation
+//   dw [V, C] f32         += dlogits^T @ h                  cuBLASLt, beta = 1
+// cuBLASLt is column-major: a row-major [r, c] matrix with row stride ld is a column-major
+// [c, r] matrix with the same ld, which is how every operand below is described.
+#include <algorithm>
+#include <climits>
+
+#include "backend/cpu/cpu_util.h"
+#include "backend/cuda/cuda_backend.h"
+#include "cross_entropy.cuh"
+#include "llm/memory_plan.h"
+
+namespace llm::LLM_CUDA_NS {
+namespace {
+
+cudaDataType_t lt_type(DType t) {
+  switch (t) {
+    case DType::F16: return CUDA_R_16F;
+    case DType::BF16: return CUDA_R_16BF;
+    default: return CUDA_R_32F;
+  }
+}
+
+// A column-major matrix as stored: rows x cols, leading dimension ld (elements).
+struct LtMat {
+  const void* ptr;
+  DType type;
+  int64_t rows, cols, ld;
+};
+
+// The descriptors of one cublasLtMatmul, destroyed however the call ends.
+struct LtCall {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t layouts[3] = {nullptr, nullptr, nullptr};
+  cublasLtMatmulPreference_t pref = nullptr;
+  LtCall() = default;
+  LtCall(const LtCall&) = delete;
+  LtCall& operator=(const LtCall&) = delete;
+  ~LtCall() {
+    if (pref) cublasLtMatmulPreferenceDestroy(pref);
+    for (auto* l : layouts) {
+      if (l) cublasLtMatrixLayoutDestroy(l);
+    }
+    if (desc) cublasLtMatmulDescDestroy(desc);
+  }
+};
+
+cublasLtMatrixLayout_t make_layout(const LtMat& m) {
+  cublasLtMatrixLayout_t l = nullptr;
+  LLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, lt_type(m.type), static_cast<uint64_t>(m.rows),
+                                              static_cast<uint64_t>(m.cols), m.ld));
+  return l;
+}
+
+// d = op(a) @ op(b) + beta * d with fp32 compute (no TF32: the op must match the CPU's fp32).
+void lt_gemm(const CudaBackend& be, bool ta, const LtMat& a, bool tb, const LtMat& b, float beta, const LtMat& d) {
+  LtCall c;
+  LLM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&c.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const int32_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+  LLM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(c.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
+  LLM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(c.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
+  c.layouts[0] = make_layout(a);
+  c.layouts[1] = make_layout(b);
+  c.layouts[2] = make_layout(d);
+  LLM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&c.pref));
+  const uint64_t ws = be.lt_workspace_bytes();
+  LLM_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(c.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  LLM_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(be.lt(), c.desc, c.layouts[0], c.layouts[1], c.layouts[2],
+                                                  c.layouts[2], c.pref, 1, &result, &found));
+  LLM_CHECK(found > 0, "cross_entropy: cuBLASLt has no algorithm for a ", d.rows, " x ", d.cols, " x ",
+            ta ? a.rows : a.cols, " product of ", dtype_name(a.type), " into ", dtype_name(d.type));
+  const float alpha = 1.0f;
+  LLM_CUBLAS_CHECK(cublasLtMatmul(be.lt(), c.desc, &alpha, a.ptr, c.layouts[0], b.ptr, c.layouts[1], &beta, d.ptr,
+                                  c.layouts[2], const_cast<void*>(d.ptr), c.layouts[2], &result.algo,
+                                  be.lt_workspace(), be.lt_workspace_bytes(), be.stream()));
+}
+
+int64_t row_stride(const Tensor& t) { return t.size(0) > 1 ? t.stride(0) : t.size(1); }
+int64_t vec_stride(const Tensor& t) { return t.size(0) > 1 ? t.stride(0) : 1; }
+
+constexpr size_t kAlign = 256;
+size_t align_up(size_t b) { return (b + kAlign - 1) / kAlign * kAlign; }
+
+}  // namespace
+
+void CudaBackend::cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
+                                const Tensor& dh, const Tensor& dw, float grad_scale) {
+  const char* op = "cross_entropy";
+  // The CPU op's checks, in its order, then the device-specific ones.
+  cpu::check_rows(h, op, "h");
+  cpu::check_rows(w, op, "w");
+  LLM_CHECK(h.ndim() == 2 && w.ndim() == 2 && h.size(1) == w.size(1), op, ": h ", h.shape_str(), " and w ",
+            w.shape_str(), " must be [N, C] and [V, C]");
+  const int64_t N = h.size(0), C = h.size(1), V = w.size(0);
+  check_dtype(targets, DType::I32, op, "targets");
+  check_shape(targets, {N}, op, "targets");
+  check_dtype(losses, DType::F32, op, "losses");
+  check_shape(losses, {N}, op, "losses");
+  const bool want_dh = !dh.empty(), want_dw = !dw.empty(), grad = want_dh || want_dw;
+  if (want_dh) {
+    cpu::check_rows(dh, op, "dh");
+    check_shape(dh, {N, C}, op, "dh");
+  }
+  if (want_dw) {
+    check_dtype(dw, DType::F32, op, "dw");
+    check_shape(dw, {V, C}, op, "dw");
+    LLM_CHECK(dw.is_contiguous(), op, ": dw must be contiguous");
+  }
+  check_device(h, op, "h");
+  check_device(w, op, "w");
+  check_device(targets, op, "targets");
+  check_device(losses, op, "losses");
+  check_device(dh, op, "dh");
+  check_device(dw, op, "dw");
+  // cuBLASLt multiplies two operands of one type; the model keeps h and w in the compute dtype.
+  LLM_CHECK(h.dtype() == w.dtype(), op, ": h is ", dtype_name(h.dtype()), " and w is ", dtype_name(w.dtype()),
+            "; the CUDA op needs them in one dtype");
+  LLM_CHECK(N < INT_MAX, op, ": ", N, " tokens are more than the CUDA op handles in one call");
+  if (N == 0) return;
+
+  const DType ct = h.dtype();
+  const int64_t chunk = default_ce_chunk_tokens(V, N, ce_chunk_tokens_);
+  // dlogits in the compute dtype feed the two gradient GEMMs; in fp32 they replace the logits in
+  // place. dh goes straight from cuBLASLt when its dtype is f32 or the compute dtype (cuBLASLt's
+  // output is one of those), else through fp32 scratch.
+  const bool separate_dlogits = grad && ct != DType::F32;
+  // An empty vocabulary has no GEMM to write dh (= 0): it goes through the scratch too.
+  const bool dh_scratch = want_dh && ((dh.dtype() != DType::F32 && dh.dtype() != ct) || V == 0);
+  const auto cv = static_cast<size_t>(chunk * V), cc = static_cast<size_t>(chunk * C);
+  const size_t off_logits = kAlign;  // the first bytes hold the target check's flag
+  const size_t off_dlogits = off_logits + align_up(cv * 4);
+  const size_t off_dh = off_dlogits + (separate_dlogits ? align_up(cv * dtype_size(ct)) : 0);
+  const size_t total = off_dh + (dh_scratch ? cc * 4 : 0);
+  auto* const base = static_cast<unsigned char*>(workspace(total));
+  int* const flag = reinterpret_cast<int*>(base);
+  float* const logits = reinterpret_cast<float*>(base + off_logits);
+  void* const dlogits = separate_dlogits ? static_cast<void*>(base + off_dlogits) : static_cast<void*>(logits);
+  float* const dh_f32 = reinterpret_cast<float*>(base + off_dh);
+
+  // Targets live on the device: one flag (the first bad position), read back once, before
+  // anything is written, so a bad batch leaves losses and dw as they were (as on the CPU).
+  const int32_t* tg = targets.ptr<int32_t>();
+  const int64_t tstride = vec_stride(targets);
+  LLM_CUDA_CHECK(cudaMemsetAsync(flag, 0x7f, sizeof(int), stream_));
+  ce_check_targets(tg, tstride, N, V, flag, stream_);
+  int bad = INT_MAX;
+  LLM_CUDA_CHECK(cudaMemcpyAsync(&bad, flag, sizeof bad, cudaMemcpyDeviceToHost, stream_));
+  LLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (bad != INT_MAX) {
+    int32_t value = 0;
+    LLM_CUDA_CHECK(cudaMemcpyAsync(&value, tg + bad * tstride, sizeof value, cudaMemcpyDeviceToHost, stream_));
+    LLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    fail(op, ": target ", value, " at position ", bad, " is outside the vocabulary [0, ", V, ")");
+  }
+
+  const int64_t ldh = row_stride(h), ldw = row_stride(w);
+  const size_t hsize = dtype_size(ct);
+  for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+    const int64_t n = std::min(chunk, N - n0);
+    const void* hc = h.ptr<unsigned char>() + static_cast<size_t>(n0 * ldh) * hsize;
+    // logits^T [V, n] = w [C, V]^T @ h^T [C, n]  (column-major views of w [V, C] and h [n, C])
+    if (C > 0 && V > 0) {
+      lt_gemm(*this, true, {w.data(), ct, C, V, ldw}, false, {hc, ct, C, n, ldh}, 0.0f,
+              {logits, DType::F32, V, n, V});
+    } else {
+      LLM_CUDA_CHECK(cudaMemsetAsync(logits, 0, static_cast<size_t>(n * V) * 4, stream_));
+    }
+    const int64_t lstride = vec_stride(losses);
+    ce_softmax_rows(logits, n, V, tg + n0 * tstride, tstride, losses.ptr<float>() + n0 * lstride, lstride,
+                    grad ? dlogits : nullptr, ct, grad_scale, stream_);
+    if (!grad || C == 0) continue;
+    if (want_dh) {
+      // dh^T [C, n] = w^T [C, V] @ dlogits^T [V, n]
+      const int64_t lddh = row_stride(dh);
+      void* dst = dh_scratch ? static_cast<void*>(dh_f32)
+                             : static_cast<void*>(dh.ptr<unsigned char>() + static_cast<size_t>(n0 * lddh) *
+                                                                                 dtype_size(dh.dtype()));
+      if (V > 0) {
+        lt_gemm(*this, false, {w.data(), ct, C, V, ldw}, false, {dlogits, ct, V, n, V}, 0.0f,
+                {dst, dh_scratch ? DType::F32 : dh.dtype(), C, n, dh_scratch ? C : lddh});
+      } else {
+        LLM_CUDA_CHECK(cudaMemsetAsync(dh_f32, 0, static_cast<size_t>(n * C) * 4, stream_));
+      }
+      if (dh_scratch) {
+        ce_store_rows(dh_f32, n, C,
+                      dh.ptr<unsigned char>() + static_cast<size_t>(n0 * lddh) * dtype_size(dh.dtype()),
+                      dh.dtype(), lddh, stream_);
+      }
+    }
+    if (want_dw && V > 0) {
+      // dw^T [C, V] += h^T [C, n] @ dlogits [n, V]  (dlogits^T [V, n] transposed)
+      lt_gemm(*this, false, {hc, ct, C, n, ldh}, true, {dlogits, ct, V, n, V}, 1.0f,
+              {dw.data(), DType::F32, C, V, C});
+    }
+  }
+}
+
+}  // namespace llm::LLM_CUDA_NS
