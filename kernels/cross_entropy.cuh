@@ -10,7 +10,7 @@
 namespace llm::LLM_CUDA_NS {
 
 // *flag = min(*flag, n) for every n < count with targets[n * stride] >= vocab (negative targets
-// are "ignore", not errors). The caller presets *flag to INT_MAX and reads it back.
+// are "ignore", not errors). The caller presets *flag to 0x7f7f7f7f and reads it back.
 void ce_check_targets(const int32_t* targets, int64_t stride, int64_t count, int64_t vocab, int* flag,
                       cudaStream_t stream);
 

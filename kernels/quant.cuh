@@ -29,7 +29,7 @@ struct FloatRows {
 
 // q.data / q.scales (written through const_cast: the caller owns them) = quantize(w [rows, cols]).
 // *bad_row = min(*bad_row, r) for each row r holding an inf or nan (its groups are skipped); the
-// caller presets *bad_row to INT_MAX.
+// caller presets *bad_row (and *bad below) to 0x7f7f7f7f.
 void quant_quantize(const FloatRows& w, const QuantDev& q, int* bad_row, cudaStream_t stream);
 
 // out [n, cols] (dtype out.type, row stride out.ld) = dequant(table)[ids[i]]. *bad = min(*bad, i)

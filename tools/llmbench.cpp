@@ -73,8 +73,15 @@ int bench_train(const std::string& config_file, const std::vector<std::string>& 
   std::sort(step_times.begin(), step_times.end());
   const double median = step_times[step_times.size() / 2];
   if (profile) print_profile(times, steps);
+  size_t peak_bytes = 0;
+  for (const Arena* a : model.arenas()) peak_bytes += a->peak_bytes();
+  const double flops = train_flops_per_token(arch, T) * double(B * T) / median;
+  const double peak = backend->peak_flops(o.compute_dtype);
   std::cout << nlohmann::json{{"tokens_per_s", double(B * T) / median},
-                              {"gflops", train_flops_per_token(arch, T) * double(B * T) / median / 1e9},
+                              {"gflops", flops / 1e9},
+                              {"mfu", peak > 0 ? flops / peak : 0.0},
+                              {"model_peak_bytes", peak_bytes},
+                              {"recompute", recompute_name(o.recompute)},
                               {"step_s_median", median},
                               {"params", model.params().count()},
                               {"threads", threads},

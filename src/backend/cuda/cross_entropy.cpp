@@ -122,7 +122,7 @@ void CudaBackend::cross_entropy(const Tensor& h, const Tensor& w, const Tensor& 
   // cuBLASLt multiplies two operands of one type; the model keeps h and w in the compute dtype.
   LLM_CHECK(h.dtype() == w.dtype(), op, ": h is ", dtype_name(h.dtype()), " and w is ", dtype_name(w.dtype()),
             "; the CUDA op needs them in one dtype");
-  LLM_CHECK(N < INT_MAX, op, ": ", N, " tokens are more than the CUDA op handles in one call");
+  LLM_CHECK(N < 0x7f7f7f7f, op, ": ", N, " tokens are more than the CUDA op handles in one call");
   if (N == 0) return;
 
   const DType ct = h.dtype();
@@ -150,10 +150,11 @@ void CudaBackend::cross_entropy(const Tensor& h, const Tensor& w, const Tensor& 
   const int64_t tstride = vec_stride(targets);
   LLM_CUDA_CHECK(cudaMemsetAsync(flag, 0x7f, sizeof(int), stream_));
   ce_check_targets(tg, tstride, N, V, flag, stream_);
-  int bad = INT_MAX;
+  constexpr int kNoFlag = 0x7f7f7f7f;  // the memset's bytes: no position is that large
+  int bad = kNoFlag;
   LLM_CUDA_CHECK(cudaMemcpyAsync(&bad, flag, sizeof bad, cudaMemcpyDeviceToHost, stream_));
   LLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  if (bad != INT_MAX) {
+  if (bad != kNoFlag) {
     int32_t value = 0;
     LLM_CUDA_CHECK(cudaMemcpyAsync(&value, tg + bad * tstride, sizeof value, cudaMemcpyDeviceToHost, stream_));
     LLM_CUDA_CHECK(cudaStreamSynchronize(stream_));

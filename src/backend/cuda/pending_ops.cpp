@@ -17,28 +17,4 @@ void CudaBackend::bias_backward(const Tensor&, const Tensor&) {
 }
 // END bias_backward
 
-// BEGIN cross_entropy
-void CudaBackend::cross_entropy(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, float) {
-  fail("cross_entropy: not implemented on the CUDA backend yet");
-}
-// END cross_entropy
-
-// BEGIN quantize
-void CudaBackend::quantize(const Tensor&, const QuantizedMatrix&) {
-  fail("quantize: not implemented on the CUDA backend yet");
-}
-// END quantize
-
-// BEGIN quant_matmul
-void CudaBackend::quant_matmul(const Tensor&, const QuantizedMatrix&, const Tensor&, const Tensor*) {
-  fail("quant_matmul: not implemented on the CUDA backend yet");
-}
-// END quant_matmul
-
-// BEGIN quant_embedding
-void CudaBackend::quant_embedding(const Tensor&, const QuantizedMatrix&, const Tensor&) {
-  fail("quant_embedding: not implemented on the CUDA backend yet");
-}
-// END quant_embedding
-
 }  // namespace llm::LLM_CUDA_NS
