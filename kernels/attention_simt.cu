@@ -158,22 +158,22 @@ __global__ void __launch_bounds__(kDqThreads) attn_dq_simt_kernel(AttnBwdArgs a)
   const int tid = static_cast<int>(threadIdx.x), r = tid >> 2, p = tid & 3;
   const int tile = static_cast<int>(gridDim.x - 1 - blockIdx.x);
   const int h = static_cast<int>(blockIdx.y), b = static_cast<int>(blockIdx.z), kvh = h / a.d.group;
-  const int T = a.d.Tq, D = a.d.D, q0 = tile * kDqRows, q = q0 + r;
+  const int nT = a.d.Tq, D = a.d.D, q0 = tile * kDqRows, q = q0 + r;
 
-  load_rows(qs, kP, head_row<const T>(a.q, b, q0, h), a.q.st, kDqRows, T - q0, D, 1.0f, tid, kDqThreads);
-  load_rows(dos, kP, head_row<const T>(a.dout, b, q0, h), a.dout.st, kDqRows, T - q0, D, 1.0f, tid, kDqThreads);
-  const int64_t at = (int64_t(b) * a.d.Hq + h) * T + q;
-  const float lse = q < T ? a.lse[at] : 0.0f, delta = q < T ? a.delta[at] : 0.0f;
+  load_rows(qs, kP, head_row<const T>(a.q, b, q0, h), a.q.st, kDqRows, nT - q0, D, 1.0f, tid, kDqThreads);
+  load_rows(dos, kP, head_row<const T>(a.dout, b, q0, h), a.dout.st, kDqRows, nT - q0, D, 1.0f, tid, kDqThreads);
+  const int64_t at = (int64_t(b) * a.d.Hq + h) * nT + q;
+  const float lse = q < nT ? a.lse[at] : 0.0f, delta = q < nT ? a.delta[at] : 0.0f;
   float dq[kD / 4];
 #pragma unroll
   for (int i = 0; i < kD / 4; ++i) dq[i] = 0.0f;
   const T* kp = head_row<const T>(a.k, b, 0, kvh);
   const T* vp = head_row<const T>(a.v, b, 0, kvh);
-  const int kend = min(T, q0 + kDqRows);
+  const int kend = min(nT, q0 + kDqRows);
   for (int k0 = 0; k0 < kend; k0 += kDqKeys) {
     __syncthreads();
-    load_rows(ks, kP, kp + int64_t(k0) * a.k.st, a.k.st, kDqKeys, T - k0, D, 1.0f, tid, kDqThreads);
-    load_rows(vs, kP, vp + int64_t(k0) * a.v.st, a.v.st, kDqKeys, T - k0, D, 1.0f, tid, kDqThreads);
+    load_rows(ks, kP, kp + int64_t(k0) * a.k.st, a.k.st, kDqKeys, nT - k0, D, 1.0f, tid, kDqThreads);
+    load_rows(vs, kP, vp + int64_t(k0) * a.v.st, a.v.st, kDqKeys, nT - k0, D, 1.0f, tid, kDqThreads);
     __syncthreads();
     float s[8] = {}, dp[8] = {};
     for (int c = 0; c < D; c += 2) {
@@ -190,13 +190,13 @@ __global__ void __launch_bounds__(kDqThreads) attn_dq_simt_kernel(AttnBwdArgs a)
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
       const int key = k0 + p + 4 * j;
-      const float pr = key <= q && key < T ? expf(s[j] * a.d.scale - lse) : 0.0f;
+      const float pr = key <= q && key < nT ? expf(s[j] * a.d.scale - lse) : 0.0f;
       dss[r * kSP + p + 4 * j] = pr * (dp[j] - delta);
     }
     __syncwarp();
     for (int j = 0; j < kDqKeys; ++j) axpy_pairs<kD>(dq, dss[r * kSP + j], ks + j * kP, p, D);
   }
-  if (q < T) store_pairs<T, kD>(head_row<T>(a.dq, b, q, h), dq, a.d.scale, p, D);
+  if (q < nT) store_pairs<T, kD>(head_row<T>(a.dq, b, q, h), dq, a.d.scale, p, D);
 }
 
 // ---- backward: dK, dV ----------------------------------------------------------------------------
@@ -222,27 +222,27 @@ __global__ void __launch_bounds__(kKvThreads) attn_dkdv_simt_kernel(AttnBwdArgs 
   float* deltas = lses + kKvQueries;   // [16]
   const int tid = static_cast<int>(threadIdx.x), kr = tid >> 2, p = tid & 3;
   const int parts = a.parts, kvh = static_cast<int>(blockIdx.y) / parts, part = static_cast<int>(blockIdx.y) % parts;
-  const int b = static_cast<int>(blockIdx.z), T = a.d.Tq, D = a.d.D;
+  const int b = static_cast<int>(blockIdx.z), nT = a.d.Tq, D = a.d.D;
   const int k0 = static_cast<int>(blockIdx.x) * kKvKeys, key = k0 + kr;
   const int per_part = (a.d.group + parts - 1) / parts;
   const int h_begin = kvh * a.d.group + part * per_part;
   const int h_end = min(h_begin + per_part, (kvh + 1) * a.d.group);
 
-  load_rows(ks, kP, head_row<const T>(a.k, b, k0, kvh), a.k.st, kKvKeys, T - k0, D, 1.0f, tid, kKvThreads);
-  load_rows(vs, kP, head_row<const T>(a.v, b, k0, kvh), a.v.st, kKvKeys, T - k0, D, 1.0f, tid, kKvThreads);
+  load_rows(ks, kP, head_row<const T>(a.k, b, k0, kvh), a.k.st, kKvKeys, nT - k0, D, 1.0f, tid, kKvThreads);
+  load_rows(vs, kP, head_row<const T>(a.v, b, k0, kvh), a.v.st, kKvKeys, nT - k0, D, 1.0f, tid, kKvThreads);
   float dk[kD / 4], dv[kD / 4];
 #pragma unroll
   for (int i = 0; i < kD / 4; ++i) dk[i] = dv[i] = 0.0f;
   for (int h = h_begin; h < h_end; ++h) {
-    const int64_t hrow = (int64_t(b) * a.d.Hq + h) * T;
-    for (int q0 = (k0 / kKvQueries) * kKvQueries; q0 < T; q0 += kKvQueries) {
+    const int64_t hrow = (int64_t(b) * a.d.Hq + h) * nT;
+    for (int q0 = (k0 / kKvQueries) * kKvQueries; q0 < nT; q0 += kKvQueries) {
       __syncthreads();
-      load_rows(qs, kP, head_row<const T>(a.q, b, q0, h), a.q.st, kKvQueries, T - q0, D, 1.0f, tid, kKvThreads);
-      load_rows(dos, kP, head_row<const T>(a.dout, b, q0, h), a.dout.st, kKvQueries, T - q0, D, 1.0f, tid,
+      load_rows(qs, kP, head_row<const T>(a.q, b, q0, h), a.q.st, kKvQueries, nT - q0, D, 1.0f, tid, kKvThreads);
+      load_rows(dos, kP, head_row<const T>(a.dout, b, q0, h), a.dout.st, kKvQueries, nT - q0, D, 1.0f, tid,
                 kKvThreads);
       if (tid < kKvQueries) {
-        lses[tid] = q0 + tid < T ? a.lse[hrow + q0 + tid] : 0.0f;
-        deltas[tid] = q0 + tid < T ? a.delta[hrow + q0 + tid] : 0.0f;
+        lses[tid] = q0 + tid < nT ? a.lse[hrow + q0 + tid] : 0.0f;
+        deltas[tid] = q0 + tid < nT ? a.delta[hrow + q0 + tid] : 0.0f;
       }
       __syncthreads();
       float s[4] = {}, dp[4] = {};
@@ -260,7 +260,7 @@ __global__ void __launch_bounds__(kKvThreads) attn_dkdv_simt_kernel(AttnBwdArgs 
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const int col = p + 4 * j, q = q0 + col;
-        const float pr = q >= key && q < T && key < T ? expf(s[j] * a.d.scale - lses[col]) : 0.0f;
+        const float pr = q >= key && q < nT && key < nT ? expf(s[j] * a.d.scale - lses[col]) : 0.0f;
         ps[kr * kSP + col] = pr;
         dss[kr * kSP + col] = pr * (dp[j] - deltas[col]);
       }
@@ -271,12 +271,12 @@ __global__ void __launch_bounds__(kKvThreads) attn_dkdv_simt_kernel(AttnBwdArgs 
       }
     }
   }
-  if (key >= T) return;
+  if (key >= nT) return;
   if (parts == 1) {
     store_pairs<T, kD>(head_row<T>(a.dk, b, key, kvh), dk, a.d.scale, p, D);
     store_pairs<T, kD>(head_row<T>(a.dv, b, key, kvh), dv, 1.0f, p, D);
   } else {  // fp32 partials [part, B, T, Hkv, D]
-    const int64_t row = ((int64_t(part) * a.d.B + b) * T + key) * a.d.Hkv + kvh;
+    const int64_t row = ((int64_t(part) * a.d.B + b) * nT + key) * a.d.Hkv + kvh;
     store_pairs<float, kD>(a.dk_part + row * D, dk, a.d.scale, p, D);
     store_pairs<float, kD>(a.dv_part + row * D, dv, 1.0f, p, D);
   }
@@ -288,15 +288,15 @@ template <class T>
 __global__ void __launch_bounds__(128) attn_delta_kernel(AttnBwdArgs a) {
   const int warp = static_cast<int>((blockIdx.x * blockDim.x + threadIdx.x) >> 5);
   const int lane = static_cast<int>(threadIdx.x) & 31;
-  const int Hq = a.d.Hq, T = a.d.Tq;
-  if (warp >= a.d.B * T * Hq) return;  // whole warps leave together
-  const int h = warp % Hq, t = (warp / Hq) % T, b = warp / (Hq * T);
+  const int Hq = a.d.Hq, nT = a.d.Tq;
+  if (warp >= a.d.B * nT * Hq) return;  // whole warps leave together
+  const int h = warp % Hq, t = (warp / Hq) % nT, b = warp / (Hq * nT);
   const T* o = head_row<const T>(a.out, b, t, h);
   const T* d = head_row<const T>(a.dout, b, t, h);
   float acc = 0.0f;
   for (int c = lane; c < a.d.D; c += 32) acc += to_f(o[c]) * to_f(d[c]);
   acc = warp_sum(acc);
-  if (lane == 0) a.delta[(int64_t(b) * Hq + h) * T + t] = acc;
+  if (lane == 0) a.delta[(int64_t(b) * Hq + h) * nT + t] = acc;
 }
 
 // dk, dv (b, t, kvh, d) = the sum of the parts' partials, in part order.
@@ -309,9 +309,9 @@ __global__ void __launch_bounds__(256) attn_reduce_parts_kernel(AttnBwdArgs a) {
       sk += a.dk_part[part * n + i];
       sv += a.dv_part[part * n + i];
     }
-    const int D = a.d.D, Hkv = a.d.Hkv, T = a.d.Tq;
+    const int D = a.d.D, Hkv = a.d.Hkv, nT = a.d.Tq;
     const int d = static_cast<int>(i % D), kvh = static_cast<int>((i / D) % Hkv);
-    const int t = static_cast<int>((i / (int64_t(D) * Hkv)) % T), b = static_cast<int>(i / (int64_t(D) * Hkv * T));
+    const int t = static_cast<int>((i / (int64_t(D) * Hkv)) % nT), b = static_cast<int>(i / (int64_t(D) * Hkv * nT));
     head_row<T>(a.dk, b, t, kvh)[d] = from_f<T>(sk);
     head_row<T>(a.dv, b, t, kvh)[d] = from_f<T>(sv);
   }

@@ -41,14 +41,14 @@ __global__ void __launch_bounds__(128) attn_dkdv_tc_kernel(AttnBwdArgs a) {
   const int tid = static_cast<int>(threadIdx.x), warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   const int tile = static_cast<int>(blockIdx.x);  // key tiles near the start see the most queries
   const int parts = a.parts, kvh = static_cast<int>(blockIdx.y) / parts, part = static_cast<int>(blockIdx.y) % parts;
-  const int b = static_cast<int>(blockIdx.z), T = a.d.Tq, k0 = tile * S::kKeys, kw = k0 + warp * 16;
+  const int b = static_cast<int>(blockIdx.z), nT = a.d.Tq, k0 = tile * S::kKeys, kw = k0 + warp * 16;
   const int per_part = (a.d.group + parts - 1) / parts;
   const int h_begin = kvh * a.d.group + part * per_part;
   const int h_end = min(h_begin + per_part, (kvh + 1) * a.d.group);
   const float sl2 = a.d.scale * kLog2e;
 
-  load_tile_tc<kD, S::kKeys, S::kThreads>(ks, head_row<const unsigned short>(a.k, b, k0, kvh), a.k.st, T - k0, tid);
-  load_tile_tc<kD, S::kKeys, S::kThreads>(vs, head_row<const unsigned short>(a.v, b, k0, kvh), a.v.st, T - k0, tid);
+  load_tile_tc<kD, S::kKeys, S::kThreads>(ks, head_row<const unsigned short>(a.k, b, k0, kvh), a.k.st, nT - k0, tid);
+  load_tile_tc<kD, S::kKeys, S::kThreads>(vs, head_row<const unsigned short>(a.v, b, k0, kvh), a.v.st, nT - k0, tid);
 
   float dk[kD / 8][4], dv[kD / 8][4];
 #pragma unroll
@@ -58,20 +58,20 @@ __global__ void __launch_bounds__(128) attn_dkdv_tc_kernel(AttnBwdArgs a) {
   }
 
   for (int h = h_begin; h < h_end; ++h) {
-    const float* lse_h = a.lse + (int64_t(b) * a.d.Hq + h) * T;
-    const float* delta_h = a.delta + (int64_t(b) * a.d.Hq + h) * T;
-    for (int q0 = (k0 / kQ) * kQ; q0 < T; q0 += kQ) {  // queries before k0 see none of these keys
+    const float* lse_h = a.lse + (int64_t(b) * a.d.Hq + h) * nT;
+    const float* delta_h = a.delta + (int64_t(b) * a.d.Hq + h) * nT;
+    for (int q0 = (k0 / kQ) * kQ; q0 < nT; q0 += kQ) {  // queries before k0 see none of these keys
       __syncthreads();  // the previous query tile is no longer read
-      load_tile_tc<kD, kQ, S::kThreads>(qs, head_row<const unsigned short>(a.q, b, q0, h), a.q.st, T - q0, tid);
-      load_tile_tc<kD, kQ, S::kThreads>(dos, head_row<const unsigned short>(a.dout, b, q0, h), a.dout.st, T - q0,
+      load_tile_tc<kD, kQ, S::kThreads>(qs, head_row<const unsigned short>(a.q, b, q0, h), a.q.st, nT - q0, tid);
+      load_tile_tc<kD, kQ, S::kThreads>(dos, head_row<const unsigned short>(a.dout, b, q0, h), a.dout.st, nT - q0,
                                         tid);
       if (tid < kQ) {
-        const bool in = q0 + tid < T;
+        const bool in = q0 + tid < nT;
         lse2[tid] = in ? lse_h[q0 + tid] * kLog2e : 0.0f;
         delta[tid] = in ? delta_h[q0 + tid] : 0.0f;
       }
       __syncthreads();
-      if (kw >= T || kw > q0 + kQ - 1) continue;  // warp-uniform: no query of the tile sees these keys
+      if (kw >= nT || kw > q0 + kQ - 1) continue;  // warp-uniform: no query of the tile sees these keys
 
       // S^T = K Q^T and dP^T = V dO^T: 16 keys x kQ queries.
       float st[kQ / 8][4], dpt[kQ / 8][4];
@@ -102,7 +102,7 @@ __global__ void __launch_bounds__(128) attn_dkdv_tc_kernel(AttnBwdArgs a) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const int col = 8 * nt + 2 * t + (e & 1), q = q0 + col, key = kw + g + 8 * (e >> 1);
-          const float p = q >= key && q < T && key < T ? exp2f(fmaf(st[nt][e], sl2, -lse2[col])) : 0.0f;
+          const float p = q >= key && q < nT && key < nT ? exp2f(fmaf(st[nt][e], sl2, -lse2[col])) : 0.0f;
           st[nt][e] = p;
           dpt[nt][e] = p * (dpt[nt][e] - delta[col]);
         }
@@ -133,7 +133,7 @@ __global__ void __launch_bounds__(128) attn_dkdv_tc_kernel(AttnBwdArgs a) {
 #pragma unroll
   for (int hr = 0; hr < 2; ++hr) {
     const int key = kw + g + 8 * hr;
-    if (key >= T) continue;
+    if (key >= nT) continue;
     if (parts == 1) {
       unsigned* dkr = reinterpret_cast<unsigned*>(head_row<unsigned short>(a.dk, b, key, kvh));
       unsigned* dvr = reinterpret_cast<unsigned*>(head_row<unsigned short>(a.dv, b, key, kvh));
@@ -143,7 +143,7 @@ __global__ void __launch_bounds__(128) attn_dkdv_tc_kernel(AttnBwdArgs a) {
         dvr[4 * nd + t] = pack2<T>(dv[nd][2 * hr], dv[nd][2 * hr + 1]);
       }
     } else {  // fp32 partials [part, B, T, Hkv, D]
-      const int64_t row = ((int64_t(part) * a.d.B + b) * T + key) * a.d.Hkv + kvh;
+      const int64_t row = ((int64_t(part) * a.d.B + b) * nT + key) * a.d.Hkv + kvh;
       float2* dkr = reinterpret_cast<float2*>(a.dk_part + row * kD);
       float2* dvr = reinterpret_cast<float2*>(a.dv_part + row * kD);
 #pragma unroll
@@ -174,12 +174,12 @@ __global__ void __launch_bounds__(128) attn_dq_tc_kernel(AttnBwdArgs a) {
   const int tid = static_cast<int>(threadIdx.x), warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   const int tile = static_cast<int>(gridDim.x - 1 - blockIdx.x);  // heavy tiles first
   const int h = static_cast<int>(blockIdx.y), b = static_cast<int>(blockIdx.z), kvh = h / a.d.group;
-  const int T = a.d.Tq, q0 = tile * S::kRows, r0 = q0 + warp * 16;
+  const int nT = a.d.Tq, q0 = tile * S::kRows, r0 = q0 + warp * 16;
   const float sl2 = a.d.scale * kLog2e;
 
-  load_tile_tc<kD, S::kRows, S::kThreads>(smem, head_row<const unsigned short>(a.q, b, q0, h), a.q.st, T - q0, tid);
+  load_tile_tc<kD, S::kRows, S::kThreads>(smem, head_row<const unsigned short>(a.q, b, q0, h), a.q.st, nT - q0, tid);
   load_tile_tc<kD, S::kRows, S::kThreads>(smem + S::kRows * kP, head_row<const unsigned short>(a.dout, b, q0, h),
-                                          a.dout.st, T - q0, tid);
+                                          a.dout.st, nT - q0, tid);
   __syncthreads();
   unsigned qf[kD / 16][4], df[kD / 16][4];
 #pragma unroll
@@ -193,9 +193,9 @@ __global__ void __launch_bounds__(128) attn_dq_tc_kernel(AttnBwdArgs a) {
 #pragma unroll
   for (int hr = 0; hr < 2; ++hr) {
     const int q = r0 + g + 8 * hr;
-    const int64_t at = (int64_t(b) * a.d.Hq + h) * T + q;
-    lse2[hr] = q < T ? a.lse[at] * kLog2e : 0.0f;
-    delta[hr] = q < T ? a.delta[at] : 0.0f;
+    const int64_t at = (int64_t(b) * a.d.Hq + h) * nT + q;
+    lse2[hr] = q < nT ? a.lse[at] * kLog2e : 0.0f;
+    delta[hr] = q < nT ? a.delta[at] : 0.0f;
   }
   float dq[kD / 8][4];
 #pragma unroll
@@ -205,12 +205,12 @@ __global__ void __launch_bounds__(128) attn_dq_tc_kernel(AttnBwdArgs a) {
   unsigned* vs = smem + kKeys * kP;
   const unsigned short* kp = head_row<const unsigned short>(a.k, b, 0, kvh);
   const unsigned short* vp = head_row<const unsigned short>(a.v, b, 0, kvh);
-  const int kend = min(T, q0 + S::kRows);
-  const bool warp_live = r0 < T;
+  const int kend = min(nT, q0 + S::kRows);
+  const bool warp_live = r0 < nT;
   for (int k0 = 0; k0 < kend; k0 += kKeys) {
     __syncthreads();  // the previous tile (or the Q / dO staging) is no longer read
-    load_tile_tc<kD, kKeys, S::kThreads>(ks, kp + int64_t(k0) * a.k.st, a.k.st, T - k0, tid);
-    load_tile_tc<kD, kKeys, S::kThreads>(vs, vp + int64_t(k0) * a.v.st, a.v.st, T - k0, tid);
+    load_tile_tc<kD, kKeys, S::kThreads>(ks, kp + int64_t(k0) * a.k.st, a.k.st, nT - k0, tid);
+    load_tile_tc<kD, kKeys, S::kThreads>(vs, vp + int64_t(k0) * a.v.st, a.v.st, nT - k0, tid);
     __syncthreads();
     if (!warp_live || k0 > r0 + 15) continue;  // warp-uniform: the tile lies above the diagonal
 
@@ -237,7 +237,7 @@ __global__ void __launch_bounds__(128) attn_dq_tc_kernel(AttnBwdArgs a) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int hr = e >> 1, key = k0 + 8 * nt + 2 * t + (e & 1), q = r0 + g + 8 * hr;
-        const float p = key <= q && key < T ? exp2f(fmaf(s[nt][e], sl2, -lse2[hr])) : 0.0f;
+        const float p = key <= q && key < nT ? exp2f(fmaf(s[nt][e], sl2, -lse2[hr])) : 0.0f;
         s[nt][e] = p * (dp[nt][e] - delta[hr]);  // dS
       }
     }
@@ -259,7 +259,7 @@ __global__ void __launch_bounds__(128) attn_dq_tc_kernel(AttnBwdArgs a) {
 #pragma unroll
   for (int hr = 0; hr < 2; ++hr) {
     const int q = r0 + g + 8 * hr;
-    if (!warp_live || q >= T) continue;
+    if (!warp_live || q >= nT) continue;
     unsigned* row = reinterpret_cast<unsigned*>(head_row<unsigned short>(a.dq, b, q, h));
 #pragma unroll
     for (int nd = 0; nd < kD / 8; ++nd) {

@@ -5,16 +5,4 @@
 
 namespace llm::LLM_CUDA_NS {
 
-// BEGIN matmul
-void CudaBackend::matmul(const Tensor&, bool, const Tensor&, bool, const Tensor&, float, float, const Tensor*) {
-  fail("matmul: not implemented on the CUDA backend yet");
-}
-// END matmul
-
-// BEGIN bias_backward
-void CudaBackend::bias_backward(const Tensor&, const Tensor&) {
-  fail("bias_backward: not implemented on the CUDA backend yet");
-}
-// END bias_backward
-
 }  // namespace llm::LLM_CUDA_NS
