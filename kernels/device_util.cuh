@@ -10,6 +10,14 @@
 #include "cuda_compat.cuh"
 #include "llm/dtype.h"
 
+// Full unrolling of the fixed 8-trip loops over a chunk (keeps the chunk arrays in registers);
+// the host compiler of the emulator spells the pragma its own way.
+#if defined(__CUDACC__)
+#define LLM_UNROLL_8 _Pragma("unroll")
+#else
+#define LLM_UNROLL_8 _Pragma("GCC unroll 8")
+#endif
+
 namespace llm::LLM_CUDA_NS::dev {
 
 // Elements per vector access: two 16-byte words of f32, one of f16/bf16.
@@ -62,7 +70,7 @@ __device__ __forceinline__ void load8(const void* p, DType dt, int64_t i, float 
   } else {
     const uint4 r = *reinterpret_cast<const uint4*>(static_cast<const unsigned short*>(p) + i);
     const unsigned w[4] = {r.x, r.y, r.z, r.w};
-#pragma unroll
+LLM_UNROLL_8
     for (int k = 0; k < 4; ++k) {
       v[2 * k] = bits_to_float(w[k] & 0xffffu, dt);
       v[2 * k + 1] = bits_to_float(w[k] >> 16, dt);
@@ -76,7 +84,7 @@ __device__ __forceinline__ void store8(void* p, DType dt, int64_t i, const float
     q[1] = make_float4(v[4], v[5], v[6], v[7]);
   } else {
     unsigned w[4];
-#pragma unroll
+LLM_UNROLL_8
     for (int k = 0; k < 4; ++k) w[k] = float_to_bits(v[2 * k], dt) | float_to_bits(v[2 * k + 1], dt) << 16;
     *reinterpret_cast<uint4*>(static_cast<unsigned short*>(p) + i) = make_uint4(w[0], w[1], w[2], w[3]);
   }
@@ -89,7 +97,7 @@ __device__ __forceinline__ void load_chunk(const void* p, DType dt, int64_t i, i
   if (vec && cnt == kVec) {
     load8(p, dt, i, v);
   } else {
-#pragma unroll
+LLM_UNROLL_8
     for (int k = 0; k < kVec; ++k) v[k] = k < cnt ? load(p, dt, i + k) : 0.0f;
   }
 }
@@ -97,7 +105,7 @@ __device__ __forceinline__ void store_chunk(void* p, DType dt, int64_t i, int cn
   if (vec && cnt == kVec) {
     store8(p, dt, i, v);
   } else {
-#pragma unroll
+LLM_UNROLL_8
     for (int k = 0; k < kVec; ++k) {
       if (k < cnt) store(p, dt, i + k, v[k]);
     }
@@ -108,7 +116,7 @@ __device__ __forceinline__ void store_chunk(void* p, DType dt, int64_t i, int cn
 template <class T>
 __device__ __forceinline__ T warp_sum(T v) {
   // Butterfly: every lane ends with the same sum, added in the same order on every lane.
-#pragma unroll
+LLM_UNROLL_8
   for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
   return v;
 }
@@ -156,7 +164,7 @@ __global__ void __launch_bounds__(256) column_partial_kernel(Term term, int64_t 
   __syncthreads();
   if (ty == 0 && c < C) {
     float s = sums[0][tx];
-#pragma unroll
+LLM_UNROLL_8
     for (int k = 1; k < 8; ++k) s += sums[k][tx];
     partial[g * C + c] = s;
   }

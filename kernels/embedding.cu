@@ -119,7 +119,7 @@ __global__ void __launch_bounds__(kThreads) accumulate_kernel(const unsigned lon
       const auto pos = static_cast<int64_t>(key & 0xffffffffull);
       float g[dev::kVec];
       dev::load_chunk(dout, dt, pos * ld_dout + c0, cnt, vec_dout, g);
-#pragma unroll
+LLM_UNROLL_8
       for (int k = 0; k < dev::kVec; ++k) acc[k] += g[k];
     }
     dev::store_chunk(row, DType::F32, c0, cnt, vec_table, acc);

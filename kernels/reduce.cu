@@ -32,13 +32,13 @@ __global__ void __launch_bounds__(kThreads) partial_kernel(const void* __restric
     float v[dev::kVec];
     dev::load_chunk(x, xt, i, cnt, vec, v);
     float s = 0.0f;
-#pragma unroll
+LLM_UNROLL_8
     for (int k = 0; k < dev::kVec; ++k) s += squares ? v[k] * v[k] : v[k];
     if (isfinite(s)) {
       acc += s;
     } else {
       double d = 0.0;
-#pragma unroll
+LLM_UNROLL_8
       for (int k = 0; k < dev::kVec; ++k) d += squares ? double(v[k]) * double(v[k]) : double(v[k]);
       acc += d;
     }

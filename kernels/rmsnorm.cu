@@ -27,13 +27,13 @@ __global__ void __launch_bounds__(256) rmsnorm_forward_kernel(NormMat a, NormMat
     if (add) {
       float u[dev::kVec];
       dev::load_chunk(b.p, b.dt, n * b.ld + c0, cnt, vec, u);
-#pragma unroll
+LLM_UNROLL_8
       for (int j = 0; j < dev::kVec; ++j) v[j] += u[j];
       dev::store_chunk(s.p, s.dt, n * s.ld + c0, cnt, vec, v);
-#pragma unroll
+LLM_UNROLL_8
       for (int j = 0; j < dev::kVec; ++j) v[j] = dev::round_to(v[j], s.dt);
     }
-#pragma unroll
+LLM_UNROLL_8
     for (int j = 0; j < dev::kVec; ++j) ss += v[j] * v[j];  // zeros past cnt add nothing
   }
   ss = dev::block_sum(ss, scratch);
@@ -45,7 +45,7 @@ __global__ void __launch_bounds__(256) rmsnorm_forward_kernel(NormMat a, NormMat
     float v[dev::kVec], wv[dev::kVec];
     dev::load_chunk(x.p, x.dt, n * x.ld + c0, cnt, vec, v);  // s: this thread's own stores above
     dev::load_chunk(w, wt, c0, cnt, vec, wv);
-#pragma unroll
+LLM_UNROLL_8
     for (int j = 0; j < dev::kVec; ++j) v[j] = wv[j] * (v[j] * r);
     dev::store_chunk(y.p, y.dt, n * y.ld + c0, cnt, vec, v);
   }
@@ -66,7 +66,7 @@ __global__ void __launch_bounds__(256) rmsnorm_backward_kernel(NormMat dy, NormM
     dev::load_chunk(dy.p, dy.dt, n * dy.ld + c0, cnt, vec, g);
     dev::load_chunk(x.p, x.dt, n * x.ld + c0, cnt, vec, xv);
     dev::load_chunk(w, wt, c0, cnt, vec, wv);
-#pragma unroll
+LLM_UNROLL_8
     for (int j = 0; j < dev::kVec; ++j) dot += wv[j] * g[j] * xv[j];
   }
   dot = dev::block_sum(dot, scratch);
@@ -82,10 +82,10 @@ __global__ void __launch_bounds__(256) rmsnorm_backward_kernel(NormMat dy, NormM
     if (accumulate) {
       dev::load_chunk(dx.p, dx.dt, n * dx.ld + c0, cnt, vec, out);
     } else {
-#pragma unroll
+LLM_UNROLL_8
       for (int j = 0; j < dev::kVec; ++j) out[j] = 0.0f;
     }
-#pragma unroll
+LLM_UNROLL_8
     for (int j = 0; j < dev::kVec; ++j) {
       const float d = r * wv[j] * g[j] - kx * xv[j];
       out[j] = accumulate ? out[j] + d : d;

@@ -19,7 +19,7 @@ __global__ void __launch_bounds__(kThreads) swiglu_forward_kernel(const void* __
     float g[dev::kVec], u[dev::kVec], o[dev::kVec];
     dev::load_chunk(gu, gt, n * ld_gu + i, cnt, vec, g);
     dev::load_chunk(gu, gt, n * ld_gu + I + i, cnt, vec, u);
-#pragma unroll
+LLM_UNROLL_8
     for (int k = 0; k < dev::kVec; ++k) o[k] = g[k] / (1.0f + expf(-g[k])) * u[k];
     dev::store_chunk(out, ot, n * ld_out + i, cnt, vec, o);
   }
@@ -38,7 +38,7 @@ __global__ void __launch_bounds__(kThreads) swiglu_backward_kernel(const void* _
     dev::load_chunk(dout, dt, n * ld_dout + i, cnt, vec, d);
     dev::load_chunk(gu, gt, n * ld_gu + i, cnt, vec, g);
     dev::load_chunk(gu, gt, n * ld_gu + I + i, cnt, vec, u);
-#pragma unroll
+LLM_UNROLL_8
     for (int k = 0; k < dev::kVec; ++k) {
       // d/dg silu(g) u = sig (1 + g (1 - sig)) u;  d/du = silu(g). g and u are overwritten in place.
       const float sig = 1.0f / (1.0f + expf(-g[k]));

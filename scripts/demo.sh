@@ -8,5 +8,5 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release > /dev/null
 cmake --build build -j"$(nproc)" --target llmtrain llmgen
 ./build/llmtrain                                  # no --config: the built-in tiny demo -> runs/tiny
 echo "--- a sample from the trained model ---"
-./build/llmgen --model runs/tiny/latest --prompt "${1:-The meaning of life is}" --max-tokens 80 --temp 0.8 --top-p 0.95 --seed 1
+./build/llmgen --model runs/tiny/latest --prompt "${1:-床前明月光，}" --max-tokens 60 --temp 0.8 --top-p 0.95 --seed 1
 echo

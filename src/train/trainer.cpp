@@ -16,6 +16,9 @@
 #include "dist/data_parallel.h"
 #include "dist/test_hooks.h"
 #include "llm/checkpoint.h"
+#include "llm/generate.h"
+#include "llm/inference.h"
+#include "llm/sampler.h"
 #if defined(LLM_HAVE_NCCL)
 #include "backend/cuda/cuda_factory.h"
 #endif
@@ -73,6 +76,33 @@ double evaluate(Qwen2Model& model, const EvalLoader& val, Communicator& comm) {
   sum = both[0];
   count = both[1];
   return count > 0 ? sum / count : NAN;
+}
+
+// What the trained model makes of io.sample_prompt: sampled (temperature 0.8, top-p 0.95, a fixed
+// seed) so a user sees at once what the run learned. Errors here do not fail a finished run.
+void print_sample(const Config& cfg, const Qwen2Model& model, const Tokenizer& tok, std::ostream& log) {
+  try {
+    InferenceOptions io;
+    io.context = std::min<int64_t>(cfg.model.arch.max_position_embeddings, 1024);
+    io.dtype = model.weights().dtype();
+    InferenceModel inf(cfg.model.arch, download_weights(model), model.backend(), io);
+    Session session(inf, tok);
+    SamplingParams sp;
+    sp.temperature = 0.8f;
+    sp.top_p = 0.95f;
+    sp.top_k = 0;
+    sp.repeat_penalty = 1.1f;
+    sp.seed = 1;
+    Sampler sampler(sp);
+    GenerateOptions go;
+    go.max_tokens = cfg.io.sample_tokens;
+    const std::vector<int32_t> prompt = tok.encode(cfg.io.sample_prompt);
+    log << "sample: " << cfg.io.sample_prompt;
+    session.generate(prompt, sampler, go, [&](std::string_view text) { log << text << std::flush; });
+    log << "\n";
+  } catch (const std::exception& e) {
+    log << "\nsample: not generated: " << e.what() << "\n";
+  }
 }
 
 }  // namespace
@@ -368,6 +398,7 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   if (lead) {
     metrics->write({{"event", "end"}, {"step", step}, {"seconds", result.seconds}});
     write_loss_plot(run_dir);
+    if (!cfg.io.sample_prompt.empty() && step == tc.steps) print_sample(cfg, model, *tokenizer, log);
   }
   return result;
 }

@@ -83,6 +83,16 @@ class LlmgenCli : public ::testing::Test {
     fs::copy(*dir_ / "model/config.json", *dir_ / "noweights/config.json");
     fs::copy(*dir_ / "model/tokenizer.model", *dir_ / "noweights/tokenizer.model");
     fs::create_directories(*dir_ / "empty");
+    // A model whose embedding has fewer rows than the tokenizer has ids.
+    fs::create_directories(*dir_ / "smallvocab");
+    {
+      const ModelConfig small = small_gen_config(50);
+      std::mt19937_64 sg(7);
+      write_hf_config(*dir_ / "smallvocab/config.json", small, DType::F32);
+      write_model_safetensors(*dir_ / "smallvocab/model.safetensors", ParamTable(small), peaked_weights(sg, small),
+                              DType::F32);
+      fs::copy(*dir_ / "model/tokenizer.model", *dir_ / "smallvocab/tokenizer.model");
+    }
     write_text(*dir_ / "text.txt", (*corpus)[0] + "\n" + (*corpus)[1] + "\n" + (*corpus)[2] + "\n" + (*corpus)[3]);
     write_text(*dir_ / "empty.txt", "");
     write_text(*dir_ / "one.txt", "a");
@@ -246,6 +256,11 @@ TEST_F(LlmgenCli, EachBadInputIsOneClearError) {
   expect_failure(m + " --prompt x --perplexity " + quote((*dir_ / "text.txt").string()), "excludes");
   expect_failure(m + " --prompt x --stop a b", "The following argument was not expected: b");
   expect_failure(m + " --prompt x --system hi", "--system requires --chat");
+  expect_failure("--model " + quote((*dir_ / "smallvocab").string()) + " --prompt x",
+                 "ids but the model's vocabulary is 50");
+  // A prompt longer than the context.
+  expect_failure(m + " --ctx 8 --prompt 'the cat sat on a mat and then it was happy and the dog ran far away'",
+                 "context");
 }
 
 }  // namespace
