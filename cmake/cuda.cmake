@@ -48,7 +48,8 @@ endfunction()
 _llm_cuda_emu_wrappers(LLM_CUDA_EMU_KERNEL_WRAPPERS ${LLM_CUDA_KERNEL_SOURCES})
 add_library(llm_cuda_ops_emu STATIC ${LLM_CUDA_EMU_KERNEL_WRAPPERS} ${LLM_CUDA_HOST_SOURCES})
 target_include_directories(llm_cuda_ops_emu PRIVATE ${PROJECT_SOURCE_DIR}/src)
-target_compile_options(llm_cuda_ops_emu PRIVATE ${LLM_WARNINGS})
+# `#pragma unroll` is for nvcc; the host compiler would warn that it does not know it.
+target_compile_options(llm_cuda_ops_emu PRIVATE ${LLM_WARNINGS} -Wno-unknown-pragmas)
 target_link_libraries(llm_cuda_ops_emu PUBLIC llm_cuda_emu llm)
 
 function(llm_use_cuda_emulation target)
@@ -65,6 +66,14 @@ function(_llm_cuda_wire_emulated_tests)
   # tests/cuda_ops: every CudaBackend op under the emulator against CpuBackend.
   if(TARGET test_cuda_ops)
     llm_use_cuda_emulation(test_cuda_ops)
+  endif()
+  # tests/cuda_gen: generation (greedy tokens, decode graphs) through the emulated CudaBackend.
+  if(TARGET test_cuda_gen)
+    llm_use_cuda_emulation(test_cuda_gen)
+  endif()
+  # tests/cuda_train: whole training steps through the emulated CudaBackend against CpuBackend.
+  if(TARGET test_cuda_train)
+    llm_use_cuda_emulation(test_cuda_train)
   endif()
 endfunction()
 cmake_language(DEFER CALL _llm_cuda_wire_emulated_tests)
@@ -159,6 +168,14 @@ if(LLM_CUDA_ENABLED)
     target_link_libraries(test_cuda_gpu PRIVATE llm_cuda_ops GTest::gtest)
     include(GoogleTest)
     gtest_discover_tests(test_cuda_gpu DISCOVERY_TIMEOUT 60 TEST_PREFIX "gpu." PROPERTIES LABELS gpu)
+
+    # tests/cuda_ops (every op against CpuBackend) on the real device; skipped without one.
+    file(GLOB cuda_op_tests CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/cuda_ops/*_test.cpp)
+    add_executable(test_cuda_ops_gpu ${cuda_op_tests} ${PROJECT_SOURCE_DIR}/tests/cuda_ops/gpu_main.cpp)
+    target_include_directories(test_cuda_ops_gpu PRIVATE ${PROJECT_SOURCE_DIR}/tests ${PROJECT_SOURCE_DIR}/src)
+    target_compile_options(test_cuda_ops_gpu PRIVATE ${LLM_WARNINGS})
+    target_link_libraries(test_cuda_ops_gpu PRIVATE llm GTest::gtest)
+    gtest_discover_tests(test_cuda_ops_gpu DISCOVERY_TIMEOUT 60 TEST_PREFIX "gpu." PROPERTIES LABELS gpu)
 
     # Starts without a driver and reports "no device" instead of crashing: proof of no -lcuda.
     add_executable(cuda_runtime_probe ${PROJECT_SOURCE_DIR}/tests/cuda_emu/real/cuda_runtime_probe.cpp)

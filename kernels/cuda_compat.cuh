@@ -103,8 +103,9 @@ inline const char* cublas_status_name(cublasStatus_t s) {
 //   a[0] = A[g][2t, 2t+1]   a[1] = A[g+8][2t, 2t+1]   a[2] = A[g][2t+8, 2t+9]   a[3] = A[g+8][2t+8, 2t+9]
 //   b[0] = B[2t, 2t+1][g]   b[1] = B[2t+8, 2t+9][g]
 //   c[0], c[1] = C[g][2t, 2t+1]   c[2], c[3] = C[g+8][2t, 2t+1]   (d likewise)
-// sm_80 and newer run the mma.sync instruction; sm_75 and the emulator compute the same thing
-// with warp shuffles (64 per call), so kernels using it are tested in CI.
+// sm_80 and newer run the mma.sync m16n8k16 instruction, sm_75 two m16n8k8 ones (f16 only: Turing
+// has no bf16 tensor cores, and the attention dispatch sends bf16 before sm_80 to the FMA kernel);
+// the emulator computes the same thing with warp shuffles, so kernels using it are tested in CI.
 #if defined(__CUDACC__) || defined(LLM_CUDA_EMULATION)
 namespace llm::LLM_CUDA_NS {
 
@@ -161,6 +162,12 @@ __device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const unsigned a[4
       : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
         "f"(c[3]));
+#elif defined(__CUDA_ARCH__)
+  // No bf16 tensor cores before Ampere, and nothing dispatches here: do not compile a shuffle
+  // version that would only cost build time.
+  (void)a, (void)b;
+  __trap();
+  for (int i = 0; i < 4; ++i) d[i] = c[i];
 #else
   mma_detail::mma_m16n8k16_shuffled<true>(d, a, b, c);
 #endif
@@ -175,6 +182,19 @@ __device__ __forceinline__ void mma_m16n8k16_f16(float d[4], const unsigned a[4]
       : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
         "f"(c[3]));
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 750
+  // Turing has f16 tensor cores but only the k = 8 shape: two of them. m16n8k8's A fragment is
+  // {A[g][2t, 2t+1], A[g+8][2t, 2t+1]} and its B fragment B[2t, 2t+1][g], so the k = 0..7 half is
+  // (a[0], a[1], b[0]) and the k = 8..15 half (a[2], a[3], b[1]); C and D are laid out as above.
+  float e[4];
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};\n"
+      : "=f"(e[0]), "=f"(e[1]), "=f"(e[2]), "=f"(e[3])
+      : "r"(a[0]), "r"(a[1]), "r"(b[0]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};\n"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+      : "r"(a[2]), "r"(a[3]), "r"(b[1]), "f"(e[0]), "f"(e[1]), "f"(e[2]), "f"(e[3]));
 #else
   mma_detail::mma_m16n8k16_shuffled<false>(d, a, b, c);
 #endif

@@ -7,3 +7,9 @@ jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
 ctest --test-dir build -j"$jobs" --output-on-failure --timeout 1500
+
+# The emulated CUDA kernels and the emulator's own tests once more under AddressSanitizer and
+# UBSan (docs/cuda-emulation.md): out-of-bounds device accesses and fiber stack misuse stop here.
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLM_SANITIZE=ON -DLLM_CUDA=OFF
+cmake --build build-asan -j"$jobs" --target test_cuda_emu test_cuda_ops
+ctest --test-dir build-asan -j"$jobs" -L '^(cuda_emu|cuda_ops)$' --output-on-failure --timeout 1500

@@ -54,7 +54,9 @@ class CudaCrossEntropy : public CudaOpTest {
     expect_near_rel(values(l), L.values(), 1e-5, "losses");
     const std::vector<float> got_l = values(l);
     for (int64_t n = 0; n < N; ++n) {
-      if (T.t().ptr<int32_t>()[n] < 0) EXPECT_EQ(got_l[size_t(n)], 0.0f) << "ignored target at " << n;
+      if (T.t().ptr<int32_t>()[n] < 0) {
+        EXPECT_EQ(got_l[size_t(n)], 0.0f) << "ignored target at " << n;
+      }
     }
     if (want_dh) expect_near_rel(values(dh), DH.values(), grad_tol(c.dt), "dh");
     if (want_dw) expect_near_rel(values(dw), DW.values(), grad_tol(c.dt), "dw");

@@ -1,6 +1,8 @@
-// Tests of CudaBackend ops under the CPU emulator: the same op on the same fresh random inputs
-// through CudaBackend (llm::cuda_emu) and CpuBackend, results compared (fp32 1e-5 relative,
-// f16/bf16 1e-2 unless a test justifies tighter).
+// Tests of CudaBackend ops against CpuBackend: the same op on the same fresh random inputs,
+// results compared (fp32 1e-5 relative, f16/bf16 1e-2 unless a test justifies tighter). Built
+// twice: test_cuda_ops under the CPU emulator (llm::cuda_emu, every CI run) and, in a CUDA build,
+// test_cuda_ops_gpu against a real device (llm::cuda, label gpu), whose main skips every test
+// with a message when there is no device.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -43,7 +45,7 @@ class CudaOpTest : public ::testing::Test {
     return h.values();
   }
 
-  cuda_emu::CudaBackend cuda;
+  LLM_CUDA_NS::CudaBackend cuda;
   CpuBackend cpu;
   Arena dev;
   std::mt19937_64 g;

@@ -204,10 +204,10 @@ TEST_F(CudaQuant, QuantMatmulMatchesCpu) {
     cpu.quant_matmul(xh, q.m, Y, c.bias ? &B.t() : nullptr);
     OwnedTensor xb = to_device(Xb), b = to_device(B), y = dev.tensor(c.y_type, {c.N, c.rows});
     const Tensor xd = xb.t().slice(1, c.x_offset, xw);
-    const cuda_emu::QuantDev view{c.kind == K::Int4, c.rows, c.cols, c.group, dq.m.data.ptr<uint8_t>(),
+    const LLM_CUDA_NS::QuantDev view{c.kind == K::Int4, c.rows, c.cols, c.group, dq.m.data.ptr<uint8_t>(),
                                   dq.m.data.size(0) > 1 ? dq.m.data.stride(0) : dq.m.data.size(1),
                                   dq.m.scales.ptr<float>(), c.cols / c.group};
-    paths.insert(cuda_emu::quant_matmul_path(view, {xd.data(), c.x_type, xd.size(0) > 1 ? xd.stride(0) : c.cols}, c.N));
+    paths.insert(LLM_CUDA_NS::quant_matmul_path(view, {xd.data(), c.x_type, xd.size(0) > 1 ? xd.stride(0) : c.cols}, c.N));
     cuda.quant_matmul(xd, dq.m, y, c.bias ? &b.t() : nullptr);
     expect_near_rel(values(y), Y.values(), c.y_type == F32 ? 1e-5 : 1e-2, "y");
   }

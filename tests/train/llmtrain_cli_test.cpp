@@ -10,6 +10,9 @@
 #include "llm/checkpoint.h"
 #include "llm/hf_weights.h"
 #include "train/train_fixture.h"
+#if defined(LLM_HAVE_CUDA)
+#include "backend/cuda/cuda_factory.h"
+#endif
 
 namespace llm::test {
 namespace {
@@ -147,6 +150,41 @@ TEST_F(LlmtrainCli, KillDuringCheckpointWriteKeepsThePreviousOneAndResumes) {
   EXPECT_NE(r.err.find("resume: "), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("step_00000001 (step 1)"), std::string::npos) << r.err;
   EXPECT_EQ(latest_checkpoint(run_dir)->filename(), "step_00000004");
+}
+
+}  // namespace
+}  // namespace llm::test
+
+namespace llm::test {
+namespace {
+
+TEST_F(LlmtrainCli, CudaBuildStartsWithoutADriverAndSaysItUsesTheCpu) {
+#if !defined(LLM_HAVE_CUDA)
+  GTEST_SKIP() << "this build has no CUDA backend (LLM_CUDA=OFF or no nvcc)";
+#else
+  if (std::string why; cuda::cuda_device_count(&why) > 0) GTEST_SKIP() << "a CUDA device is present";
+  // This machine has no GPU and no driver: the binary must start (no libcuda dependency), say in
+  // one line that it uses the CPU, and train; llmgen likewise generates from the result.
+  const Result r = run_with([](auto& j) {
+    j["train"]["device"] = "auto";
+    j["train"]["steps"] = 2;
+    j["train"]["eval_every"] = 0;
+  });
+  ASSERT_EQ(r.status, 0) << r.err;
+  size_t lines = 0;
+  for (size_t at = r.err.find("device: auto: no CUDA device"); at != std::string::npos;
+       at = r.err.find("device: auto: no CUDA device", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 1u) << r.err;
+  EXPECT_NE(r.err.find("using the CPU"), std::string::npos) << r.err;
+  const std::string cmd = cat(LLM_TOOLS_DIR, "/llmgen --model ", (dir / "run").string(),
+                              " --device auto --prompt hello --max-tokens 4 --temp 0 > ", (dir / "gen.txt").string(),
+                              " 2> ", (dir / "gen_err.txt").string());
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << read_bytes(dir / "gen_err.txt");
+  EXPECT_NE(read_bytes(dir / "gen_err.txt").find("using the CPU"), std::string::npos);
+  EXPECT_FALSE(read_bytes(dir / "gen.txt").empty());
+#endif
 }
 
 }  // namespace
