@@ -38,6 +38,9 @@ struct AttnFwdArgs {
   AttnDims d;
   AttnHeads q, k, v, out;  // q, out [B, Tq, Hq, D]; k, v [B, Tk, Hkv, D]
   float* lse = nullptr;    // [B, Hq, Tq] contiguous, or nullptr (not kept)
+  // Decode only: when set, the keys are rows [0, *pos + 1) of k, v and d.Tk is their capacity.
+  // Read on the device, so that a decode step captured in a CUDA graph replays at every position.
+  const int32_t* pos = nullptr;
 };
 
 struct AttnBwdArgs {
@@ -60,7 +63,8 @@ void attn_fwd_tc(const AttnFwdArgs& a, cudaStream_t stream);
 void attn_fwd_simt(const AttnFwdArgs& a, cudaStream_t stream);
 // Tq == 1: `splits` blocks per (batch, kv head, group of <= 8 query heads), each over
 // `keys_per_split` keys (a multiple of 128); partial results in `ws` (attn_decode_workspace
-// floats) when splits > 1. Any dtype, even D <= 128.
+// floats) when splits > 1. Any dtype, even D <= 128. With a.pos set, splits past the keys in use
+// leave empty partials.
 void attn_decode(const AttnFwdArgs& a, int splits, int keys_per_split, float* ws, cudaStream_t stream);
 int64_t attn_decode_workspace(const AttnDims& d, int splits);
 

@@ -32,8 +32,10 @@ DecodeWs decode_ws(float* ws, const AttnDims& d, int splits) {
   return {ws, ws + rows * d.D, ws + rows * d.D + rows};
 }
 
+// The explicit minimum of one block per SM lifts ptxas's default register cap (~96 here), under
+// which it spilled; the kernel is bound by K/V bandwidth, not by occupancy.
 template <class T, int kD>
-__global__ void __launch_bounds__(kThreads) attn_decode_kernel(AttnFwdArgs a, int keys_per_split, DecodeWs ws) {
+__global__ void __launch_bounds__(kThreads, 1) attn_decode_kernel(AttnFwdArgs a, int keys_per_split, DecodeWs ws) {
   constexpr int kPairs = kD / 64;  // column pairs per lane
   LLM_DYNAMIC_SHARED(float, smem);
   float* qs = smem;                            // [8][kD] scaled queries
@@ -42,10 +44,28 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(AttnFwdArgs a, in
   float* wl = wm + kWarps * kHeads;            // [4][8] per-warp sum
   float* wo = wl + kWarps * kHeads;            // [4][8][kD] per-warp output
   const int tid = static_cast<int>(threadIdx.x), warp = tid >> 5, lane = tid & 31;
-  const int hchunks = (a.d.group + kHeads - 1) / kHeads, D = a.d.D, Tk = a.d.Tk;
+  const int hchunks = (a.d.group + kHeads - 1) / kHeads, D = a.d.D;
+  // Keys in use: all of them, or (a step replayed from a graph) the position read on the device,
+  // clamped into the cache so that a bad position cannot read outside it.
+  const int Tk = a.pos == nullptr ? a.d.Tk : max(1, min(a.d.Tk, *a.pos + 1));
   const int kvh = static_cast<int>(blockIdx.y) / hchunks, hc = static_cast<int>(blockIdx.y) % hchunks;
   const int b = static_cast<int>(blockIdx.z), split = static_cast<int>(blockIdx.x), splits = static_cast<int>(gridDim.x);
   const int h0 = kvh * a.d.group + hc * kHeads, nh = min(kHeads, a.d.group - hc * kHeads);
+  const int kb = split * keys_per_split, ke = min(Tk, kb + keys_per_split);
+  if (kb >= Tk) {
+    // A split past the keys in use (only with a.pos; split 0 always has keys, so splits > 1):
+    // an empty partial, which the combine weighs by exp(-inf - M) = 0. The whole block returns
+    // here, before any barrier.
+    for (int i = tid; i < nh * D; i += kThreads) {
+      const int64_t row = (int64_t(b) * a.d.Hq + h0 + i / D) * splits + split;
+      ws.o[row * D + i % D] = 0.0f;
+      if (i % D == 0) {
+        ws.m[row] = -INFINITY;
+        ws.l[row] = 0.0f;
+      }
+    }
+    return;
+  }
 
   for (int i = tid; i < kHeads * D; i += kThreads) {
     const int hh = i / D, c = i % D;
@@ -63,7 +83,6 @@ __global__ void __launch_bounds__(kThreads) attn_decode_kernel(AttnFwdArgs a, in
   }
   const T* kp = head_row<const T>(a.k, b, 0, kvh);
   const T* vp = head_row<const T>(a.v, b, 0, kvh);
-  const int kb = split * keys_per_split, ke = min(Tk, kb + keys_per_split);
   float* wps = ps + warp * kHeads * 32;
   for (int c0 = kb + warp * 32; c0 < ke; c0 += kThreads) {
     const int key = c0 + lane;

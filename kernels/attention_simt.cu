@@ -208,8 +208,10 @@ constexpr size_t dkdv_smem_bytes() {
                 2 * kKvQueries) * 4;
 }
 
+// Without a minimum of one block per SM ptxas caps this kernel at 128 registers and spills at
+// head_dim 128; with it, 150 registers still leave three 128-thread blocks per SM.
 template <class T, int kD>
-__global__ void __launch_bounds__(kKvThreads) attn_dkdv_simt_kernel(AttnBwdArgs a) {
+__global__ void __launch_bounds__(kKvThreads, 1) attn_dkdv_simt_kernel(AttnBwdArgs a) {
   constexpr int kP = kPad<kD>, kSP = kKvQueries + 1;
   LLM_DYNAMIC_SHARED(float, smem);
   float* ks = smem;                    // [32][kP]

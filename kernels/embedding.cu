@@ -1,4 +1,5 @@
-// embedding_forward: a gather, 256 threads, grid-stride over (token, chunk of dev::kVec = 8 columns).
+// embedding_forward: a gather, 256 threads per block over chunks of dev::kVec = 8 columns, the grid's
+// y dimension striding over tokens.
 //
 // embedding_backward, deterministic without float atomics: sort the token positions by id, then
 // let one thread per (run of equal ids, column chunk) add its tokens' rows in position order.
@@ -31,14 +32,17 @@ __global__ void __launch_bounds__(kThreads) validate_kernel(const int32_t* __res
   }
 }
 
+// Grid (column-chunk blocks, token rows): no 64-bit division of a flat index, whose runtime call
+// made ptxas spill registers.
 __global__ void __launch_bounds__(kThreads) gather_kernel(const int32_t* __restrict__ ids, const void* __restrict__ table,
                                                           DType tt, int64_t ld_table, void* __restrict__ out, DType ot,
-                                                          int64_t ld_out, int64_t C, int64_t chunks, int64_t items,
+                                                          int64_t ld_out, int64_t C, int64_t chunks, int64_t N,
                                                           bool vec) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
-  for (int64_t it = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; it < items; it += stride) {
-    const int64_t n = it / chunks, c0 = (it - n * chunks) * dev::kVec;
-    const int cnt = static_cast<int>(C - c0 < dev::kVec ? C - c0 : dev::kVec);
+  const int64_t chunk = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (chunk >= chunks) return;
+  const int64_t c0 = chunk * dev::kVec;
+  const int cnt = static_cast<int>(C - c0 < dev::kVec ? C - c0 : dev::kVec);
+  for (int64_t n = blockIdx.y; n < N; n += gridDim.y) {
     float v[dev::kVec];
     dev::load_chunk(table, tt, static_cast<int64_t>(ids[n]) * ld_table + c0, cnt, vec, v);
     dev::store_chunk(out, ot, n * ld_out + c0, cnt, vec, v);
@@ -143,10 +147,11 @@ void embedding_validate(const int32_t* ids, int64_t N, int64_t V, int* bad, cuda
 void embedding_gather(const int32_t* ids, int64_t N, const void* table, DType tt, int64_t ld_table, void* out, DType ot,
                       int64_t ld_out, int64_t C, cudaStream_t stream) {
   if (N == 0 || C == 0) return;
-  const int64_t chunks = (C + dev::kVec - 1) / dev::kVec, items = N * chunks;
+  const int64_t chunks = (C + dev::kVec - 1) / dev::kVec;
   const bool vec = dev::rows_aligned16(table, ld_table, dtype_size(tt)) && dev::rows_aligned16(out, ld_out, dtype_size(ot));
-  LLM_LAUNCH(gather_kernel, dim3(dev::grid_for(items, kThreads)), dim3(kThreads), 0, stream, ids, table, tt, ld_table,
-             out, ot, ld_out, C, chunks, items, vec);
+  const dim3 grid(dev::grid_for(chunks, kThreads), static_cast<unsigned>(N < 65535 ? N : 65535));
+  LLM_LAUNCH(gather_kernel, grid, dim3(kThreads), 0, stream, ids, table, tt, ld_table, out, ot, ld_out, C, chunks, N,
+             vec);
   LLM_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -55,8 +55,10 @@ __device__ __forceinline__ unsigned word_of(const uint4& q, int i) {
 // the row's 16-byte chunks l, l + G, ... (the next one is loaded while the current one is summed).
 // Per chunk and (row, token): part = sum q * x over the chunk's 16 (int8) or 32 (int4) columns,
 // then acc = fma(part, scale, acc): one scale multiply per chunk instead of one per weight.
+// Four tokens x four rows of accumulators need ~170 registers: one block per SM there (spilling
+// under the default 128-register cap), two for the decode path (T = 1).
 template <bool kInt4, int T, class XT>
-__global__ void __launch_bounds__(kGemvThreads)
+__global__ void __launch_bounds__(kGemvThreads, T >= 4 ? 1 : 2)
     gemv_kernel(QuantDev w, int log2_g, const XT* __restrict__ x, int64_t x_ld, int ntok, OutArgs o) {
   constexpr int R = kGemvRows;
   constexpr int kCols = kInt4 ? 32 : 16;  // columns per 16-byte chunk
@@ -285,10 +287,13 @@ __global__ void __launch_bounds__(kGenericThreads) generic_kernel(QuantDev w, Fl
   if (r >= w.rows) return;  // the whole warp; no barrier below
   const uint8_t* row = w.data + r * w.data_ld;
   const float* s = w.scales + r * w.scales_ld;
+  // 32-bit column arithmetic (rows are far shorter than 2^31): a 64-bit division is a runtime call
+  // that makes ptxas spill.
+  const int cols = static_cast<int>(w.cols), group = static_cast<int>(w.group);
   for (int64_t t = 0; t < n; ++t) {
     float acc = 0.0f;
-    for (int64_t c = lane; c < w.cols; c += 32) {
-      const float wv = static_cast<float>(quant_at(row, c, w.int4)) * s[c / w.group];
+    for (int c = lane; c < cols; c += 32) {
+      const float wv = static_cast<float>(quant_at(row, c, w.int4)) * s[c / group];
       acc = fmaf(wv, load_any(x.ptr, x.type, t * x.ld + c), acc);
     }
     for (int off = 16; off > 0; off /= 2) acc += __shfl_xor_sync(0xffffffffu, acc, off);

@@ -4,6 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 jobs=$(nproc)
+# ctest runs $jobs tests at once, each with OpenMP threads: waiting threads must sleep, not spin,
+# or oversubscribed cores make the training tests many times slower.
+export OMP_WAIT_POLICY=PASSIVE
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
 ctest --test-dir build -j"$jobs" --output-on-failure --timeout 1500

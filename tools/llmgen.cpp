@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
       "line editing; /help lists the commands); --chat uses the ChatML template; --perplexity\n"
       "scores a text file."};
   std::string model_dir, prompt, system(llm::kQwenDefaultSystem), device = "auto", dtype = "auto", quant = "none";
-  std::string ppl_file;
+  std::string ppl_file, cuda_graphs = "on";
   llm::FrontendOptions fo;
   int64_t ctx = 4096, quant_group = 64;
   uint64_t seed = 0;
@@ -73,6 +73,9 @@ int main(int argc, char** argv) {
   app.add_option("--quant", quant, "weight-only quantization: none | int8 | int4")->capture_default_str();
   app.add_option("--quant-group", quant_group, "columns per quantization scale (int8: 0 = one per row)")
       ->capture_default_str();
+  app.add_option("--cuda-graphs", cuda_graphs, "CUDA: replay each decode step as one recorded graph: on | off")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   app.add_flag("--stats", stats, "speed and memory on stderr after every answer");
   auto* ppl_opt = app.add_option("--perplexity", ppl_file, "print the perplexity of this text file");
   auto* json_opt = app.add_flag("--json", json, "with --perplexity: one JSON line");
@@ -92,6 +95,7 @@ int main(int argc, char** argv) {
     io.context = ctx;
     io.quant = llm::parse_quant(quant, "--quant");
     io.quant_group = quant_group;
+    io.graphs = cuda_graphs == "on";
     if (dtype != "auto") llm::parse_float_dtype(dtype, "--dtype");
     if (!ppl_file.empty()) {
       LLM_CHECK(std::filesystem::is_regular_file(ppl_file), ppl_file, ": no such file (--perplexity)");
@@ -132,6 +136,10 @@ int main(int argc, char** argv) {
     if (prompt_opt->count()) {
       llm::Frontend fe(*model, tok, fo);
       fe.answer(prompt, std::cout, std::cerr);
+      if (stats && backend->supports_graphs()) {
+        std::cerr << "llmgen: decode steps replayed from a CUDA graph: " << model->graph_replays()
+                  << (model->graph_error().empty() ? "" : " (graphs off: " + model->graph_error() + ")") << "\n";
+      }
       return 0;
     }
 

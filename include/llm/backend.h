@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "llm/error.h"
 #include "llm/tensor.h"
 
 namespace llm {
@@ -35,6 +36,15 @@ struct AdamWHyper {
   float eps = 1e-8f;
   int64_t step = 1;         // 1-based, for bias correction
   float grad_scale = 1.0f;  // multiplies each gradient first: 1/loss_scale times the clip factor
+};
+
+// A recorded sequence of ops (on CUDA, an instantiated CUDA graph) that replays on the backend
+// that recorded it, with the same tensors (pointers, shapes) every time; what differs between
+// replays must be in device memory (Backend::decode_attention reads the position from there).
+class OpGraph {
+ public:
+  virtual ~OpGraph() = default;
+  virtual void replay() = 0;  // queued on the backend's stream, like any op
 };
 
 // A weight-only quantized matrix [rows, cols] (rows = output features), symmetric, one fp32
@@ -164,6 +174,38 @@ class Backend {
   virtual double sum(const Tensor& x) = 0;
   // Sum of squares of x, accumulated in double; non-finite if any element is.
   virtual double sum_squares(const Tensor& x) = 0;
+
+  // ---- one decode step's attention (inference) ----------------------------------------------------
+  // For one token at cache position p: rope its q and k heads in place at position p, write its k
+  // and v heads to row p of the caches, then attend over rows [0, p]:
+  //   qkv [1, 1, Hq + 2 Hkv, D] (q heads, k heads, v heads), cos, sin [P', D/2] f32 with P' >= P,
+  //   k_cache, v_cache [1, P, Hkv, D], out [1, 1, Hq, D]; pos_dev i32 [1] on this device holding p,
+  //   and pos == p as the host knows it.
+  // A backend that records ops (supports_graphs) must take p from pos_dev, so that one recorded
+  // step serves every position. This default composes rope, copy and attention_forward at pos.
+  virtual void decode_attention(const Tensor& qkv, const Tensor& cos, const Tensor& sin, const Tensor& k_cache,
+                                const Tensor& v_cache, const Tensor& /*pos_dev*/, int64_t pos, const Tensor& out) {
+    const int64_t Hkv = k_cache.size(2), Hq = qkv.size(2) - 2 * Hkv;
+    rope(qkv.slice(2, 0, Hq + Hkv), cos, sin, pos, false);
+    copy(qkv.slice(2, Hq, Hq + Hkv), k_cache.slice(1, pos, pos + 1));
+    copy(qkv.slice(2, Hq + Hkv, Hq + 2 * Hkv), v_cache.slice(1, pos, pos + 1));
+    attention_forward(qkv.slice(2, 0, Hq), k_cache.slice(1, 0, pos + 1), v_cache.slice(1, 0, pos + 1), out, Tensor());
+  }
+
+  // ---- recording ops (CUDA graphs) ------------------------------------------------------------------
+  // A backend that can record a sequence of ops once and replay it cheaply says so. Between
+  // begin_capture() and end_capture() its ops are recorded, not run: they must not read results
+  // on the host (upload, download, sum, ... are errors then) and must not allocate. The CPU
+  // backend runs every op at once and has nothing to gain.
+  virtual bool supports_graphs() const { return false; }
+  virtual void begin_capture() { throw_no_graphs(); }
+  // The recorded ops; throws (and leaves capture mode) when the capture failed.
+  virtual std::unique_ptr<OpGraph> end_capture() { throw_no_graphs(); }
+  // Leaves capture mode after an error, dropping what was recorded; never throws.
+  virtual void abort_capture() noexcept {}
+
+ private:
+  [[noreturn]] void throw_no_graphs() const { fail(name(), ": this backend cannot record ops as a graph"); }
 };
 
 // "cpu", "cuda", "cuda:N" or "auto" (CUDA when a device is present, else the CPU, saying which).

@@ -28,6 +28,9 @@ struct InferenceOptions {
   DType dtype = DType::F32;      // weights and activations (when not quantized) and the KV cache
   QuantMode quant = QuantMode::None;
   int64_t quant_group = 64;      // columns per scale (int4: 32 or 64; int8: 0 = one per row)
+  // Decode steps (one token, logits of the last) recorded once as a graph and replayed, on a
+  // backend that supports_graphs() (CUDA): one launch per token instead of one per op.
+  bool graphs = true;
 };
 
 // Where a model directory's files are: our run directory (its `latest` checkpoint), one of our
@@ -67,10 +70,20 @@ class InferenceModel {
 
   size_t weight_bytes() const;
   size_t kv_cache_bytes() const;
+  // Decode steps replayed from the recorded graph so far (0 when graphs are off or unsupported).
+  int64_t graph_replays() const;
+  // Why recording the decode step failed, if it did (decode steps then run op by op).
+  const std::string& graph_error() const;
 
  private:
   struct Impl;
   void run(std::span<const int32_t> tokens, std::vector<float>* all, std::vector<float>* last);
+  // The ops of one chunk of n tokens at positions [pos0, pos0 + n), ids already on the device.
+  void issue_layers(const Tensor& ids, int64_t n, int64_t pos0);
+  // The ops of the output layer for row r of the chunk: logits [V] on the device.
+  void issue_head(int64_t r);
+  // One token with the logits after it; through the recorded graph when the backend has graphs.
+  void decode_step(int32_t token, std::vector<float>* last);
 
   ModelConfig cfg_;
   InferenceOptions opt_;

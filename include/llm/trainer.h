@@ -6,6 +6,7 @@
 #include <iosfwd>
 #include <optional>
 
+#include "llm/backend.h"
 #include "llm/comm.h"
 #include "llm/config.h"
 
@@ -16,6 +17,10 @@ struct TrainOptions {
   int64_t stop_at = -1;          // stop (with a checkpoint) after this step, schedule unchanged
   Communicator* comm = nullptr;  // nullptr: one local rank
   std::ostream* log = nullptr;   // progress and messages (rank 0 only); nullptr: std::cerr
+  // nullptr: make_backend(train.device, train.threads, local rank). Otherwise the run uses this
+  // backend (owned by the caller, outliving train()) and ignores train.device and train.threads:
+  // tests inject a backend the device string cannot name, such as the emulated CudaBackend.
+  Backend* backend = nullptr;
 };
 
 struct TrainResult {

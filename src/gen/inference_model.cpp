@@ -1,5 +1,8 @@
 // InferenceModel: weights per tensor (fused q/k/v and gate/up as in training), optionally
 // quantized; a KV cache of Hkv heads per layer; prefill in chunks; decode one token at a time.
+// On a backend with graphs (CUDA) a decode step is recorded once and replayed: its token and
+// position are uploaded to a small device buffer before each replay, and every op of the step
+// reads them from there (Backend::decode_attention), so one recording serves every position.
 #include "llm/inference.h"
 
 #include <algorithm>
@@ -74,6 +77,11 @@ struct InferenceModel::Impl {
   OwnedTensor rope_cos, rope_sin;
   // activations for one chunk of n <= chunk tokens
   OwnedTensor ids, x, ln, qkv, att, proj, h2, gate_up, act, rstd, logits;
+  OwnedTensor step;  // i32 [2]: the token and the position of a one-token step
+  // The recorded decode step (graphs), and how steps ran so far.
+  std::unique_ptr<OpGraph> graph;
+  std::string graph_error;
+  int64_t eager_steps = 0, replays = 0;
 };
 
 InferenceModel::~InferenceModel() = default;
@@ -162,6 +170,7 @@ InferenceModel::InferenceModel(const ModelConfig& cfg, std::span<const float> we
   m.act = m.acts.tensor(dt, {chunk * I});
   m.rstd = m.acts.tensor(DType::F32, {chunk});
   m.logits = m.acts.tensor(DType::F32, {V});
+  m.step = m.acts.tensor(DType::I32, {2});
 }
 
 std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& path, Backend& backend,
@@ -181,6 +190,8 @@ std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& path, Backe
 
 size_t InferenceModel::weight_bytes() const { return impl_->weights.live_bytes(); }
 size_t InferenceModel::kv_cache_bytes() const { return impl_->cache.live_bytes(); }
+int64_t InferenceModel::graph_replays() const { return impl_->replays; }
+const std::string& InferenceModel::graph_error() const { return impl_->graph_error; }
 
 void InferenceModel::truncate(int64_t n) {
   LLM_CHECK(n >= 0 && n <= pos_, "inference: cannot keep ", n, " of ", pos_, " cached positions");
@@ -213,74 +224,137 @@ void InferenceModel::run(std::span<const int32_t> tokens, std::vector<float>* al
   LLM_CHECK(!tokens.empty(), "inference: no tokens to process");
   LLM_CHECK(pos_ + static_cast<int64_t>(tokens.size()) <= context_, "inference: ", pos_, " cached + ", tokens.size(),
             " new tokens exceed the context of ", context_, " positions");
+  // Checked here, on the host: a recorded step cannot check its ids on the device.
   for (size_t i = 0; i < tokens.size(); ++i) {
     LLM_CHECK(tokens[i] >= 0 && tokens[i] < cfg_.vocab_size, "inference: token id ", tokens[i], " at position ", i,
               " is outside the vocabulary [0, ", cfg_.vocab_size, ")");
   }
+  if (tokens.size() == 1 && last) return decode_step(tokens[0], last);
   Impl& m = *impl_;
   Backend& be = *backend_;
-  const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, Q = cfg_.qkv_dim(), D = cfg_.head_dim();
-  const int64_t Hq = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads, V = cfg_.vocab_size;
-  const auto eps = static_cast<float>(cfg_.rms_norm_eps);
-  const int64_t layer_cache = context_ * Hkv * D;
+  const int64_t V = cfg_.vocab_size;
   if (all) all->reserve(tokens.size() * static_cast<size_t>(V));
   for (size_t start = 0; start < tokens.size(); start += static_cast<size_t>(opt_.prefill_chunk)) {
     const int64_t n = std::min<int64_t>(opt_.prefill_chunk, static_cast<int64_t>(tokens.size() - start));
-    const int64_t pos0 = pos_;
-    const Tensor ids = m.ids->range(0, n);
-    be.upload(ids, tokens.data() + start);
-    const Tensor x = m.x->range(0, n * C).view({n, C});                  // [n, C] residual
-    const Tensor ln = m.ln->range(0, n * C).view({n, C});                // [n, C]
-    const Tensor qkv = m.qkv->range(0, n * Q).view({n, Q});              // [n, (Hq + 2Hkv) D]
-    const Tensor att = m.att->range(0, n * Hq * D).view({n, Hq * D});    // [n, Hq D]
-    const Tensor proj = m.proj->range(0, n * C).view({n, C});
-    const Tensor h2 = m.h2->range(0, n * C).view({n, C});
-    const Tensor gu = m.gate_up->range(0, n * 2 * I).view({n, 2 * I});  // [n, 2I]
-    const Tensor act = m.act->range(0, n * I).view({n, I});              // [n, I]
-    const Tensor rstd = m.rstd->range(0, n);
-    if (m.embed.quantized) {
-      be.quant_embedding(ids, m.embed.q, x);
+    Tensor ids;
+    if (n == 1) {  // a one-token chunk takes the decode path, which reads the position from m.step
+      const int32_t step[2] = {tokens[start], static_cast<int32_t>(pos_)};
+      be.upload(m.step.t(), step);
+      ids = m.step->range(0, 1);
     } else {
-      be.embedding_forward(ids, m.embed.dense, x);
+      ids = m.ids->range(0, n);
+      be.upload(ids, tokens.data() + start);
     }
-    for (size_t l = 0; l < m.layers.size(); ++l) {
-      const Impl::Layer& ly = m.layers[l];
-      be.rmsnorm_forward(x, ly.ln1, eps, ln, rstd);
-      apply(be, ln, ly.qkv, qkv, &ly.qkv_b.t());
-      const Tensor heads = qkv.view({1, n, Hq + 2 * Hkv, D});
-      be.rope(heads.slice(2, 0, Hq + Hkv), m.rope_cos, m.rope_sin, pos0, false);
-      // The layer's cache [1, ctx, Hkv, D]: this chunk's k, v go to positions [pos0, pos0 + n).
-      const Tensor kc = m.k_cache->range(int64_t(l) * layer_cache, layer_cache).view({1, context_, Hkv, D});
-      const Tensor vc = m.v_cache->range(int64_t(l) * layer_cache, layer_cache).view({1, context_, Hkv, D});
-      be.copy(heads.slice(2, Hq, Hq + Hkv), kc.slice(1, pos0, pos0 + n));
-      be.copy(heads.slice(2, Hq + Hkv, Hq + 2 * Hkv), vc.slice(1, pos0, pos0 + n));
-      be.attention_forward(heads.slice(2, 0, Hq), kc.slice(1, 0, pos0 + n), vc.slice(1, 0, pos0 + n),
-                           att.view({1, n, Hq, D}), Tensor());
-      apply(be, att, ly.o, proj, nullptr);
-      be.add_rmsnorm_forward(x, proj, ly.ln2, eps, h2, ln, rstd);
-      apply(be, ln, ly.gate_up, gu, nullptr);
-      be.swiglu_forward(gu, act);
-      apply(be, act, ly.down, proj, nullptr);
-      be.add(h2, proj, x);
-    }
+    issue_layers(ids, n, pos_);
     pos_ += n;
     const bool final_chunk = start + static_cast<size_t>(n) >= tokens.size();
     if (all) {
       // Row by row keeps the logits buffer at [V] whatever the chunk size.
       for (int64_t r = 0; r < n; ++r) {
-        be.rmsnorm_forward(x.slice(0, r, r + 1), m.final_norm, eps, ln.slice(0, 0, 1), rstd.range(0, 1));
-        apply(be, ln.slice(0, 0, 1), *m.head, m.logits->view({1, V}), nullptr);
+        issue_head(r);
         const size_t off = all->size();
         all->resize(off + static_cast<size_t>(V));
         be.download(m.logits.t(), all->data() + off);
       }
     } else if (final_chunk) {
-      be.rmsnorm_forward(x.slice(0, n - 1, n), m.final_norm, eps, ln.slice(0, 0, 1), rstd.range(0, 1));
-      apply(be, ln.slice(0, 0, 1), *m.head, m.logits->view({1, V}), nullptr);
+      issue_head(n - 1);
       last->resize(static_cast<size_t>(V));
       be.download(m.logits.t(), last->data());
     }
   }
+}
+
+void InferenceModel::decode_step(int32_t token, std::vector<float>* last) {
+  Impl& m = *impl_;
+  Backend& be = *backend_;
+  const int32_t step[2] = {token, static_cast<int32_t>(pos_)};
+  be.upload(m.step.t(), step);  // before the replay: the recorded ops read both from here
+  const Tensor ids = m.step->range(0, 1);
+  const bool graphs = opt_.graphs && be.supports_graphs() && m.graph_error.empty();
+  // Recorded at the second step: the first ran the same ops one by one, which sized the backend's
+  // workspace and built its matmul plans (nothing may allocate while recording).
+  if (graphs && !m.graph && m.eager_steps > 0) {
+    be.begin_capture();
+    try {
+      issue_layers(ids, 1, pos_);
+      issue_head(0);
+      m.graph = be.end_capture();
+    } catch (const std::exception& e) {
+      // Nothing ran while recording: fall back to running the step op by op, now and later.
+      be.abort_capture();
+      m.graph_error = e.what();
+    }
+  }
+  if (graphs && m.graph) {
+    m.graph->replay();
+    ++m.replays;
+  } else {
+    issue_layers(ids, 1, pos_);
+    issue_head(0);
+    ++m.eager_steps;
+  }
+  ++pos_;
+  last->resize(static_cast<size_t>(cfg_.vocab_size));
+  be.download(m.logits.t(), last->data());
+}
+
+void InferenceModel::issue_layers(const Tensor& ids, int64_t n, int64_t pos0) {
+  Impl& m = *impl_;
+  Backend& be = *backend_;
+  const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, Q = cfg_.qkv_dim(), D = cfg_.head_dim();
+  const int64_t Hq = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads;
+  const auto eps = static_cast<float>(cfg_.rms_norm_eps);
+  const int64_t layer_cache = context_ * Hkv * D;
+  const Tensor x = m.x->range(0, n * C).view({n, C});                  // [n, C] residual
+  const Tensor ln = m.ln->range(0, n * C).view({n, C});                // [n, C]
+  const Tensor qkv = m.qkv->range(0, n * Q).view({n, Q});              // [n, (Hq + 2Hkv) D]
+  const Tensor att = m.att->range(0, n * Hq * D).view({n, Hq * D});    // [n, Hq D]
+  const Tensor proj = m.proj->range(0, n * C).view({n, C});
+  const Tensor h2 = m.h2->range(0, n * C).view({n, C});
+  const Tensor gu = m.gate_up->range(0, n * 2 * I).view({n, 2 * I});  // [n, 2I]
+  const Tensor act = m.act->range(0, n * I).view({n, I});              // [n, I]
+  const Tensor rstd = m.rstd->range(0, n);
+  if (m.embed.quantized) {
+    be.quant_embedding(ids, m.embed.q, x);
+  } else {
+    be.embedding_forward(ids, m.embed.dense, x);
+  }
+  for (size_t l = 0; l < m.layers.size(); ++l) {
+    const Impl::Layer& ly = m.layers[l];
+    be.rmsnorm_forward(x, ly.ln1, eps, ln, rstd);
+    apply(be, ln, ly.qkv, qkv, &ly.qkv_b.t());
+    const Tensor heads = qkv.view({1, n, Hq + 2 * Hkv, D});
+    // The layer's cache [1, ctx, Hkv, D]: this chunk's k, v go to positions [pos0, pos0 + n).
+    const Tensor kc = m.k_cache->range(int64_t(l) * layer_cache, layer_cache).view({1, context_, Hkv, D});
+    const Tensor vc = m.v_cache->range(int64_t(l) * layer_cache, layer_cache).view({1, context_, Hkv, D});
+    if (n == 1) {
+      // Rope, cache write and attention at the position in m.step (== pos0), so that the same
+      // ops, recorded once, serve every position.
+      be.decode_attention(heads, m.rope_cos, m.rope_sin, kc, vc, m.step->range(1, 1), pos0, att.view({1, 1, Hq, D}));
+    } else {
+      be.rope(heads.slice(2, 0, Hq + Hkv), m.rope_cos, m.rope_sin, pos0, false);
+      be.copy(heads.slice(2, Hq, Hq + Hkv), kc.slice(1, pos0, pos0 + n));
+      be.copy(heads.slice(2, Hq + Hkv, Hq + 2 * Hkv), vc.slice(1, pos0, pos0 + n));
+      be.attention_forward(heads.slice(2, 0, Hq), kc.slice(1, 0, pos0 + n), vc.slice(1, 0, pos0 + n),
+                           att.view({1, n, Hq, D}), Tensor());
+    }
+    apply(be, att, ly.o, proj, nullptr);
+    be.add_rmsnorm_forward(x, proj, ly.ln2, eps, h2, ln, rstd);
+    apply(be, ln, ly.gate_up, gu, nullptr);
+    be.swiglu_forward(gu, act);
+    apply(be, act, ly.down, proj, nullptr);
+    be.add(h2, proj, x);
+  }
+}
+
+void InferenceModel::issue_head(int64_t r) {
+  Impl& m = *impl_;
+  Backend& be = *backend_;
+  const int64_t C = cfg_.hidden_size, V = cfg_.vocab_size;
+  const Tensor ln = m.ln->range(0, C).view({1, C});
+  be.rmsnorm_forward(m.x->range(r * C, C).view({1, C}), m.final_norm, static_cast<float>(cfg_.rms_norm_eps), ln,
+                     m.rstd->range(0, 1));
+  apply(be, ln, *m.head, m.logits->view({1, V}), nullptr);
 }
 
 }  // namespace llm

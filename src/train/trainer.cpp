@@ -159,7 +159,12 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
   const EvalLoader val(TokenStream::from_manifest(cfg.data.out_dir, "val", tokenizer->fingerprint()), eo);
 
   // ---- model, optimizer, precision ------------------------------------------------------------------
-  auto backend = make_backend(tc.device, tc.threads, comm->local_rank());
+  std::unique_ptr<Backend> own_backend;
+  Backend* backend = opt.backend;  // injected (tests), else the configured device
+  if (backend == nullptr) {
+    own_backend = make_backend(tc.device, tc.threads, comm->local_rank());
+    backend = own_backend.get();
+  }
   backend->set_ce_chunk_tokens(tc.ce_chunk_tokens);
   ModelOptions mo;
   mo.compute_dtype = resolve_precision(tc.precision, *backend);

@@ -6,6 +6,8 @@
 // Extra device memory is only the backend workspace, O(B Hq T D) at most, never O(T^2):
 // backward delta [B, Hq, T] f32 and, when a kv group's heads are split across blocks, dK/dV
 // partials [parts, B, T, Hkv, D] f32 (parts <= Hq / Hkv); decode partials [B, Hq, splits, D + 2].
+// decode_attention (one inference step, position in device memory so CUDA graphs can replay it):
+// kernels/rope.cu's rope_append_kv, then the decode kernel over the whole cache.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -13,6 +15,7 @@
 
 #include "attention.cuh"
 #include "backend/cuda/cuda_backend.h"
+#include "rope.cuh"
 
 namespace llm::LLM_CUDA_NS {
 
@@ -72,6 +75,21 @@ bool use_tensor_cores(const CudaBackend& be, const AttnDims& d, std::initializer
 // Blocks worth launching: two waves of the GPU's SMs.
 int64_t target_blocks(const CudaBackend& be) { return 2 * int64_t(std::max(1, be.props().multiProcessorCount)); }
 
+// The decode kernel over d.Tk keys: split the keys so that about two waves of blocks run; a
+// split is a multiple of 128 keys.
+void decode(CudaBackend& be, const AttnFwdArgs& a) {
+  const AttnDims& d = a.d;
+  const int64_t per_split_blocks = int64_t(d.B) * d.Hkv * ((d.group + 7) / 8);
+  const int64_t want = std::max<int64_t>(1, target_blocks(be) / per_split_blocks);
+  const int64_t granules = (d.Tk + kAttnDecodeKeys - 1) / kAttnDecodeKeys;
+  const int64_t per = (granules + std::min(want, granules) - 1) / std::min(want, granules);
+  const int keys_per_split = static_cast<int>(per * kAttnDecodeKeys);
+  const int splits = static_cast<int>((d.Tk + keys_per_split - 1) / keys_per_split);
+  const int64_t ws = attn_decode_workspace(d, splits);
+  float* wsp = ws > 0 ? static_cast<float*>(be.workspace(static_cast<size_t>(ws) * sizeof(float))) : nullptr;
+  attn_decode(a, splits, keys_per_split, wsp, be.stream());
+}
+
 }  // namespace
 
 void CudaBackend::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
@@ -90,21 +108,51 @@ void CudaBackend::attention_forward(const Tensor& q, const Tensor& k, const Tens
   a.q = heads(q), a.k = heads(k), a.v = heads(v), a.out = heads(out);
   a.lse = lse.empty() ? nullptr : lse.ptr<float>();
   if (d.Tq == 1) {
-    // Split the keys so that about two waves of blocks run; a split is a multiple of 128 keys.
-    const int64_t per_split_blocks = int64_t(d.B) * d.Hkv * ((d.group + 7) / 8);
-    const int64_t want = std::max<int64_t>(1, target_blocks(*this) / per_split_blocks);
-    const int64_t granules = (d.Tk + kAttnDecodeKeys - 1) / kAttnDecodeKeys;
-    const int64_t per = (granules + std::min(want, granules) - 1) / std::min(want, granules);
-    const int keys_per_split = static_cast<int>(per * kAttnDecodeKeys);
-    const int splits = static_cast<int>((d.Tk + keys_per_split - 1) / keys_per_split);
-    const int64_t ws = attn_decode_workspace(d, splits);
-    float* wsp = ws > 0 ? static_cast<float*>(workspace(static_cast<size_t>(ws) * sizeof(float))) : nullptr;
-    attn_decode(a, splits, keys_per_split, wsp, stream());
+    decode(*this, a);
   } else if (use_tensor_cores(*this, d, {&q, &k, &v, &out})) {
     attn_fwd_tc(a, stream());
   } else {
     attn_fwd_simt(a, stream());
   }
+}
+
+// One decode step at the position held in device memory (Backend::decode_attention): the rope
+// and cache write in one kernel, then the decode kernel over the whole cache with the key count
+// read on the device. The grid is sized for the whole cache, independent of the position, so a
+// captured step replays unchanged; splits past the position exit at once.
+void CudaBackend::decode_attention(const Tensor& qkv, const Tensor& cos, const Tensor& sin, const Tensor& k_cache,
+                                   const Tensor& v_cache, const Tensor& pos_dev, int64_t pos, const Tensor& out) {
+  const char* op = "decode_attention";
+  check_heads(*this, qkv, op, "qkv");
+  check_heads(*this, k_cache, op, "k_cache");
+  const int64_t Hkv = k_cache.size(2), P = k_cache.size(1), D = k_cache.size(3), Hq = qkv.size(2) - 2 * Hkv;
+  LLM_CHECK(Hkv > 0 && Hq > 0 && Hq % Hkv == 0, op, ": qkv ", qkv.shape_str(), " does not hold Hq + 2 Hkv heads for ",
+            Hkv, " kv heads");
+  check_shape(qkv, {1, 1, Hq + 2 * Hkv, D}, op, "qkv");
+  check_shape(k_cache, {1, P, Hkv, D}, op, "k_cache");
+  LLM_CHECK(v_cache.ndim() == 4 && v_cache.stride(1) == k_cache.stride(1) && v_cache.stride(2) == k_cache.stride(2),
+            op, ": v_cache ", v_cache.shape_str(), " must be laid out as k_cache ", k_cache.shape_str());
+  const Tensor q = qkv.slice(2, 0, Hq);
+  const AttnDims d = check_attention(*this, q, k_cache, v_cache, out, op);
+  for (const Tensor* t : {&cos, &sin}) {
+    check_device(*t, op, "cos/sin");
+    check_dtype(*t, DType::F32, op, "cos/sin");
+    LLM_CHECK(t->ndim() == 2 && t->size(0) >= P && t->size(1) == D / 2 && t->is_contiguous(), op,
+              ": cos and sin must be [P >= ", P, ", ", D / 2, "], got ", t->shape_str());
+  }
+  check_device(pos_dev, op, "pos_dev");
+  check_dtype(pos_dev, DType::I32, op, "pos_dev");
+  LLM_CHECK(pos_dev.numel() == 1 && pos_dev.is_contiguous(), op, ": pos_dev must hold one i32, got ",
+            pos_dev.shape_str());
+  LLM_CHECK(pos >= 0 && pos < P, op, ": position ", pos, " is outside the cache of ", P, " positions");
+  rope_append_kv(qkv.data(), qkv.dtype(), Hq, Hkv, D, qkv.stride(2), cos.ptr<float>(), sin.ptr<float>(),
+                 pos_dev.ptr<int32_t>(), P, k_cache.data(), v_cache.data(), k_cache.stride(1), k_cache.stride(2),
+                 stream_);
+  AttnFwdArgs a;
+  a.d = d;
+  a.q = heads(q), a.k = heads(k_cache), a.v = heads(v_cache), a.out = heads(out);
+  a.pos = pos_dev.ptr<int32_t>();
+  decode(*this, a);
 }
 
 void CudaBackend::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,

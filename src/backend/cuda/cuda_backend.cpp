@@ -35,8 +35,9 @@ CudaBackend::CudaBackend(int ordinal) : ordinal_(ordinal) {
 
 CudaBackend::~CudaBackend() {
   // Destructors do not throw: release what exists and ignore errors of a failing device.
+  abort_capture();
   if (stream_) cudaStreamSynchronize(stream_);
-  if (workspace_) cudaFree(workspace_);
+  workspace_.reset();
   if (lt_workspace_) cudaFree(lt_workspace_);
   if (lt_) cublasLtDestroy(lt_);
   if (stream_) cudaStreamDestroy(stream_);
@@ -64,6 +65,7 @@ double CudaBackend::peak_flops(DType compute) const {
 }
 
 void* CudaBackend::raw_alloc(size_t bytes) {
+  LLM_CHECK(!capturing_, "cuda: allocating ", bytes, " bytes while ops are being recorded as a graph");
   void* p = nullptr;
   if (cudaMallocAsync(&p, bytes, stream_) != cudaSuccess) {
     cudaGetLastError();
@@ -81,6 +83,7 @@ void CudaBackend::check_device(const Tensor& t, const char* op, const char* what
 
 void CudaBackend::upload(const Tensor& dst, const void* host_src) {
   check_device(dst, "upload", "dst");
+  LLM_CHECK(!capturing_, "upload: not while ops are being recorded as a graph (upload before replaying)");
   LLM_CHECK(dst.is_contiguous(), "upload: destination ", dst.shape_str(), " is not contiguous");
   if (dst.nbytes() == 0) return;
   LLM_CUDA_CHECK(cudaMemcpyAsync(dst.data(), host_src, dst.nbytes(), cudaMemcpyHostToDevice, stream_));
@@ -90,25 +93,33 @@ void CudaBackend::upload(const Tensor& dst, const void* host_src) {
 
 void CudaBackend::download(const Tensor& src, void* host_dst) {
   check_device(src, "download", "src");
+  LLM_CHECK(!capturing_, "download: not while ops are being recorded as a graph (download after replaying)");
   LLM_CHECK(src.is_contiguous(), "download: source ", src.shape_str(), " is not contiguous");
   if (src.nbytes() == 0) return;
   LLM_CUDA_CHECK(cudaMemcpyAsync(host_dst, src.data(), src.nbytes(), cudaMemcpyDeviceToHost, stream_));
   LLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
-void CudaBackend::synchronize() { LLM_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+void CudaBackend::synchronize() {
+  LLM_CHECK(!capturing_, "synchronize: not while ops are being recorded as a graph");
+  LLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
 
 void* CudaBackend::workspace(size_t bytes) {
   if (bytes > workspace_bytes_) {
+    LLM_CHECK(!capturing_, "cuda: an op needs ", bytes, " bytes of workspace while ops are being recorded as a graph (",
+              workspace_bytes_, " allocated): run the same ops once without recording first");
     if (workspace_) {
       LLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
-      LLM_CUDA_CHECK(cudaFree(workspace_));
-      workspace_ = nullptr;
+      workspace_.reset();
+      workspace_bytes_ = 0;
     }
-    LLM_CUDA_CHECK(cudaMalloc(&workspace_, bytes));
+    void* p = nullptr;
+    LLM_CUDA_CHECK(cudaMalloc(&p, bytes));
+    workspace_ = std::shared_ptr<void>(p, [](void* q) { cudaFree(q); });
     workspace_bytes_ = bytes;
   }
-  return workspace_;
+  return workspace_.get();
 }
 
 }  // namespace llm::LLM_CUDA_NS

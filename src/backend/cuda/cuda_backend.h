@@ -3,7 +3,8 @@
 // The same source builds for a real GPU (namespace llm::cuda, nvcc + CUDA runtime) and for the
 // CPU emulator (namespace llm::cuda_emu, host compiler + src/backend/cuda/emu), where the tests
 // compare every op with CpuBackend. Each op family's launcher is in its own file
-// (src/backend/cuda/<op>.cpp) next to kernels/<op>.cu, as on the CPU side.
+// (src/backend/cuda/<op>.cpp) next to kernels/<op>.cu, as on the CPU side; graph capture (the
+// Backend's begin_capture / end_capture, CUDA graphs) is in graph.cpp.
 #pragma once
 
 #include <memory>
@@ -65,6 +66,13 @@ class CudaBackend final : public Backend {
              std::span<const AdamWSegment> segments, const AdamWHyper& hyper) override;
   double sum(const Tensor& x) override;
   double sum_squares(const Tensor& x) override;
+  void decode_attention(const Tensor& qkv, const Tensor& cos, const Tensor& sin, const Tensor& k_cache,
+                        const Tensor& v_cache, const Tensor& pos_dev, int64_t pos, const Tensor& out) override;
+
+  bool supports_graphs() const override { return true; }
+  void begin_capture() override;
+  std::unique_ptr<OpGraph> end_capture() override;
+  void abort_capture() noexcept override;
 
   // ---- for the op files -----------------------------------------------------------------------------
   cudaStream_t stream() const { return stream_; }
@@ -74,8 +82,12 @@ class CudaBackend final : public Backend {
   void* lt_workspace() const { return lt_workspace_; }
   size_t lt_workspace_bytes() const { return lt_workspace_bytes_; }
   // A grow-only device scratch buffer (stream-ordered: one op uses it at a time). Growing
-  // synchronises the stream before freeing the old one.
+  // synchronises the stream before releasing the old one (which a recorded graph may still
+  // hold: it is freed when the last such graph goes). Growing while capturing is an error.
   void* workspace(size_t bytes);
+  // Between begin_capture and end_capture: ops are recorded, so they must not wait for results
+  // (reading a value back is skipped or refused) or allocate.
+  bool capturing() const { return capturing_; }
   int64_t ce_chunk_tokens() const { return ce_chunk_tokens_; }
   // Checks that t lives on this device (a CPU tensor handed to a CUDA op is a bug to report).
   void check_device(const Tensor& t, const char* op, const char* what) const;
@@ -87,8 +99,9 @@ class CudaBackend final : public Backend {
   cublasLtHandle_t lt_ = nullptr;
   void* lt_workspace_ = nullptr;
   size_t lt_workspace_bytes_ = size_t(32) << 20;
-  void* workspace_ = nullptr;
+  std::shared_ptr<void> workspace_;  // cudaFree when the backend and every graph using it are done
   size_t workspace_bytes_ = 0;
+  bool capturing_ = false;
   int64_t ce_chunk_tokens_ = 0;
 };
 

@@ -26,6 +26,9 @@ void check_ids(CudaBackend& be, const Tensor& ids, int64_t vocab, const char* op
   const int64_t N = ids.size(0);
   if (N == 0) return;
   LLM_CHECK(N < INT_MAX, op, ": ", N, " ids exceed the ", INT_MAX, " the check handles");
+  // A recorded op cannot wait for the check (and the ids are not there yet): the caller of a
+  // graph validates the ids on the host before each replay (InferenceModel does).
+  if (be.capturing()) return;
   int* flag = static_cast<int*>(be.workspace(kFlagBytes));
   // 0x7f7f7f7f: larger than any position, and a byte pattern memset can write.
   LLM_CUDA_CHECK(cudaMemsetAsync(flag, 0x7f, sizeof(int), be.stream()));

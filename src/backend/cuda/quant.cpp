@@ -96,6 +96,9 @@ void CudaBackend::quant_embedding(const Tensor& ids, const QuantizedMatrix& tabl
   int* flag = preset_flag(*this);
   const int32_t* id = ids.ptr<int32_t>();
   quant_embedding_rows(id, N, device_view(table), out.data(), out.dtype(), ld_of(out, C), flag, stream_);
+  // Recorded in a graph, the flag cannot be read back: the kernel still leaves bad rows alone,
+  // and the caller validates the ids on the host before each replay (InferenceModel does).
+  if (capturing_) return;
   const int bad = read_flag(*this, flag);
   if (bad != kNoFlag) {
     int32_t value = 0;

@@ -1,8 +1,10 @@
 #include "cublaslt.h"
 
 #include <cstring>
+#include <memory>
 #include <vector>
 
+#include "graph.h"
 #include "half.h"
 #include "launch_info.h"
 #include "memory.h"
@@ -305,7 +307,6 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
   (void)algo;
   (void)workspace;
   (void)workspace_bytes;
-  (void)stream;
   if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
   Problem p;
   if (const cublasStatus_t s = plan(desc, adesc, bdesc, cdesc, ddesc, &p); s != CUBLAS_STATUS_SUCCESS) return s;
@@ -331,6 +332,28 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
                             ", batch stride ", desc->bias_batch_stride, ") at ", desc->bias,
                             " is not inside one device allocation"));
     }
+  }
+
+  if (stream_capturing(stream)) {
+    // A captured matmul keeps the descriptors and scalars as they are now (the caller may change
+    // or destroy them afterwards, as cuBLASLt allows) and runs at every replay.
+    struct Snapshot {
+      cublasLtContext ctx;
+      cublasLtMatmulDescOpaque_t desc;
+      cublasLtMatrixLayoutOpaque_t a, b, c, d;
+      float alpha, beta;
+    };
+    auto s = std::make_shared<Snapshot>(
+        Snapshot{cublasLtContext{}, *desc, *adesc, *bdesc, *cdesc, *ddesc, alpha_v, beta_v});
+    capture_work(stream, [s, a, b, c, d](cudaStream_t on) {
+      Snapshot& w = *s;
+      const cublasStatus_t st = cublasLtMatmul(&w.ctx, &w.desc, &w.alpha, a, &w.a, b, &w.b, &w.beta, c, &w.c, d, &w.d,
+                                               nullptr, nullptr, 0, on);
+      if (st != CUBLAS_STATUS_SUCCESS) {
+        throw KernelError(cat("cuda emulator: cublasLtMatmul replayed from a graph failed: ", cublasGetStatusName(st)));
+      }
+    });
+    return CUBLAS_STATUS_SUCCESS;
   }
 
   const int64_t m = p.m, n = p.n, k = p.k;

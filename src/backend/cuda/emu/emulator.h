@@ -15,6 +15,7 @@
 #include "cublaslt.h"
 #include "device_api.h"
 #include "device_math.h"
+#include "graph.h"
 #include "half.h"
 #include "launch.h"
 #include "runtime.h"

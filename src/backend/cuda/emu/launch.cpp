@@ -251,6 +251,19 @@ cudaError_t set_max_dynamic_smem(void (*kernel_id)(), int bytes) {
   return cudaSuccess;
 }
 
+void capture_launch(const KernelLaunch& launch, cudaStream_t stream, std::shared_ptr<const void> args) {
+  if (t_block) {
+    throw KernelError(cat("cuda emulator: kernel ", launch.kernel_name, " launched from device code at ",
+                          short_path(launch.file), ":", launch.line, ": dynamic parallelism is not emulated"));
+  }
+  if (const cudaError_t e = validate(launch); e != cudaSuccess) {
+    capture_refuse(stream);  // invalidates the capture, as a failed launch does
+    set_last_error(e);
+    return;
+  }
+  capture_work(stream, [launch, args = std::move(args)](cudaStream_t s) { launch_erased(launch, s); });
+}
+
 void launch_erased(const KernelLaunch& launch, cudaStream_t stream) {
   if (t_block) {
     throw KernelError(cat("cuda emulator: kernel ", launch.kernel_name, " launched from device code at ",

@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
+#include "graph.h"
 #include "launch_info.h"
 #include "types.h"
 
@@ -17,6 +19,9 @@ namespace llm::emu {
 // a GPU), runs all blocks on the worker threads, checks device-memory red zones, and throws
 // KernelError when the kernel misbehaved.
 void launch_erased(const KernelLaunch& launch, cudaStream_t stream);
+// The launch into a capturing stream: validated now (a bad configuration invalidates the
+// capture), recorded with `args` (which launch.args points into) kept alive by the graph.
+void capture_launch(const KernelLaunch& launch, cudaStream_t stream, std::shared_ptr<const void> args);
 
 template <class... Params, class... Args>
 void launch_kernel(const char* name, const char* file, unsigned line, void (*kernel)(Params...), dim3 grid,
@@ -41,6 +46,13 @@ void launch_kernel(const char* name, const char* file, unsigned line, void (*ker
   };
   l.args = &packed;
   l.kernel_id = reinterpret_cast<void (*)()>(kernel);
+  if (stream_capturing(stream)) {
+    // A graph node keeps its own copy of the arguments, taken now, as a captured launch does.
+    auto held = std::make_shared<const Packed>(packed);
+    l.args = held.get();
+    capture_launch(l, stream, std::move(held));
+    return;
+  }
   launch_erased(l, stream);
 }
 

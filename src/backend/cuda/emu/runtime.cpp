@@ -7,6 +7,7 @@
 #include <mutex>
 #include <set>
 
+#include "graph.h"
 #include "memory.h"
 
 namespace llm::emu {
@@ -76,6 +77,61 @@ cudaError_t check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
   return cudaErrorInvalidMemcpyDirection;
 }
 
+cudaError_t copy_now(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (const cudaError_t e = check_copy(dst, src, bytes, kind); e != cudaSuccess) return report(e);
+  if (bytes) std::memmove(dst, src, bytes);
+  return cudaSuccess;
+}
+
+cudaError_t copy2d_now(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                       cudaMemcpyKind kind) {
+  if (width > dpitch || width > spitch) return report(cudaErrorInvalidValue);
+  if (height == 0 || width == 0) return cudaSuccess;
+  // The whole strided extent must lie in one allocation on the device side(s).
+  const size_t dext = dpitch * (height - 1) + width, sext = spitch * (height - 1) + width;
+  if (const cudaError_t e = check_copy(dst, src, 1, kind); e != cudaSuccess) return report(e);
+  if ((kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice) && !is_device_range(dst, dext)) {
+    return report(cudaErrorInvalidValue);
+  }
+  if ((kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice) && !is_device_range(src, sext)) {
+    return report(cudaErrorInvalidValue);
+  }
+  for (size_t r = 0; r < height; ++r) {
+    std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
+  }
+  return cudaSuccess;
+}
+
+cudaError_t memset_now(void* ptr, int value, size_t bytes) {
+  if (bytes == 0) return cudaSuccess;
+  if (!is_device_range(ptr, bytes)) return report(cudaErrorInvalidValue);
+  std::memset(ptr, value, bytes);
+  return cudaSuccess;
+}
+
+cudaError_t malloc_now(void** ptr, size_t bytes, const std::source_location& where) {
+  if (!ptr) return report(cudaErrorInvalidValue);
+  if (bytes == 0) {
+    *ptr = nullptr;
+    return cudaSuccess;
+  }
+  if (bytes > physical_memory()) return report(cudaErrorMemoryAllocation);
+  *ptr = device_alloc(bytes, where);
+  return *ptr ? cudaSuccess : report(cudaErrorMemoryAllocation);
+}
+
+cudaError_t free_now(void* ptr) {
+  if (!ptr) return cudaSuccess;
+  return device_free(ptr) ? cudaSuccess : report(cudaErrorInvalidValue);
+}
+
+// A device-to-device copy (the only kind a graph may hold here: host memory in graph nodes is
+// not emulated) is checked at capture time and recorded.
+bool device_to_device(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  return kind == cudaMemcpyDeviceToDevice ||
+         (kind == cudaMemcpyDefault && (bytes == 0 || (is_device_pointer(dst) && is_device_pointer(src))));
+}
+
 }  // namespace
 
 void set_last_error(cudaError_t e) { report(e); }
@@ -116,6 +172,10 @@ const char* cudaGetErrorName(cudaError_t e) {
     case cudaErrorMisalignedAddress: return "cudaErrorMisalignedAddress";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorNotSupported: return "cudaErrorNotSupported";
+    case cudaErrorIllegalState: return "cudaErrorIllegalState";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureWrongThread: return "cudaErrorStreamCaptureWrongThread";
     case cudaErrorUnknown: return "cudaErrorUnknown";
   }
   return "cudaErrorUnknown";
@@ -132,6 +192,8 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidDeviceFunction: return "invalid device function";
     case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
     case cudaErrorNotReady: return "device not ready";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     default: return cudaGetErrorName(e);
   }
 }
@@ -209,7 +271,7 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
   return cudaSuccess;
 }
 
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() { return capture_check_unsafe_call(); }
 cudaError_t cudaDeviceReset() { return cudaSuccess; }
 
 cudaError_t cudaDriverGetVersion(int* version) {
@@ -233,33 +295,30 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 }
 
 cudaError_t cudaMalloc(void** ptr, size_t bytes, std::source_location where) {
-  if (!ptr) return report(cudaErrorInvalidValue);
-  if (bytes == 0) {
-    *ptr = nullptr;
-    return cudaSuccess;
-  }
-  if (bytes > physical_memory()) return report(cudaErrorMemoryAllocation);
-  *ptr = device_alloc(bytes, where);
-  return *ptr ? cudaSuccess : report(cudaErrorMemoryAllocation);
+  if (const cudaError_t e = capture_check_unsafe_call(); e != cudaSuccess) return e;
+  return malloc_now(ptr, bytes, where);
 }
 
 cudaError_t cudaFree(void* ptr) {
-  if (!ptr) return cudaSuccess;
-  return device_free(ptr) ? cudaSuccess : report(cudaErrorInvalidValue);
+  if (const cudaError_t e = capture_check_unsafe_call(); e != cudaSuccess) return e;
+  return free_now(ptr);
 }
 
 cudaError_t cudaMallocAsync(void** ptr, size_t bytes, cudaStream_t stream, std::source_location where) {
   if (!stream_is_valid(stream)) return report(cudaErrorInvalidResourceHandle);
-  return cudaMalloc(ptr, bytes, where);
+  if (stream_capturing(stream)) return capture_refuse(stream);  // memory nodes are not emulated
+  return malloc_now(ptr, bytes, where);
 }
 
 cudaError_t cudaFreeAsync(void* ptr, cudaStream_t stream) {
   if (!stream_is_valid(stream)) return report(cudaErrorInvalidResourceHandle);
-  return cudaFree(ptr);
+  if (stream_capturing(stream)) return capture_refuse(stream);
+  return free_now(ptr);
 }
 
 cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
   if (!ptr) return report(cudaErrorInvalidValue);
+  if (const cudaError_t e = capture_check_unsafe_call(); e != cudaSuccess) return e;
   *ptr = pinned_alloc(bytes);
   return *ptr ? cudaSuccess : report(cudaErrorMemoryAllocation);
 }
@@ -271,55 +330,56 @@ cudaError_t cudaHostAlloc(void** ptr, size_t bytes, unsigned int flags) {
 
 cudaError_t cudaFreeHost(void* ptr) {
   if (!ptr) return cudaSuccess;
+  if (const cudaError_t e = capture_check_unsafe_call(); e != cudaSuccess) return e;
   return pinned_free(ptr) ? cudaSuccess : report(cudaErrorInvalidValue);
 }
 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
-  if (const cudaError_t e = check_copy(dst, src, bytes, kind); e != cudaSuccess) return report(e);
-  if (bytes) std::memmove(dst, src, bytes);
-  return cudaSuccess;
+  if (const cudaError_t e = capture_check_unsafe_call(); e != cudaSuccess) return e;
+  return copy_now(dst, src, bytes, kind);
 }
 
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t stream) {
   if (!stream_is_valid(stream)) return report(cudaErrorInvalidResourceHandle);
-  return cudaMemcpy(dst, src, bytes, kind);
+  if (stream_capturing(stream)) {
+    if (!device_to_device(dst, src, bytes, kind)) return capture_refuse(stream);
+    if (const cudaError_t e = check_copy(dst, src, bytes, kind); e != cudaSuccess) return report(e);
+    capture_work(stream, [=](cudaStream_t) { copy_now(dst, src, bytes, kind); });
+    return cudaSuccess;
+  }
+  return copy_now(dst, src, bytes, kind);
 }
 
 cudaError_t cudaMemcpy2D(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
                          cudaMemcpyKind kind) {
-  if (width > dpitch || width > spitch) return report(cudaErrorInvalidValue);
-  if (height == 0 || width == 0) return cudaSuccess;
-  // The whole strided extent must lie in one allocation on the device side(s).
-  const size_t dext = dpitch * (height - 1) + width, sext = spitch * (height - 1) + width;
-  if (const cudaError_t e = check_copy(dst, src, 1, kind); e != cudaSuccess) return report(e);
-  if ((kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice) && !is_device_range(dst, dext)) {
-    return report(cudaErrorInvalidValue);
-  }
-  if ((kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice) && !is_device_range(src, sext)) {
-    return report(cudaErrorInvalidValue);
-  }
-  for (size_t r = 0; r < height; ++r) {
-    std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
-  }
-  return cudaSuccess;
+  if (const cudaError_t e = capture_check_unsafe_call(); e != cudaSuccess) return e;
+  return copy2d_now(dst, dpitch, src, spitch, width, height, kind);
 }
 
 cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width,
                               size_t height, cudaMemcpyKind kind, cudaStream_t stream) {
   if (!stream_is_valid(stream)) return report(cudaErrorInvalidResourceHandle);
-  return cudaMemcpy2D(dst, dpitch, src, spitch, width, height, kind);
+  if (stream_capturing(stream)) {
+    if (!device_to_device(dst, src, width, kind)) return capture_refuse(stream);
+    capture_work(stream, [=](cudaStream_t) { copy2d_now(dst, dpitch, src, spitch, width, height, kind); });
+    return cudaSuccess;
+  }
+  return copy2d_now(dst, dpitch, src, spitch, width, height, kind);
 }
 
 cudaError_t cudaMemset(void* ptr, int value, size_t bytes) {
-  if (bytes == 0) return cudaSuccess;
-  if (!is_device_range(ptr, bytes)) return report(cudaErrorInvalidValue);
-  std::memset(ptr, value, bytes);
-  return cudaSuccess;
+  if (const cudaError_t e = capture_check_unsafe_call(); e != cudaSuccess) return e;
+  return memset_now(ptr, value, bytes);
 }
 
 cudaError_t cudaMemsetAsync(void* ptr, int value, size_t bytes, cudaStream_t stream) {
   if (!stream_is_valid(stream)) return report(cudaErrorInvalidResourceHandle);
-  return cudaMemset(ptr, value, bytes);
+  if (stream_capturing(stream)) {
+    if (bytes > 0 && !is_device_range(ptr, bytes)) return report(cudaErrorInvalidValue);
+    capture_work(stream, [=](cudaStream_t) { memset_now(ptr, value, bytes); });
+    return cudaSuccess;
+  }
+  return memset_now(ptr, value, bytes);
 }
 
 cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWithFlags(stream, cudaStreamDefault); }
@@ -335,6 +395,7 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) 
 }
 
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
+  if (stream_capturing(stream)) return capture_refuse(stream);  // end the capture first
   Handles& h = handles();
   std::lock_guard<std::mutex> lock(h.m);
   if (h.streams.erase(stream) == 0) return report(cudaErrorInvalidResourceHandle);
@@ -343,7 +404,8 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream) {
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
-  return stream_is_valid(stream) ? cudaSuccess : report(cudaErrorInvalidResourceHandle);
+  if (!stream_is_valid(stream)) return report(cudaErrorInvalidResourceHandle);
+  return stream_capturing(stream) ? capture_refuse(stream) : cudaSuccess;
 }
 
 cudaError_t cudaStreamQuery(cudaStream_t stream) { return cudaStreamSynchronize(stream); }
@@ -351,7 +413,7 @@ cudaError_t cudaStreamQuery(cudaStream_t stream) { return cudaStreamSynchronize(
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags) {
   (void)flags;
   if (!stream_is_valid(stream) || !event_is_valid(event)) return report(cudaErrorInvalidResourceHandle);
-  return cudaSuccess;
+  return stream_capturing(stream) ? capture_refuse(stream) : cudaSuccess;  // cross-stream capture: not emulated
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlags(event, cudaEventDefault); }
@@ -377,6 +439,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
 
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   if (!event_is_valid(event) || !stream_is_valid(stream)) return report(cudaErrorInvalidResourceHandle);
+  if (stream_capturing(stream)) return capture_refuse(stream);  // event nodes are not emulated
   event->recorded = true;
   event->when = std::chrono::steady_clock::now();
   return cudaSuccess;
