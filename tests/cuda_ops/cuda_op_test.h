@@ -73,7 +73,7 @@ inline void expect_near_rel(const std::vector<float>& got, const std::vector<flo
 // past 1e-2. `floor` is the magnitude below which differences count as absolute (a gradient that
 // is exactly 0, like dq of a single token, compares as |got| <= 1e-2 * floor per element).
 inline void expect_near_half(const std::vector<float>& got, const std::vector<float>& want, const char* what,
-                             double floor = 1e-3) {
+                             double floor = 1e-3, double element_tol = 5e-2) {
   ASSERT_EQ(got.size(), want.size()) << what;
   double diff = 0, ref = 0;
   for (size_t i = 0; i < got.size(); ++i) {
@@ -82,7 +82,7 @@ inline void expect_near_half(const std::vector<float>& got, const std::vector<fl
   }
   const double scale = std::max(std::sqrt(ref), floor * std::sqrt(double(want.size())));
   EXPECT_LE(std::sqrt(diff) / scale, 1e-2) << what << ": norm-relative error";
-  expect_near_rel(got, want, 5e-2, what, floor);
+  expect_near_rel(got, want, element_tol, what, floor);
 }
 
 }  // namespace llm::test
