@@ -1,6 +1,7 @@
 // InferenceModel: a Qwen2 model loaded for generation. Batched prefill, then token-by-token
 // decode against a KV cache that holds the Hkv key/value heads (not Hq) of every layer, sized by
-// the context the user asks for. Same Backend ops as training; optional weight-only int8/int4
+// the context the user asks for, in one or more slots (one sequence each). The same block as
+// training (src/model/qwen2_block.h) with the KV-cache attention; optional weight-only int8/int4
 // quantization of every linear layer and the output layer.
 #pragma once
 
@@ -31,6 +32,15 @@ struct InferenceOptions {
   // Decode steps (one token, logits of the last) recorded once as a graph and replayed, on a
   // backend that supports_graphs() (CUDA): one launch per token instead of one per op.
   bool graphs = true;
+  // KV-cache slots: sequences that can be held at once (forward_batch). Each costs a full
+  // context of keys and values.
+  int64_t slots = 1;
+};
+
+// New tokens for one sequence of a batch, appended at its slot's position.
+struct SeqTokens {
+  int64_t slot = 0;
+  std::span<const int32_t> tokens;
 };
 
 // Where a model directory's files are: our run directory (its `latest` checkpoint), one of our
@@ -58,15 +68,27 @@ class InferenceModel {
   Backend& backend() const { return *backend_; }
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
   int64_t context() const { return context_; }
-  int64_t position() const { return pos_; }  // tokens in the cache
+  int64_t position() const { return pos_[0]; }  // tokens in slot 0
 
-  // Appends tokens at position(); returns the logits [V] after the last one (fp32, host).
+  // Slot 0, one sequence: appends tokens at position(); returns the logits [V] after the last
+  // one (fp32, host).
   std::vector<float> forward(std::span<const int32_t> tokens);
   // As forward, but the logits after every token, [tokens.size() * V].
   std::vector<float> forward_all(std::span<const int32_t> tokens);
-  void reset() { pos_ = 0; }
+  void reset() { reset(0); }
   // Keeps the first n cached positions (n <= position()).
-  void truncate(int64_t n);
+  void truncate(int64_t n) { truncate(0, n); }
+
+  // Several sequences in one forward pass (continuous batching): every linear layer runs once
+  // over all their rows, attention per sequence against its own slot. Each sequence's tokens are
+  // appended at position(slot); returns the logits after each one's last token, [seqs.size() * V].
+  // A slot appears at most once; the rows (sum of tokens) are at most batch_rows().
+  std::vector<float> forward_batch(std::span<const SeqTokens> seqs);
+  int64_t slots() const { return static_cast<int64_t>(pos_.size()); }
+  int64_t batch_rows() const { return rows_; }
+  int64_t position(int64_t slot) const;
+  void reset(int64_t slot) { truncate(slot, 0); }  // frees the slot
+  void truncate(int64_t slot, int64_t n);
 
   size_t weight_bytes() const;
   size_t kv_cache_bytes() const;
@@ -77,19 +99,22 @@ class InferenceModel {
 
  private:
   struct Impl;
+  struct SeqRowsList;
+  void check_tokens(std::span<const int32_t> tokens, int64_t slot) const;
   void run(std::span<const int32_t> tokens, std::vector<float>* all, std::vector<float>* last);
-  // The ops of one chunk of n tokens at positions [pos0, pos0 + n), ids already on the device.
-  void issue_layers(const Tensor& ids, int64_t n, int64_t pos0);
-  // The ops of the output layer for row r of the chunk: logits [V] on the device.
-  void issue_head(int64_t r);
-  // One token with the logits after it; through the recorded graph when the backend has graphs.
+  // The ops of one batch: ids [N] on the device, seqs covering its N rows in order.
+  void issue_layers(const Tensor& ids, const SeqRowsList& seqs);
+  // The ops of the output layer for the given rows of the batch: logits [rows.size(), V] on the device.
+  void issue_head(std::span<const int64_t> rows);
+  // One token of slot 0 with the logits after it; through the recorded graph when the backend has graphs.
   void decode_step(int32_t token, std::vector<float>* last);
 
   ModelConfig cfg_;
   InferenceOptions opt_;
   Backend* backend_;
   int64_t context_ = 0;
-  int64_t pos_ = 0;
+  int64_t rows_ = 0;            // rows of the activation buffers: max(prefill_chunk, slots)
+  std::vector<int64_t> pos_;    // tokens cached in each slot
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Impl> impl_;
 };

@@ -18,6 +18,8 @@
 
 namespace llm {
 
+class CausalAttention;  // src/model/qwen2_block.h
+
 // Architecture hyper-parameters, named as HF's Qwen2Config names them.
 struct ModelConfig {
   int64_t vocab_size = 0;
@@ -172,6 +174,7 @@ class Qwen2Model {
   void layer_backward(int l, const LayerActs& a, int64_t B, int64_t T);
   void recompute_layer(int l, const LayerActs& a, int64_t B, int64_t T);
   LayerActs acts_for(int l, int64_t N, int64_t B, int64_t T) const;
+  CausalAttention attention_for(const LayerActs& a, int64_t B, int64_t T) const;
 
   ModelConfig cfg_;
   ParamTable table_;

@@ -1,8 +1,10 @@
 // InferenceModel: weights per tensor (fused q/k/v and gate/up as in training), optionally
-// quantized; a KV cache of Hkv heads per layer; prefill in chunks; decode one token at a time.
-// On a backend with graphs (CUDA) a decode step is recorded once and replayed: its token and
-// position are uploaded to a small device buffer before each replay, and every op of the step
-// reads them from there (Backend::decode_attention), so one recording serves every position.
+// quantized; a KV cache of Hkv heads per layer and slot; prefill in chunks; decode one token at a
+// time; several sequences in one pass (forward_batch). Each layer is the training block
+// (block_forward) with the KV-cache attention. On a backend that records ops (CUDA graphs) a
+// decode step is recorded once and replayed: its token and position are uploaded to a small
+// device buffer before each replay, and every op of the step reads them from there
+// (Backend::decode_attention), so one recording serves every position.
 #include "llm/inference.h"
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include "llm/checkpoint.h"
 #include "llm/error.h"
 #include "llm/hf_weights.h"
+#include "model/kv_cache_attention.h"
 #include "model/rope_tables.h"
 
 namespace llm {
@@ -52,13 +55,18 @@ ModelFiles locate_model(const fs::path& path) {
   return f;
 }
 
-// A linear layer's weight [out, in]: dense in the compute dtype, or quantized.
+// A linear layer's weight [out, in], owned: dense in the compute dtype, or quantized.
 struct Linear {
   OwnedTensor dense;
   QuantizedMatrix q;
   OwnedTensor qdata, qscales;
   bool quantized = false;
   size_t bytes() const { return dense.empty() ? qdata->nbytes() + qscales->nbytes() : dense->nbytes(); }
+  LinearWeight view() const { return quantized ? LinearWeight{Tensor(), &q} : LinearWeight{dense.t(), nullptr}; }
+};
+
+struct InferenceModel::SeqRowsList {
+  std::vector<SeqRows> seqs;
 };
 
 struct InferenceModel::Impl {
@@ -67,17 +75,23 @@ struct InferenceModel::Impl {
   struct Layer {
     OwnedTensor ln1, qkv_b, ln2;
     Linear qkv, o, gate_up, down;
+    BlockWeights view() const {
+      return BlockWeights{ln1.t(), qkv.view(), qkv_b.t(), o.view(), ln2.t(), gate_up.view(), down.view()};
+    }
   };
   std::vector<Layer> layers;
+  std::vector<BlockWeights> blocks;  // views of layers, for block_forward
   OwnedTensor final_norm;
   Linear embed;                 // the input table [V, C]
   Linear head_own;              // lm_head when untied
   const Linear* head = nullptr; // the output layer: embed (tied) or head_own
-  OwnedTensor k_cache, v_cache; // [L, ctx, Hkv, D] each
+  OwnedTensor k_cache, v_cache; // [L, slots, ctx, Hkv, D] each
+  KvCacheViews kv;
   OwnedTensor rope_cos, rope_sin;
-  // activations for one chunk of n <= chunk tokens
+  // activations for one batch of n <= rows tokens
   OwnedTensor ids, x, ln, qkv, att, proj, h2, gate_up, act, rstd, logits;
-  OwnedTensor step;  // i32 [2]: the token and the position of a one-token step
+  OwnedTensor step;      // i32 [2]: the token and the position of a one-token step of slot 0
+  OwnedTensor seq_pos;   // i32 [slots]: each sequence's position in a forward_batch
   // The recorded decode step (graphs), and how steps ran so far.
   std::unique_ptr<OpGraph> graph;
   std::string graph_error;
@@ -94,13 +108,16 @@ InferenceModel::InferenceModel(const ModelConfig& cfg, std::span<const float> we
   LLM_CHECK(static_cast<int64_t>(weights.size()) == table.flat_size(), "inference: ", weights.size(),
             " weights for a model of ", table.flat_size());
   LLM_CHECK(opt_.context > 0 && opt_.prefill_chunk > 0, "inference: context and prefill_chunk must be positive");
+  LLM_CHECK(opt_.slots > 0, "inference: slots must be positive, got ", opt_.slots);
   context_ = std::min(opt_.context, cfg_.max_position_embeddings);
+  pos_.assign(static_cast<size_t>(opt_.slots), 0);
+  rows_ = std::max(opt_.prefill_chunk, opt_.slots);
   const DType dt = opt_.quant == QuantMode::None ? opt_.dtype : DType::F32;
   Impl& m = *impl_;
   Backend& be = backend;
   const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, Q = cfg_.qkv_dim(), D = cfg_.head_dim();
   const int64_t Hq = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads, V = cfg_.vocab_size;
-  const int64_t L = cfg_.num_hidden_layers, chunk = opt_.prefill_chunk;
+  const int64_t L = cfg_.num_hidden_layers, rows = rows_, S = opt_.slots;
 
   // Upload through a staging buffer, rounding to the storage dtype on the device.
   Arena staging(be, "staging");
@@ -111,22 +128,22 @@ InferenceModel::InferenceModel(const ModelConfig& cfg, std::span<const float> we
     be.copy(s.t(), t.t());
     return t;
   };
-  auto linear = [&](int64_t offset, int64_t rows, int64_t cols) {
+  auto linear = [&](int64_t offset, int64_t nrows, int64_t cols) {
     Linear lin;
     if (opt_.quant == QuantMode::None) {
-      lin.dense = upload(offset, {rows, cols});
+      lin.dense = upload(offset, {nrows, cols});
       return lin;
     }
     const bool int4 = opt_.quant == QuantMode::Int4;
     const int64_t group = int4 || opt_.quant_group > 0 ? opt_.quant_group : cols;
     LLM_CHECK(group > 0 && cols % group == 0 && (!int4 || group % 2 == 0), "inference: quantization group ", group,
-              " does not divide the ", cols, " columns of a ", rows, "x", cols, " matrix");
-    OwnedTensor s = staging.tensor(DType::F32, {rows, cols});
+              " does not divide the ", cols, " columns of a ", nrows, "x", cols, " matrix");
+    OwnedTensor s = staging.tensor(DType::F32, {nrows, cols});
     be.upload(s.t(), weights.data() + offset);
     lin.quantized = true;
-    lin.qdata = int4 ? m.weights.tensor(DType::U8, {rows, cols / 2}) : m.weights.tensor(DType::I8, {rows, cols});
-    lin.qscales = m.weights.tensor(DType::F32, {rows, cols / group});
-    lin.q = QuantizedMatrix{int4 ? QuantKind::Int4 : QuantKind::Int8, rows, cols, group, lin.qdata.t(), lin.qscales.t()};
+    lin.qdata = int4 ? m.weights.tensor(DType::U8, {nrows, cols / 2}) : m.weights.tensor(DType::I8, {nrows, cols});
+    lin.qscales = m.weights.tensor(DType::F32, {nrows, cols / group});
+    lin.q = QuantizedMatrix{int4 ? QuantKind::Int4 : QuantKind::Int8, nrows, cols, group, lin.qdata.t(), lin.qscales.t()};
     be.quantize(s.t(), lin.q);
     return lin;
   };
@@ -143,6 +160,7 @@ InferenceModel::InferenceModel(const ModelConfig& cfg, std::span<const float> we
     ly.down = linear(at("mlp.down_proj.weight"), C, I);
     m.layers.push_back(std::move(ly));
   }
+  for (const Impl::Layer& ly : m.layers) m.blocks.push_back(ly.view());
   m.final_norm = vec("model.norm.weight", C);
   m.embed = linear(table.at("model.embed_tokens.weight").offset, V, C);
   if (cfg_.tie_word_embeddings) {
@@ -151,26 +169,28 @@ InferenceModel::InferenceModel(const ModelConfig& cfg, std::span<const float> we
     m.head_own = linear(table.at("lm_head.weight").offset, V, C);
     m.head = &m.head_own;
   }
-  m.k_cache = m.cache.tensor(dt, {L * context_ * Hkv * D});
-  m.v_cache = m.cache.tensor(dt, {L * context_ * Hkv * D});
+  m.k_cache = m.cache.tensor(dt, {L * S * context_ * Hkv * D});
+  m.v_cache = m.cache.tensor(dt, {L * S * context_ * Hkv * D});
+  m.kv = KvCacheViews{m.k_cache.t(), m.v_cache.t(), S, context_, Hkv, D};
   std::vector<float> cs, sn;
   build_rope_tables(cfg_, context_, cs, sn);
   m.rope_cos = m.acts.tensor(DType::F32, {context_, D / 2});
   m.rope_sin = m.acts.tensor(DType::F32, {context_, D / 2});
   be.upload(m.rope_cos.t(), cs.data());
   be.upload(m.rope_sin.t(), sn.data());
-  m.ids = m.acts.tensor(DType::I32, {chunk});
-  m.x = m.acts.tensor(dt, {chunk * C});
-  m.ln = m.acts.tensor(dt, {chunk * C});
-  m.qkv = m.acts.tensor(dt, {chunk * Q});
-  m.att = m.acts.tensor(dt, {chunk * Hq * D});
-  m.proj = m.acts.tensor(dt, {chunk * C});
-  m.h2 = m.acts.tensor(dt, {chunk * C});
-  m.gate_up = m.acts.tensor(dt, {chunk * 2 * I});
-  m.act = m.acts.tensor(dt, {chunk * I});
-  m.rstd = m.acts.tensor(DType::F32, {chunk});
-  m.logits = m.acts.tensor(DType::F32, {V});
+  m.ids = m.acts.tensor(DType::I32, {rows});
+  m.x = m.acts.tensor(dt, {rows * C});
+  m.ln = m.acts.tensor(dt, {rows * C});
+  m.qkv = m.acts.tensor(dt, {rows * Q});
+  m.att = m.acts.tensor(dt, {rows * Hq * D});
+  m.proj = m.acts.tensor(dt, {rows * C});
+  m.h2 = m.acts.tensor(dt, {rows * C});
+  m.gate_up = m.acts.tensor(dt, {rows * 2 * I});
+  m.act = m.acts.tensor(dt, {rows * I});
+  m.rstd = m.acts.tensor(DType::F32, {rows});
+  m.logits = m.acts.tensor(DType::F32, {S * V});
   m.step = m.acts.tensor(DType::I32, {2});
+  m.seq_pos = m.acts.tensor(DType::I32, {S});
 }
 
 std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& path, Backend& backend,
@@ -193,9 +213,15 @@ size_t InferenceModel::kv_cache_bytes() const { return impl_->cache.live_bytes()
 int64_t InferenceModel::graph_replays() const { return impl_->replays; }
 const std::string& InferenceModel::graph_error() const { return impl_->graph_error; }
 
-void InferenceModel::truncate(int64_t n) {
-  LLM_CHECK(n >= 0 && n <= pos_, "inference: cannot keep ", n, " of ", pos_, " cached positions");
-  pos_ = n;
+int64_t InferenceModel::position(int64_t slot) const {
+  LLM_CHECK(slot >= 0 && slot < slots(), "inference: slot ", slot, " of ", slots());
+  return pos_[static_cast<size_t>(slot)];
+}
+
+void InferenceModel::truncate(int64_t slot, int64_t n) {
+  const int64_t have = position(slot);
+  LLM_CHECK(n >= 0 && n <= have, "inference: cannot keep ", n, " of ", have, " cached positions");
+  pos_[static_cast<size_t>(slot)] = n;
 }
 
 std::vector<float> InferenceModel::forward(std::span<const int32_t> tokens) {
@@ -210,25 +236,20 @@ std::vector<float> InferenceModel::forward_all(std::span<const int32_t> tokens) 
   return all;
 }
 
-namespace {
-void apply(Backend& be, const Tensor& x, const Linear& lin, const Tensor& y, const Tensor* bias) {
-  if (lin.quantized) {
-    be.quant_matmul(x, lin.q, y, bias);
-  } else {
-    be.matmul(x, false, lin.dense, true, y, 1.0f, 0.0f, bias);
-  }
-}
-}  // namespace
-
-void InferenceModel::run(std::span<const int32_t> tokens, std::vector<float>* all, std::vector<float>* last) {
+// Checked here, on the host: a recorded step cannot check its ids on the device.
+void InferenceModel::check_tokens(std::span<const int32_t> tokens, int64_t slot) const {
   LLM_CHECK(!tokens.empty(), "inference: no tokens to process");
-  LLM_CHECK(pos_ + static_cast<int64_t>(tokens.size()) <= context_, "inference: ", pos_, " cached + ", tokens.size(),
+  const int64_t pos = position(slot);
+  LLM_CHECK(pos + static_cast<int64_t>(tokens.size()) <= context_, "inference: ", pos, " cached + ", tokens.size(),
             " new tokens exceed the context of ", context_, " positions");
-  // Checked here, on the host: a recorded step cannot check its ids on the device.
   for (size_t i = 0; i < tokens.size(); ++i) {
     LLM_CHECK(tokens[i] >= 0 && tokens[i] < cfg_.vocab_size, "inference: token id ", tokens[i], " at position ", i,
               " is outside the vocabulary [0, ", cfg_.vocab_size, ")");
   }
+}
+
+void InferenceModel::run(std::span<const int32_t> tokens, std::vector<float>* all, std::vector<float>* last) {
+  check_tokens(tokens, 0);
   if (tokens.size() == 1 && last) return decode_step(tokens[0], last);
   Impl& m = *impl_;
   Backend& be = *backend_;
@@ -238,46 +259,80 @@ void InferenceModel::run(std::span<const int32_t> tokens, std::vector<float>* al
     const int64_t n = std::min<int64_t>(opt_.prefill_chunk, static_cast<int64_t>(tokens.size() - start));
     Tensor ids;
     if (n == 1) {  // a one-token chunk takes the decode path, which reads the position from m.step
-      const int32_t step[2] = {tokens[start], static_cast<int32_t>(pos_)};
+      const int32_t step[2] = {tokens[start], static_cast<int32_t>(pos_[0])};
       be.upload(m.step.t(), step);
       ids = m.step->range(0, 1);
     } else {
       ids = m.ids->range(0, n);
       be.upload(ids, tokens.data() + start);
     }
-    issue_layers(ids, n, pos_);
-    pos_ += n;
+    issue_layers(ids, SeqRowsList{{SeqRows{0, pos_[0], n, m.step->range(1, 1)}}});
+    pos_[0] += n;
     const bool final_chunk = start + static_cast<size_t>(n) >= tokens.size();
     if (all) {
       // Row by row keeps the logits buffer at [V] whatever the chunk size.
       for (int64_t r = 0; r < n; ++r) {
-        issue_head(r);
+        issue_head(std::span<const int64_t>(&r, 1));
         const size_t off = all->size();
         all->resize(off + static_cast<size_t>(V));
-        be.download(m.logits.t(), all->data() + off);
+        be.download(m.logits->range(0, V), all->data() + off);
       }
     } else if (final_chunk) {
-      issue_head(n - 1);
+      const int64_t r = n - 1;
+      issue_head(std::span<const int64_t>(&r, 1));
       last->resize(static_cast<size_t>(V));
-      be.download(m.logits.t(), last->data());
+      be.download(m.logits->range(0, V), last->data());
     }
   }
+}
+
+std::vector<float> InferenceModel::forward_batch(std::span<const SeqTokens> seqs) {
+  Impl& m = *impl_;
+  Backend& be = *backend_;
+  LLM_CHECK(!seqs.empty() && static_cast<int64_t>(seqs.size()) <= slots(), "inference: a batch of ", seqs.size(),
+            " sequences for ", slots(), " slots");
+  SeqRowsList list;
+  std::vector<int32_t> ids, positions;
+  std::vector<int64_t> last_rows;
+  std::vector<bool> seen(static_cast<size_t>(slots()), false);
+  for (const SeqTokens& sq : seqs) {
+    check_tokens(sq.tokens, sq.slot);
+    LLM_CHECK(!seen[static_cast<size_t>(sq.slot)], "inference: slot ", sq.slot, " appears twice in one batch");
+    seen[static_cast<size_t>(sq.slot)] = true;
+    const int64_t n = static_cast<int64_t>(sq.tokens.size()), i = static_cast<int64_t>(list.seqs.size());
+    list.seqs.push_back(SeqRows{sq.slot, position(sq.slot), n, m.seq_pos->range(i, 1)});
+    ids.insert(ids.end(), sq.tokens.begin(), sq.tokens.end());
+    positions.push_back(static_cast<int32_t>(position(sq.slot)));
+    last_rows.push_back(static_cast<int64_t>(ids.size()) - 1);
+  }
+  const auto N = static_cast<int64_t>(ids.size()), S = static_cast<int64_t>(seqs.size()), V = cfg_.vocab_size;
+  LLM_CHECK(N <= rows_, "inference: a batch of ", N, " tokens exceeds the ", rows_, " rows planned (prefill_chunk)");
+  be.upload(m.ids->range(0, N), ids.data());
+  be.upload(m.seq_pos->range(0, S), positions.data());
+  issue_layers(m.ids->range(0, N), list);
+  for (const SeqRows& r : list.seqs) pos_[static_cast<size_t>(r.slot)] += r.rows;
+  issue_head(last_rows);
+  std::vector<float> out(static_cast<size_t>(S * V));
+  be.download(m.logits->range(0, S * V), out.data());
+  return out;
 }
 
 void InferenceModel::decode_step(int32_t token, std::vector<float>* last) {
   Impl& m = *impl_;
   Backend& be = *backend_;
-  const int32_t step[2] = {token, static_cast<int32_t>(pos_)};
+  const int32_t step[2] = {token, static_cast<int32_t>(pos_[0])};
   be.upload(m.step.t(), step);  // before the replay: the recorded ops read both from here
   const Tensor ids = m.step->range(0, 1);
-  const bool graphs = opt_.graphs && be.supports_graphs() && m.graph_error.empty();
+  const SeqRowsList one{{SeqRows{0, pos_[0], 1, m.step->range(1, 1)}}};
+  const int64_t row0 = 0;
+  const bool rec = opt_.graphs && m.graph_error.empty() && be.supports_graphs();  // TODO(merge): recorder()
   // Recorded at the second step: the first ran the same ops one by one, which sized the backend's
   // workspace and built its matmul plans (nothing may allocate while recording).
-  if (graphs && !m.graph && m.eager_steps > 0) {
+  if (rec && !m.graph && m.eager_steps > 0) {
     be.begin_capture();
     try {
-      issue_layers(ids, 1, pos_);
-      issue_head(0);
+      issue_layers(ids, one);
+      issue_head(std::span<const int64_t>(&row0, 1));
       m.graph = be.end_capture();
     } catch (const std::exception& e) {
       // Nothing ran while recording: fall back to running the step op by op, now and later.
@@ -285,76 +340,58 @@ void InferenceModel::decode_step(int32_t token, std::vector<float>* last) {
       m.graph_error = e.what();
     }
   }
-  if (graphs && m.graph) {
+  if (rec && m.graph) {
     m.graph->replay();
     ++m.replays;
   } else {
-    issue_layers(ids, 1, pos_);
-    issue_head(0);
+    issue_layers(ids, one);
+    issue_head(std::span<const int64_t>(&row0, 1));
     ++m.eager_steps;
   }
-  ++pos_;
+  ++pos_[0];
   last->resize(static_cast<size_t>(cfg_.vocab_size));
-  be.download(m.logits.t(), last->data());
+  be.download(m.logits->range(0, cfg_.vocab_size), last->data());
 }
 
-void InferenceModel::issue_layers(const Tensor& ids, int64_t n, int64_t pos0) {
+void InferenceModel::issue_layers(const Tensor& ids, const SeqRowsList& seqs) {
   Impl& m = *impl_;
   Backend& be = *backend_;
-  const int64_t C = cfg_.hidden_size, I = cfg_.intermediate_size, Q = cfg_.qkv_dim(), D = cfg_.head_dim();
-  const int64_t Hq = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads;
-  const auto eps = static_cast<float>(cfg_.rms_norm_eps);
-  const int64_t layer_cache = context_ * Hkv * D;
-  const Tensor x = m.x->range(0, n * C).view({n, C});                  // [n, C] residual
-  const Tensor ln = m.ln->range(0, n * C).view({n, C});                // [n, C]
-  const Tensor qkv = m.qkv->range(0, n * Q).view({n, Q});              // [n, (Hq + 2Hkv) D]
-  const Tensor att = m.att->range(0, n * Hq * D).view({n, Hq * D});    // [n, Hq D]
-  const Tensor proj = m.proj->range(0, n * C).view({n, C});
-  const Tensor h2 = m.h2->range(0, n * C).view({n, C});
-  const Tensor gu = m.gate_up->range(0, n * 2 * I).view({n, 2 * I});  // [n, 2I]
-  const Tensor act = m.act->range(0, n * I).view({n, I});              // [n, I]
-  const Tensor rstd = m.rstd->range(0, n);
+  const BlockShape s(cfg_);
+  const int64_t n = ids.numel(), C = s.C, I = s.I, Q = s.Q(), HqD = s.Hq * s.D;
+  const Tensor x = m.x->range(0, n * C).view({n, C});        // [n, C] residual, updated in place
+  const Tensor ln = m.ln->range(0, n * C).view({n, C});      // [n, C] both norms' output
+  const Tensor rstd = m.rstd->range(0, n);                   // [n] both norms' rstd
+  BlockActs a;
+  a.ln1 = a.ln2 = ln;
+  a.rstd1 = a.rstd2 = rstd;
+  a.qkv = m.qkv->range(0, n * Q).view({n, Q});               // [n, (Hq + 2Hkv) D]
+  a.att = m.att->range(0, n * HqD).view({n, HqD});           // [n, Hq D]
+  a.h2 = m.h2->range(0, n * C).view({n, C});                 // [n, C]
+  a.gate_up = m.gate_up->range(0, n * 2 * I).view({n, 2 * I});  // [n, 2I]
+  a.act = m.act->range(0, n * I).view({n, I});               // [n, I]
+  a.proj = m.proj->range(0, n * C).view({n, C});             // [n, C]
   if (m.embed.quantized) {
     be.quant_embedding(ids, m.embed.q, x);
   } else {
     be.embedding_forward(ids, m.embed.dense, x);
   }
-  for (size_t l = 0; l < m.layers.size(); ++l) {
-    const Impl::Layer& ly = m.layers[l];
-    be.rmsnorm_forward(x, ly.ln1, eps, ln, rstd);
-    apply(be, ln, ly.qkv, qkv, &ly.qkv_b.t());
-    const Tensor heads = qkv.view({1, n, Hq + 2 * Hkv, D});
-    // The layer's cache [1, ctx, Hkv, D]: this chunk's k, v go to positions [pos0, pos0 + n).
-    const Tensor kc = m.k_cache->range(int64_t(l) * layer_cache, layer_cache).view({1, context_, Hkv, D});
-    const Tensor vc = m.v_cache->range(int64_t(l) * layer_cache, layer_cache).view({1, context_, Hkv, D});
-    if (n == 1) {
-      // Rope, cache write and attention at the position in m.step (== pos0), so that the same
-      // ops, recorded once, serve every position.
-      be.decode_attention(heads, m.rope_cos, m.rope_sin, kc, vc, m.step->range(1, 1), pos0, att.view({1, 1, Hq, D}));
-    } else {
-      be.rope(heads.slice(2, 0, Hq + Hkv), m.rope_cos, m.rope_sin, pos0, false);
-      be.copy(heads.slice(2, Hq, Hq + Hkv), kc.slice(1, pos0, pos0 + n));
-      be.copy(heads.slice(2, Hq + Hkv, Hq + 2 * Hkv), vc.slice(1, pos0, pos0 + n));
-      be.attention_forward(heads.slice(2, 0, Hq), kc.slice(1, 0, pos0 + n), vc.slice(1, 0, pos0 + n),
-                           att.view({1, n, Hq, D}), Tensor());
-    }
-    apply(be, att, ly.o, proj, nullptr);
-    be.add_rmsnorm_forward(x, proj, ly.ln2, eps, h2, ln, rstd);
-    apply(be, ln, ly.gate_up, gu, nullptr);
-    be.swiglu_forward(gu, act);
-    apply(be, act, ly.down, proj, nullptr);
-    be.add(h2, proj, x);
+  for (size_t l = 0; l < m.blocks.size(); ++l) {
+    const KvCacheAttention attn(s, m.kv, static_cast<int>(l), seqs.seqs, m.rope_cos, m.rope_sin);
+    block_forward(be, s, m.blocks[l], attn, x, x, a);
   }
 }
 
-void InferenceModel::issue_head(int64_t r) {
+void InferenceModel::issue_head(std::span<const int64_t> rows) {
   Impl& m = *impl_;
   Backend& be = *backend_;
-  const int64_t C = cfg_.hidden_size, V = cfg_.vocab_size;
-  const Tensor ln = m.ln->range(0, C).view({1, C});
-  be.rmsnorm_forward(m.x->range(r * C, C).view({1, C}), m.final_norm, static_cast<float>(cfg_.rms_norm_eps), ln,
-                     m.rstd->range(0, 1));
-  apply(be, ln, *m.head, m.logits->view({1, V}), nullptr);
+  const int64_t C = cfg_.hidden_size, V = cfg_.vocab_size, S = static_cast<int64_t>(rows.size());
+  const Tensor ln = m.ln->range(0, S * C).view({S, C});  // [S, C] the final norm of each row asked for
+  for (int64_t i = 0; i < S; ++i) {
+    const int64_t r = rows[static_cast<size_t>(i)];
+    be.rmsnorm_forward(m.x->range(r * C, C).view({1, C}), m.final_norm, static_cast<float>(cfg_.rms_norm_eps),
+                       ln.range(i * C, C).view({1, C}), m.rstd->range(i, 1));
+  }
+  m.head->view().forward(be, ln, m.logits->range(0, S * V).view({S, V}), nullptr);  // logits [S, V]
 }
 
 }  // namespace llm

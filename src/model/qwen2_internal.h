@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "llm/model.h"
+#include "model/qwen2_block.h"
 
 namespace llm {
 
@@ -19,31 +20,16 @@ inline Tensor param_view(const Tensor& flat, const ParamInfo& p) {
   }
 }
 
+// One layer's weights (compute dtype) and gradients (f32) as views of the flat buffers.
 struct Qwen2Model::Layer {
-  // weights, compute dtype
-  Tensor ln1_w;      // [C]
-  Tensor qkv_w;      // [(Hq + 2 Hkv) D, C]: q_proj, k_proj, v_proj stacked
-  Tensor qkv_b;      // [(Hq + 2 Hkv) D]
-  Tensor o_w;        // [C, Hq D]
-  Tensor ln2_w;      // [C]
-  Tensor gate_up_w;  // [2 I, C]: gate_proj, up_proj stacked
-  Tensor down_w;     // [C, I]
-  // gradients, f32, same shapes
-  Tensor d_ln1_w, d_qkv_w, d_qkv_b, d_o_w, d_ln2_w, d_gate_up_w, d_down_w;
+  BlockWeights w;
+  BlockGrads g;  // empty for inference
 };
 
 // What one layer keeps between its forward and backward, as views of N = B*T rows.
 struct Qwen2Model::LayerActs {
-  Tensor ln1;      // [N, C]  input_layernorm output
-  Tensor rstd1;    // [N] f32
-  Tensor qkv;      // [N, (Hq + 2 Hkv) D], rotary applied to q and k
-  Tensor att;      // [N, Hq D] attention output (before o_proj)
-  Tensor lse;      // [B, Hq, T] f32 softmax log-sum-exp per query
-  Tensor h2;       // [N, C]  residual after attention
-  Tensor ln2;      // [N, C]  post_attention_layernorm output
-  Tensor rstd2;    // [N] f32
-  Tensor gate_up;  // [N, 2 I]
-  Tensor act;      // [N, I]  silu(gate) * up
+  BlockActs b;
+  Tensor lse;  // [B, Hq, T] f32 softmax log-sum-exp per query
 };
 
 // Every buffer of the activation plan. A kind the recompute policy keeps has one copy per layer,

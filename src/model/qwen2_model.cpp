@@ -1,5 +1,5 @@
-// Qwen2Model: the activation plan, forward, backward and recompute. Each decoder layer is a
-// layer_forward / layer_backward pair (qwen2_layer.cpp); this file owns buffers and the loop.
+// Qwen2Model: forward, backward and the loop over layers. Each decoder layer is the one block
+// (qwen2_block.cpp) over views that the activation plan places (qwen2_plan.cpp).
 #include <algorithm>
 #include <cmath>
 

@@ -1,0 +1,125 @@
+// One Qwen2 decoder block, written once for training, fine-tuning and inference:
+//
+//   x ─► RMSNorm ─► qkv (+bias) ─► attention ─► o_proj ─► (+x) = h2 ─► RMSNorm ─► gate/up ─► SwiGLU ─► down ─► (+h2)
+//
+// What differs between uses is injected, not copied:
+//  - the attention part (BlockAttention): full causal over B rows of T tokens from position 0 with
+//    the log-sum-exp kept for the backward (CausalAttention, training), or appending to a KV cache
+//    for a batch of sequences, each at its own position and cache slot (KvCacheAttention,
+//    src/model/kv_cache_attention.h: prefill, decode, the server's batched decode);
+//  - the linear layers (LinearWeight): a dense matrix in the compute dtype or a quantized one;
+//  - which activations are kept (BlockActs are views the caller places: one copy per layer for
+//    training, the same few buffers reused by every layer for inference).
+#pragma once
+
+#include <cstdint>
+
+#include "llm/backend.h"
+#include "llm/model.h"
+
+namespace llm {
+
+// Sizes of one block.
+struct BlockShape {
+  int64_t C = 0;         // hidden_size
+  int64_t I = 0;         // intermediate_size
+  int64_t Hq = 0, Hkv = 0, D = 0;
+  float eps = 0.0f;      // rms_norm_eps
+  explicit BlockShape(const ModelConfig& cfg)
+      : C(cfg.hidden_size),
+        I(cfg.intermediate_size),
+        Hq(cfg.num_attention_heads),
+        Hkv(cfg.num_key_value_heads),
+        D(cfg.head_dim()),
+        eps(static_cast<float>(cfg.rms_norm_eps)) {}
+  int64_t Q() const { return (Hq + 2 * Hkv) * D; }  // fused q/k/v width
+};
+
+// A linear layer's weight W [out, in] (HF layout): dense in the compute dtype, or quantized.
+struct LinearWeight {
+  Tensor dense;                             // [out, in], empty when quantized
+  const QuantizedMatrix* quant = nullptr;   // set when quantized
+  // y [N, out] = x [N, in] @ W^T (+ bias [out])
+  void forward(Backend& be, const Tensor& x, const Tensor& y, const Tensor* bias) const;
+};
+
+struct BlockWeights {
+  Tensor ln1;            // [C] input_layernorm
+  LinearWeight qkv;      // [Q, C] q_proj, k_proj, v_proj stacked
+  Tensor qkv_b;          // [Q]
+  LinearWeight o;        // [C, Hq D]
+  Tensor ln2;            // [C] post_attention_layernorm
+  LinearWeight gate_up;  // [2I, C] gate_proj, up_proj stacked
+  LinearWeight down;     // [C, I]
+};
+
+// Weight gradients, f32, the shapes of BlockWeights; the backward adds to them.
+struct BlockGrads {
+  Tensor ln1, qkv, qkv_b, o, ln2, gate_up, down;
+};
+
+// The activations of one block over N rows, as views the caller places. Inference may pass the
+// same buffer for ln1 and ln2 and for rstd1 and rstd2 (nothing is kept for a backward).
+struct BlockActs {
+  Tensor ln1;      // [N, C]  input_layernorm out
+  Tensor rstd1;    // [N] f32
+  Tensor qkv;      // [N, Q]  q and k rotated by the attention
+  Tensor att;      // [N, Hq D] attention out, before o_proj
+  Tensor h2;       // [N, C]  residual after attention
+  Tensor ln2;      // [N, C]  post_attention_layernorm out
+  Tensor rstd2;    // [N] f32
+  Tensor gate_up;  // [N, 2I]
+  Tensor act;      // [N, I]  silu(gate) * up
+  Tensor proj;     // [N, C]  o_proj / down_proj out before the residual add (scratch)
+};
+
+// The attention part of a block: rotates q and k of qkv in place and writes att.
+class BlockAttention {
+ public:
+  virtual ~BlockAttention() = default;
+  // qkv [N, Q] (bias added), att [N, Hq D]
+  virtual void forward(Backend& be, const Tensor& qkv, const Tensor& att) const = 0;
+};
+
+// Training: B rows of T tokens, each row one sequence from position 0, causal; keeps the
+// log-sum-exp for the backward.
+class CausalAttention final : public BlockAttention {
+ public:
+  // cos, sin [P >= T, D/2] f32; lse [B, Hq, T] f32
+  CausalAttention(const BlockShape& s, int64_t B, int64_t T, const Tensor& cos, const Tensor& sin, const Tensor& lse)
+      : s_(s), B_(B), T_(T), cos_(cos), sin_(sin), lse_(lse) {}
+  void forward(Backend& be, const Tensor& qkv, const Tensor& att) const override;
+  // dqkv [N, Q] (overwritten) from datt [N, Hq D], with qkv and att from the forward; the
+  // rotation is undone so dqkv is the gradient of the projection's output.
+  void backward(Backend& be, const Tensor& qkv, const Tensor& att, const Tensor& datt, const Tensor& dqkv) const;
+
+ private:
+  BlockShape s_;
+  int64_t B_, T_;
+  Tensor cos_, sin_, lse_;
+};
+
+// x_out [N, C] = block(x_in [N, C]); x_out may alias x_in (inference updates the residual in place).
+void block_forward(Backend& be, const BlockShape& s, const BlockWeights& w, const BlockAttention& attn,
+                   const Tensor& x_in, const Tensor& x_out, const BlockActs& a);
+
+// Recreates what selective recompute did not keep (ln1, ln2 and their rstd, act), with the same
+// ops on the same inputs as the forward, so the backward sees bitwise the same activations.
+void block_recompute_selective(Backend& be, const BlockShape& s, const BlockWeights& w, const Tensor& x_in,
+                               const BlockActs& a);
+
+// Scratch of the backward, [N, *] views in the compute dtype.
+struct BlockBackwardScratch {
+  Tensor dln;       // [N, C]
+  Tensor dact;      // [N, I]
+  Tensor dgate_up;  // [N, 2I]
+  Tensor datt;      // [N, Hq D]
+  Tensor dqkv;      // [N, Q]
+};
+
+// On entry dres [N, C] holds d loss / d x_out; on exit d loss / d x_in. Weight gradients add to g.
+void block_backward(Backend& be, const BlockWeights& w, const BlockGrads& g,
+                    const CausalAttention& attn, const Tensor& x_in, const BlockActs& a, const Tensor& dres,
+                    const BlockBackwardScratch& d);
+
+}  // namespace llm
