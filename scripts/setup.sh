@@ -11,6 +11,7 @@ packages=(
   libicu-dev                            # NFC and Unicode categories (Qwen pre-tokenizer)
   libopenmpi-dev openmpi-bin            # data parallelism on CPU
   libedit-dev                           # line editing in the llmgen REPL
+  libcpp-httplib-dev                    # HTTP for llmgen --serve
   python3-torch python3-numpy           # the independent PyTorch reference (tests/reference)
   fortunes fortunes-zh                  # the demo corpus: real text shipped by Debian
   nodejs npm                            # the JavaScript reference tokenizer (tests)

@@ -1,6 +1,7 @@
 // llmgen: text generation with a Qwen2 model: one prompt (--prompt), a REPL reading prompts from
-// a terminal or a pipe (plain completion or --chat), or the perplexity of a file. A thin layer
-// over the library (include/llm/chat.h, generate.h); docs/llmgen.md describes the behaviour.
+// a terminal or a pipe (plain completion or --chat), the perplexity of a file, or an
+// OpenAI-compatible HTTP server (--serve). A thin layer over the library (include/llm/chat.h,
+// generate.h, serve.h); docs/llmgen.md and docs/serving.md describe the behaviour.
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include "llm/error.h"
 #include "llm/generate.h"
 #include "llm/inference.h"
+#include "llm/serve.h"
 
 namespace {
 
@@ -42,14 +44,16 @@ int main(int argc, char** argv) {
       "llmgen: generate text with a Qwen2 model (an HF directory, a run directory or a checkpoint).\n"
       "--prompt answers once on stdout; without it prompts are read line by line (a terminal gets\n"
       "line editing; /help lists the commands); --chat uses the ChatML template; --perplexity\n"
-      "scores a text file."};
+      "scores a text file; --serve answers the OpenAI HTTP API."};
   std::string model_dir, prompt, system(llm::kQwenDefaultSystem), device = "auto", dtype = "auto", quant = "none";
   std::string ppl_file, cuda_graphs = "on";
   llm::FrontendOptions fo;
   int64_t ctx = 4096, quant_group = 64;
   uint64_t seed = 0;
   int threads = 0;
-  bool chat = false, stats = false, json = false;
+  bool chat = false, stats = false, json = false, serve = false;
+  llm::ServeOptions so;
+  int64_t parallel = 4;
   app.add_option("--model", model_dir, "model directory (HF, run or checkpoint)")->required();
   auto* prompt_opt = app.add_option("--prompt", prompt, "generate once for this prompt and exit");
   auto* chat_opt = app.add_flag("--chat", chat, "use the model's chat template (ChatML), keeping the conversation");
@@ -79,6 +83,16 @@ int main(int argc, char** argv) {
   app.add_flag("--stats", stats, "speed and memory on stderr after every answer");
   auto* ppl_opt = app.add_option("--perplexity", ppl_file, "print the perplexity of this text file");
   auto* json_opt = app.add_flag("--json", json, "with --perplexity: one JSON line");
+  auto* serve_opt = app.add_flag("--serve", serve, "serve the OpenAI HTTP API (docs/serving.md)");
+  app.add_option("--host", so.host, "--serve: address to listen on")->capture_default_str()->needs(serve_opt);
+  app.add_option("--port", so.port, "--serve: port (0: any free port)")->capture_default_str()->needs(serve_opt);
+  app.add_option("--parallel", parallel, "--serve: sequences decoded together (KV-cache slots)")
+      ->capture_default_str()->needs(serve_opt);
+  app.add_option("--queue", so.queue, "--serve: requests waiting for a slot before 503")
+      ->capture_default_str()->needs(serve_opt);
+  app.add_option("--api-key", so.api_key, "--serve: require Authorization: Bearer KEY")->needs(serve_opt);
+  app.add_option("--served-model-name", so.model_name, "--serve: the model's id in the API (default: the directory name)")
+      ->needs(serve_opt);
   ppl_opt->excludes(prompt_opt)->excludes(chat_opt);
   json_opt->needs(ppl_opt);
   CLI11_PARSE(app, argc, argv);
@@ -96,6 +110,17 @@ int main(int argc, char** argv) {
     io.quant = llm::parse_quant(quant, "--quant");
     io.quant_group = quant_group;
     io.graphs = cuda_graphs == "on";
+    if (serve) {
+      LLM_CHECK(parallel > 0, "--parallel: ", parallel, " is not a positive number of sequences");
+      LLM_CHECK(so.port >= 0 && so.port <= 65535, "--port: ", so.port, " is not a port number");
+      LLM_CHECK(so.queue >= 0, "--queue: ", so.queue, " is negative");
+      LLM_CHECK(!prompt_opt->count() && ppl_file.empty(), "--serve: not with --prompt or --perplexity");
+      io.slots = parallel;
+      if (so.model_name.empty()) {
+        const std::filesystem::path p = std::filesystem::absolute(model_dir).lexically_normal();
+        so.model_name = (p.has_filename() ? p.filename() : p.parent_path().filename()).string();
+      }
+    }
     if (dtype != "auto") llm::parse_float_dtype(dtype, "--dtype");
     if (!ppl_file.empty()) {
       LLM_CHECK(std::filesystem::is_regular_file(ppl_file), ppl_file, ": no such file (--perplexity)");
@@ -126,6 +151,12 @@ int main(int argc, char** argv) {
                   << r.windows << " window(s) of up to " << model->context() << ": mean NLL " << r.nll_mean
                   << " nats, perplexity " << r.ppl << "\n";
       }
+      return 0;
+    }
+
+    if (serve) {
+      llm::Server server(*model, tok, so);
+      llm::serve_until_signalled(server, so);
       return 0;
     }
 

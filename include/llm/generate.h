@@ -46,6 +46,24 @@ class StopFilter {
   bool stopped_ = false;
 };
 
+struct GenerateOptions;
+
+// The text side of generation, shared by llmgen and the server: each sampled token's bytes go
+// through the UTF-8 stream and the stop filter; special tokens print only with show_special.
+class TokenText {
+ public:
+  TokenText(const Tokenizer& tok, const GenerateOptions& opt);
+  std::string push(int32_t id);  // the text that became complete with this token (may be empty)
+  std::string finish();          // the rest, at the end of generation
+  bool stopped() const { return filter_.stopped(); }  // a stop string appeared
+
+ private:
+  const Tokenizer* tok_;
+  bool show_special_;
+  Utf8Stream utf8_;
+  StopFilter filter_;
+};
+
 struct GenerateOptions {
   int64_t max_tokens = 512;             // generated tokens at most; -1: until the context is full
   std::vector<std::string> stop;        // stop strings (matched in the decoded text, not printed)

@@ -21,6 +21,20 @@ void GenerateOptions::validate(std::string_view prefix) const {
   for (const auto& s : stop) LLM_CHECK(!s.empty(), prefix, "stop: a stop string is empty");
 }
 
+TokenText::TokenText(const Tokenizer& tok, const GenerateOptions& opt)
+    : tok_(&tok), show_special_(opt.show_special), filter_(opt.stop) {}
+
+std::string TokenText::push(int32_t id) {
+  if (!show_special_ && tok_->is_special(id)) return {};
+  return filter_.push(utf8_.push(tok_->token_bytes(id)));
+}
+
+std::string TokenText::finish() {
+  if (filter_.stopped()) return {};
+  std::string rest = filter_.push(utf8_.flush());
+  return rest + filter_.flush();
+}
+
 std::string_view stop_reason_text(StopReason r) {
   switch (r) {
     case StopReason::StopToken: return "end of text";
@@ -79,8 +93,7 @@ GenerateResult Session::generate(std::span<const int32_t> prompt, Sampler& sampl
   const size_t vocab = static_cast<size_t>(tok_->vocab_size());
   const std::vector<int32_t> stop_ids = tok_->stop_ids();
   std::vector<int32_t> context(prompt.begin(), prompt.end());  // what the repetition penalty sees
-  Utf8Stream utf8;
-  StopFilter filter(opt.stop);
+  TokenText detok(*tok_, opt);
   auto out = [&](const std::string& text) {
     if (text.empty()) return;
     r.text += text;
@@ -101,8 +114,8 @@ GenerateResult Session::generate(std::span<const int32_t> prompt, Sampler& sampl
     }
     r.tokens.push_back(id);
     context.push_back(id);
-    if (opt.show_special || !tok_->is_special(id)) out(filter.push(utf8.push(tok_->token_bytes(id))));
-    if (filter.stopped()) {
+    out(detok.push(id));
+    if (detok.stopped()) {
       st.reason = StopReason::StopString;
       break;
     }
@@ -124,10 +137,9 @@ GenerateResult Session::generate(std::span<const int32_t> prompt, Sampler& sampl
     cached_.push_back(id);
     ++st.decode_tokens;
   }
-  if (!filter.stopped()) {
-    out(filter.push(utf8.flush()));
-    out(filter.flush());
-    if (filter.stopped()) st.reason = StopReason::StopString;
+  if (!detok.stopped()) {
+    out(detok.finish());
+    if (detok.stopped()) st.reason = StopReason::StopString;
   }
   st.decode_seconds = seconds_since(t0);
   return r;
