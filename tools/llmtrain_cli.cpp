@@ -1,5 +1,8 @@
-// llmtrain: train a Qwen2 model from a config (the default: the built-in tiny demo), prepare a
-// corpus into shards, or run a tokenizer over stdin. A thin layer over the library.
+// llmtrain's command line (llmtrain_cli.h): train a Qwen2 model from a config (the default: the
+// built-in tiny demo), prepare a corpus into shards, or run a tokenizer over stdin. A thin layer
+// over the library.
+#include "llmtrain_cli.h"
+
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -79,7 +82,9 @@ void print_plan(const llm::Config& cfg, int world) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace llm {
+
+int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
   CLI::App app{
       "llmtrain: pretrain or continue pretraining a Qwen2 model.\n"
       "Without --config it trains the built-in tiny demo (configs/tiny.json) on the CPU."};
@@ -144,6 +149,7 @@ int main(int argc, char** argv) {
     to.stop_at = stop_at;
     comm = llm::make_communicator();
     to.comm = comm.get();
+    to.hooks = hooks;
     const llm::TrainResult r = llm::train(cfg, to);
     if (comm->rank() != 0) return 0;
     std::cerr << "done: " << r.steps_done << " steps in " << static_cast<int>(r.seconds) << " s";
@@ -164,3 +170,5 @@ int main(int argc, char** argv) {
     return 1;
   }
 }
+
+}  // namespace llm

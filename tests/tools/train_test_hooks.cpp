@@ -1,5 +1,5 @@
-// Test hooks of the distributed training tests: fault injection, weight hashes, sample logs.
-#include "dist/test_hooks.h"
+// The training tests' hooks: fault injection, weight hashes, sample logs, a checkpoint delay.
+#include "train_test_hooks.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -11,8 +11,9 @@
 #include <thread>
 
 #include "llm/error.h"
+#include "llm/loader.h"
 
-namespace llm {
+namespace llm::test {
 
 namespace {
 
@@ -22,34 +23,57 @@ uint64_t fnv1a(const void* data, size_t n, uint64_t h = 1469598103934665603ull) 
   return h;
 }
 
+// Appends "step row_hash" for each row of b to DIR/samples.rankNNNNN.txt.
+void log_samples(const std::filesystem::path& dir, int64_t step, int rank, const Batch& b) {
+  char name[48];
+  std::snprintf(name, sizeof name, "samples.rank%05d.txt", rank);
+  std::ofstream out(dir / name, std::ios::app);
+  LLM_CHECK(out.good(), (dir / name).string(), ": cannot open for appending");
+  for (int64_t r = 0; r < b.B; ++r) {
+    // ids and targets of the row: the sample's seq_len + 1 tokens.
+    uint64_t h = fnv1a(b.ids.data() + r * b.T, size_t(b.T) * sizeof(int32_t));
+    h = fnv1a(b.targets.data() + r * b.T, size_t(b.T) * sizeof(int32_t), h);
+    out << step << " " << h << "\n";
+  }
+}
+
 }  // namespace
 
-DistTestHooks DistTestHooks::from_env() {
-  DistTestHooks h;
+TrainHooks train_hooks_from_env() {
+  TrainHooks h;
   if (const char* f = std::getenv("LLM_TEST_DIST_FAULT")) {
     char kind[8] = {};
-    long long step = 0;
-    int rank = 0;
-    LLM_CHECK(std::sscanf(f, "%7[a-z]:%d:%lld", kind, &rank, &step) == 3 &&
+    long long at_step = 0;
+    int at_rank = 0;
+    LLM_CHECK(std::sscanf(f, "%7[a-z]:%d:%lld", kind, &at_rank, &at_step) == 3 &&
                   (std::string(kind) == "kill" || std::string(kind) == "hang" || std::string(kind) == "throw"),
               "LLM_TEST_DIST_FAULT: expected kill|hang|throw:RANK:STEP, got \"", f, "\"");
-    h.fault_ = kind;
-    h.fault_rank_ = rank;
-    h.fault_step_ = step;
+    h.before_step = [fault = std::string(kind), at_rank, at_step](int64_t step, int rank) {
+      if (rank != at_rank || step != at_step) return;
+      if (fault == "kill") ::kill(::getpid(), SIGKILL);
+      if (fault == "throw") fail("LLM_TEST_DIST_FAULT: an error on rank ", rank, " before step ", step);
+      for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));  // hang: alive, never arriving
+    };
   }
-  if (const char* p = std::getenv("LLM_TEST_PARAM_HASH")) h.param_hash_ = std::string(p) != "0";
-  if (const char* d = std::getenv("LLM_TEST_SAMPLE_LOG")) h.sample_log_ = d;
+  if (const char* p = std::getenv("LLM_TEST_PARAM_HASH"); p && std::string(p) != "0") {
+    h.after_step = [](int64_t, const Qwen2Model& model, Communicator& comm) {
+      return nlohmann::json{{"param_hash", param_hashes(model, comm)}};
+    };
+  }
+  if (const char* d = std::getenv("LLM_TEST_SAMPLE_LOG")) {
+    h.on_batch = [dir = std::filesystem::path(d)](int64_t step, int rank, const Batch& b) {
+      log_samples(dir, step, rank, b);
+    };
+  }
+  if (const char* ms = std::getenv("LLM_TEST_CHECKPOINT_DELAY_MS")) {
+    h.before_checkpoint_commit = [delay = std::atoi(ms)](const std::filesystem::path&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+    };
+  }
   return h;
 }
 
-void DistTestHooks::before_step(int64_t step, int rank) const {
-  if (fault_.empty() || rank != fault_rank_ || step != fault_step_) return;
-  if (fault_ == "kill") ::kill(::getpid(), SIGKILL);
-  if (fault_ == "throw") fail("LLM_TEST_DIST_FAULT: an error on rank ", rank, " before step ", step);
-  for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));  // hang: alive, never arriving
-}
-
-std::vector<std::string> DistTestHooks::param_hashes(const Qwen2Model& model, Communicator& comm) {
+std::vector<std::string> param_hashes(const Qwen2Model& model, Communicator& comm) {
   const Tensor& w = model.weights();
   std::vector<unsigned char> bytes(w.nbytes());
   model.backend().download(w, bytes.data());
@@ -69,18 +93,4 @@ std::vector<std::string> DistTestHooks::param_hashes(const Qwen2Model& model, Co
   return out;
 }
 
-void DistTestHooks::log_samples(int64_t step, int rank, const Batch& b) const {
-  if (sample_log_.empty()) return;
-  char name[48];
-  std::snprintf(name, sizeof name, "samples.rank%05d.txt", rank);
-  std::ofstream out(sample_log_ / name, std::ios::app);
-  LLM_CHECK(out.good(), (sample_log_ / name).string(), ": cannot open for appending");
-  for (int64_t r = 0; r < b.B; ++r) {
-    // ids and targets of the row: the sample's seq_len + 1 tokens.
-    uint64_t h = fnv1a(b.ids.data() + r * b.T, size_t(b.T) * sizeof(int32_t));
-    h = fnv1a(b.targets.data() + r * b.T, size_t(b.T) * sizeof(int32_t), h);
-    out << step << " " << h << "\n";
-  }
-}
-
-}  // namespace llm
+}  // namespace llm::test
