@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 
 #include "llm/comm.h"
@@ -23,10 +24,13 @@ std::filesystem::path checkpoint_dir(const std::filesystem::path& run_dir, int64
 
 // Writes the checkpoint of `step` collectively: every rank writes its optimizer shard, rank 0
 // the rest; then rank 0 renames it into place, points `latest` at it and removes all but the
-// newest keep_last. `state` is trainer_state.json (rank 0's). Returns the checkpoint directory.
+// newest keep_last. `state` is trainer_state.json (rank 0's). before_commit, when set, runs on
+// rank 0 with the complete temporary directory just before the rename (tests kill the process
+// there). Returns the checkpoint directory.
 std::filesystem::path save_checkpoint(const std::filesystem::path& run_dir, int64_t step, const Qwen2Model& model,
                                       const AdamW& opt, const Tokenizer* tokenizer, const nlohmann::json& state,
-                                      int64_t keep_last, Communicator& comm);
+                                      int64_t keep_last, Communicator& comm,
+                                      const std::function<void(const std::filesystem::path&)>& before_commit = {});
 
 // The newest complete checkpoint of run_dir (what `latest` names, else the highest step_*
 // directory holding a trainer_state.json), or nullopt.

@@ -33,7 +33,7 @@ struct TrainSection {
   int64_t micro_batch = 8;       // sequences per forward/backward
   int64_t grad_accum = 1;        // micro-batches per optimizer step (per rank)
   int64_t steps = 1000;          // optimizer steps in all
-  Precision precision = Precision::Auto;  // auto: bf16 where the device computes it natively, else fp32
+  Precision precision = Precision::Auto;  // auto: fp32 on the CPU, bf16 on GPUs of compute capability >= 8.0, fp16 on older ones
   Recompute recompute = Recompute::None;
   uint64_t seed = 1234;
   int64_t ce_chunk_tokens = 0;   // tokens per fused output-layer chunk (0: backend default)
@@ -101,8 +101,8 @@ ModelConfig load_model_section(const std::filesystem::path& file);
 Config default_config(const std::vector<std::string>& overrides = {});
 std::string_view embedded_tiny_config();
 
-// Resolves precision auto against the backend: its preferred compute dtype (fp32 on the CPU,
-// bf16 on GPUs that compute it natively, fp16 on older ones).
+// Resolves precision auto against the backend: Backend::auto_compute_dtype, fp32 on the CPU, bf16
+// on GPUs of compute capability >= 8.0 (sm_80+), fp16 on older ones. Never fp32 on a GPU.
 DType resolve_precision(Precision p, const Backend& backend);
 std::string_view precision_name(Precision p);
 

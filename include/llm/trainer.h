@@ -2,7 +2,10 @@
 // checkpoints, wired from a Config. Written once against Backend and Communicator.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
+#include <functional>
 #include <iosfwd>
 #include <optional>
 
@@ -11,6 +14,23 @@
 #include "llm/config.h"
 
 namespace llm {
+
+class Qwen2Model;
+struct Batch;
+
+// Callbacks into the loop for tests (fault injection, records of what each rank did); the
+// product installs none. Each is optional and runs on every rank unless said otherwise.
+struct TrainHooks {
+  // Before optimizer step `step` (1-based) starts.
+  std::function<void(int64_t step, int rank)> before_step;
+  // Each micro-batch of step `step`, as the loader gave it.
+  std::function<void(int64_t step, int rank, const Batch& batch)> on_batch;
+  // After step `step` is done, on every rank at the same point (it may run collectives on comm).
+  // Rank 0's result, a JSON object or null, is merged into the step's metrics.jsonl record.
+  std::function<nlohmann::json(int64_t step, const Qwen2Model& model, Communicator& comm)> after_step;
+  // Rank 0, when a checkpoint is complete under its temporary name, before it is renamed into place.
+  std::function<void(const std::filesystem::path& tmp_dir)> before_checkpoint_commit;
+};
 
 struct TrainOptions {
   bool resume = false;           // continue from the newest complete checkpoint of io.run_dir
@@ -21,6 +41,7 @@ struct TrainOptions {
   // backend (owned by the caller, outliving train()) and ignores train.device and train.threads:
   // tests inject a backend the device string cannot name, such as the emulated CudaBackend.
   Backend* backend = nullptr;
+  TrainHooks hooks;              // none: a plain run
 };
 
 struct TrainResult {

@@ -1,10 +1,16 @@
 // make_communicator(): MPI when an MPI launcher started this process, else the local one, so a
-// plain `llmtrain` never initialises MPI (and needs no MPI runtime at all).
+// plain `llmtrain` never initialises MPI (and needs no MPI runtime at all); and the communicator
+// that carries a training run's gradients.
+#include "dist/make_communicator.h"
+
 #include <cstdlib>
 #include <string>
 
 #include "llm/comm.h"
 #include "llm/error.h"
+#if defined(LLM_HAVE_NCCL)
+#include "backend/cuda/cuda_factory.h"
+#endif
 
 namespace llm {
 
@@ -50,6 +56,18 @@ std::unique_ptr<Communicator> make_communicator(const CommOptions& opt) {
             ", but this build has no MPI support (LLM_MPI=OFF, or MPI was not found at configure time): install "
             "libopenmpi-dev (scripts/setup.sh) and reconfigure, or run without mpirun");
   return make_local_communicator();
+}
+
+std::unique_ptr<Communicator> make_gradient_communicator(Communicator& host, Backend& backend, double timeout_s) {
+  if (backend.device() != DeviceKind::CUDA || host.world() == 1) return nullptr;
+#if defined(LLM_HAVE_NCCL)
+  std::unique_ptr<Communicator> c = cuda::make_nccl_communicator(host, backend);
+  c->set_timeout(timeout_s);
+  return c;
+#else
+  (void)timeout_s;
+  fail("dist: ", host.world(), " ranks on CUDA need a build with NCCL (found none at configure time)");
+#endif
 }
 
 }  // namespace llm

@@ -2,9 +2,6 @@
 #include "llm/checkpoint.h"
 
 #include <algorithm>
-#include <chrono>
-#include <cstdlib>
-#include <thread>
 #include <cstring>
 #include <cstdio>
 #include <fstream>
@@ -75,7 +72,7 @@ void point_latest(const fs::path& run_dir, const fs::path& ckpt) {
 
 fs::path save_checkpoint(const fs::path& run_dir, int64_t step, const Qwen2Model& model, const AdamW& opt,
                          const Tokenizer* tokenizer, const nlohmann::json& state, int64_t keep_last,
-                         Communicator& comm) {
+                         Communicator& comm, const std::function<void(const fs::path&)>& before_commit) {
   const fs::path final_dir = checkpoint_dir(run_dir, step);
   const fs::path tmp = run_dir / cat(".", final_dir.filename().string(), ".tmp");
   if (comm.rank() == 0) {
@@ -122,11 +119,7 @@ fs::path save_checkpoint(const fs::path& run_dir, int64_t step, const Qwen2Model
     s["world_size"] = comm.world();
     write_file_atomic(tmp / "trainer_state.json", s.dump(2) + "\n");
     fsync_dir(tmp);
-    // Fault-injection hook for the crash test: hold the finished temporary directory before it
-    // is committed, so a test can kill -9 the process at exactly this point.
-    if (const char* delay = std::getenv("LLM_TEST_CHECKPOINT_DELAY_MS")) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(delay)));
-    }
+    if (before_commit) before_commit(tmp);
     commit_directory(tmp, final_dir);
     point_latest(run_dir, final_dir);
     const auto all = step_dirs(run_dir);

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "llm/checkpoint.h"
 #include "llm/error.h"
 
 namespace llm {
@@ -44,8 +45,13 @@ ModelSection parse_model_section(ConfigReader r, const std::filesystem::path& ba
   ModelSection m;
   if (auto from = r.get_optional<std::string>("init_from")) {
     m.init_from = resolve_path(base, *from);
+    // One of our run directories stands for its newest checkpoint.
+    if (!std::filesystem::exists(*m.init_from / "config.json")) {
+      if (auto ck = latest_checkpoint(*m.init_from)) m.init_from = *ck;
+    }
     const std::filesystem::path cfg = *m.init_from / "config.json";
-    LLM_CHECK(std::filesystem::exists(cfg), r.key_path("init_from"), ": ", cfg.string(), " does not exist");
+    LLM_CHECK(std::filesystem::exists(cfg), r.key_path("init_from"), ": ", cfg.string(),
+              " does not exist (expected an HF model directory, a checkpoint or a run directory holding one)");
     m.arch = read_hf_config(cfg);
     // Architecture keys given beside init_from must agree with the checkpoint's.
     const nlohmann::json have = m.arch.to_hf_json();

@@ -1,9 +1,11 @@
-// MetricsLog, loss.svg and the small formatters of the progress line.
+// MetricsLog, loss.svg, the progress line and its small formatters.
 #include "train/metrics.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iomanip>
+#include <ostream>
 #include <sstream>
 #include <vector>
 
@@ -34,6 +36,46 @@ void MetricsLog::write(const nlohmann::json& record) {
   out_ << record.dump() << "\n";
   out_.flush();
 }
+
+std::string format_progress(const StepProgress& p) {
+  std::ostringstream line;
+  line << "step " << p.step << "/" << p.total_steps << "  loss " << std::fixed << std::setprecision(4) << p.loss
+       << "  lr " << std::scientific << std::setprecision(2) << p.lr << std::defaultfloat << "  "
+       << format_count(p.tokens_per_s) << " tok/s  ";
+  if (p.peak_flops > 0) {
+    line << "MFU " << std::fixed << std::setprecision(1) << 100.0 * p.flops_per_s / p.peak_flops << "%  "
+         << std::defaultfloat;
+  } else {
+    line << std::fixed << std::setprecision(1) << p.flops_per_s / 1e9 << " GFLOP/s  " << std::defaultfloat;
+  }
+  line << "mem " << format_bytes(p.mem_bytes) << "  ETA " << format_duration(p.eta_s);
+  if (p.skipped) line << "  [skipped: non-finite]";
+  return line.str();
+}
+
+std::string format_eval(int64_t step, double val_loss) {
+  std::ostringstream line;
+  line << "eval: step " << step << "  val_loss " << std::fixed << std::setprecision(4) << val_loss << "  ppl "
+       << std::setprecision(2) << std::exp(val_loss);
+  return line.str();
+}
+
+ProgressLog::ProgressLog(std::ostream& out, bool tty, int64_t log_every)
+    : out_(out), tty_(tty), log_every_(log_every), last_print_(std::chrono::steady_clock::now()) {}
+
+bool ProgressLog::due(int64_t step, bool last) const {
+  const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_print_).count();
+  return tty_ || last || step % log_every_ == 0 || since > 30;
+}
+
+void ProgressLog::step_line(const std::string& line, bool last) {
+  out_ << (tty_ ? "\r\033[K" : "") << line << (tty_ && !last ? "" : "\n") << std::flush;
+  last_print_ = std::chrono::steady_clock::now();
+}
+
+void ProgressLog::line(const std::string& text) { out_ << (tty_ ? "\r\033[K" : "") << text << "\n" << std::flush; }
+
+void ProgressLog::say(const std::string& text) { out_ << text << "\n" << std::flush; }
 
 std::string format_duration(double s) {
   char buf[32];

@@ -1,6 +1,7 @@
-// Distributed training tests: the trainer fixture's corpus and config, run by the real llmtrain
-// binary under `mpirun --oversubscribe -np N` (or alone), and readers for what the runs leave:
-// metrics.jsonl records and the optimizer state stitched from the per-rank shards.
+// Distributed training tests: the trainer fixture's corpus and config, run by llmtrain (its test
+// build with hooks, llmtrain_hooked) under `mpirun --oversubscribe -np N` (or alone), and readers
+// for what the runs leave: metrics.jsonl records and the optimizer state stitched from the
+// per-rank shards.
 #pragma once
 
 #include <stdlib.h>
@@ -48,7 +49,8 @@ class DistFixture : public TrainFixture {
       cmd = "env";
       for (const auto& e : env) cmd += " " + shell_quote(e);
     }
-    cmd += cat(" ", LLM_TOOLS_DIR, "/llmtrain --config ", shell_quote((dir / "c.json").string()));
+    // llmtrain_hooked: llmtrain with the hooks of the LLM_TEST_* variables in env (tests/tools).
+    cmd += cat(" ", LLM_TEST_TOOLS_DIR, "/llmtrain_hooked --config ", shell_quote((dir / "c.json").string()));
     // One thread per rank (ranks share the cores), and a finite timeout in case of a bug.
     for (const std::string& s : {std::string("train.threads=1"), std::string("dist.timeout_s=60"),
                                  "io.run_dir=" + (dir / run_name).string()}) {

@@ -118,7 +118,8 @@ TEST_F(LlmtrainCli, KillDuringCheckpointWriteKeepsThePreviousOneAndResumes) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     ::setenv("LLM_TEST_CHECKPOINT_DELAY_MS", "1500", 1);
-    const std::string exe = cat(LLM_TOOLS_DIR, "/llmtrain");
+    // llmtrain with the tests' hooks (tests/tools/llmtrain_hooked.cpp): the delay before the rename.
+    const std::string exe = cat(LLM_TEST_TOOLS_DIR, "/llmtrain_hooked");
     const std::string cfg = (dir / "c.json").string();
     ::freopen("/dev/null", "w", stderr);
     ::execl(exe.c_str(), exe.c_str(), "--config", cfg.c_str(), static_cast<char*>(nullptr));

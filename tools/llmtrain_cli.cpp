@@ -1,0 +1,174 @@
+// llmtrain's command line (llmtrain_cli.h): train a Qwen2 model from a config (the default: the
+// built-in tiny demo), prepare a corpus into shards, or run a tokenizer over stdin. A thin layer
+// over the library.
+#include "llmtrain_cli.h"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <locale>
+
+#include "llm/comm.h"
+#include "llm/config.h"
+#include "llm/error.h"
+#include "llm/memory_plan.h"
+#include "llm/model.h"
+#include "llm/prepare.h"
+#include "llm/tokenizer.h"
+#include "llm/trainer.h"
+
+namespace {
+
+std::string with_commas(int64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+  return s;
+}
+
+llm::Config load(const std::string& file, std::vector<std::string> sets, const std::string& device, int threads) {
+  if (!device.empty()) sets.push_back("train.device=" + device);
+  if (threads >= 0) sets.push_back("train.threads=" + std::to_string(threads));
+  return file.empty() ? llm::default_config(sets) : llm::load_config(file, sets);
+}
+
+void print_plan(const llm::Config& cfg, int world) {
+  const llm::ParamTable t(cfg.model.arch);
+  const auto& m = cfg.model.arch;
+  std::cout << "model: " << with_commas(t.count()) << " parameters ("
+            << (m.tie_word_embeddings ? "tied" : "untied") << " output layer), " << m.num_hidden_layers
+            << " layers, hidden " << m.hidden_size << ", heads " << m.num_attention_heads << "/"
+            << m.num_key_value_heads << ", head_dim " << m.head_dim() << ", intermediate " << m.intermediate_size
+            << ", vocab " << m.vocab_size << "\n";
+  std::cout << "train: seq_len " << cfg.train.seq_len << ", micro_batch " << cfg.train.micro_batch << ", grad_accum "
+            << cfg.train.grad_accum << ", steps " << cfg.train.steps << ", precision "
+            << llm::precision_name(cfg.train.precision) << ", recompute " << llm::recompute_name(cfg.train.recompute)
+            << ", device " << cfg.train.device << "\n";
+  std::cout << "run_dir: " << cfg.io.run_dir.string() << "\n";
+
+  // The plan for the device the config names (auto: the CUDA plan when this build has CUDA).
+  llm::PlanOptions po;
+#if defined(LLM_HAVE_CUDA)
+  const bool cuda = cfg.train.device != "cpu";
+#else
+  const bool cuda = cfg.train.device.starts_with("cuda");
+#endif
+  po.device = cuda ? llm::DeviceKind::CUDA : llm::DeviceKind::CPU;
+  po.zero = cfg.dist.zero;
+  po.world = world;
+  po.ce_chunk_tokens = cfg.train.ce_chunk_tokens;
+  llm::ModelOptions mo;
+  mo.compute_dtype = cfg.train.precision == llm::Precision::Auto ? (cuda ? llm::DType::BF16 : llm::DType::F32)
+                     : cfg.train.precision == llm::Precision::BF16 ? llm::DType::BF16
+                     : cfg.train.precision == llm::Precision::FP16 ? llm::DType::F16
+                                                                   : llm::DType::F32;
+  mo.recompute = cfg.train.recompute;
+  mo.max_batch = cfg.train.micro_batch;
+  mo.max_seq = cfg.train.seq_len;
+  const llm::MemoryPlan plan = llm::plan_training_memory(m, mo, po);
+  std::cout << "memory plan per rank (" << (cuda ? "cuda" : "cpu") << ", " << llm::dtype_name(mo.compute_dtype)
+            << ", recompute " << llm::recompute_name(mo.recompute) << "):\n";
+  auto gib = [](size_t b) { return static_cast<double>(b) / (1024.0 * 1024.0 * 1024.0); };
+  for (const auto& line : plan.lines) {
+    std::printf("  %-30s %9.3f GiB  %s\n", line.what.c_str(), gib(line.bytes), line.note.c_str());
+  }
+  std::printf("  %-30s %9.3f GiB\n", "total", gib(plan.total()));
+  if (cuda) {
+    for (double card : {16.0, 24.0}) {
+      std::printf("  fits a %.0f GB card: %s\n", card, gib(plan.total()) * 1.0737 < card * 0.95 ? "yes" : "no");
+    }
+  }
+}
+
+}  // namespace
+
+namespace llm {
+
+int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
+  CLI::App app{
+      "llmtrain: pretrain or continue pretraining a Qwen2 model.\n"
+      "Without --config it trains the built-in tiny demo (configs/tiny.json) on the CPU."};
+  app.require_subcommand(0, 1);
+  std::string config, device;
+  std::vector<std::string> sets;
+  int threads = -1;
+  bool resume = false, dry_run = false;
+  int64_t stop_at = -1;
+  auto add_config = [&](CLI::App* a) {
+    a->add_option("--config", config, "config file (JSON); default: the built-in tiny demo")->check(CLI::ExistingFile);
+    a->add_option("--set", sets, "override a config value: section.key=value (repeatable)");
+  };
+  add_config(&app);
+  app.add_option("--device", device, "auto | cpu | cuda | cuda:N (overrides train.device)");
+  app.add_option("--threads", threads, "CPU threads, 0 = all cores (overrides train.threads)");
+  app.add_flag("--resume", resume, "continue from the newest complete checkpoint in io.run_dir");
+  app.add_option("--stop-at", stop_at, "stop with a checkpoint after this step (the schedule still spans train.steps)");
+  app.add_flag("--dry-run", dry_run, "print the model and the plan, allocate nothing");
+  int world = 1;
+  app.add_option("--world", world, "with --dry-run: plan for this many ranks (ZeRO splits)")->check(CLI::PositiveNumber);
+
+  auto* prepare = app.add_subcommand("prepare", "tokenize the configured corpus into shards (skipped when up to date)");
+  bool force = false;
+  add_config(prepare);
+  prepare->add_flag("--force", force, "prepare even if the shards are up to date");
+
+  auto* tokenize = app.add_subcommand("tokenize", "ids of stdin lines as JSON arrays, one per line (or --decode)");
+  std::string tok_path;
+  llm::TokenizeStreamOptions topt;
+  tokenize->add_option("--tokenizer", tok_path, "tokenizer.json, a directory holding it, or a sentencepiece .model")
+      ->required();
+  tokenize->add_flag("--jsonl", topt.jsonl, "input lines are JSON strings");
+  tokenize->add_flag("--decode", topt.decode, "input lines are JSON arrays of ids; print the texts as JSON strings");
+  tokenize->add_option("--threads", topt.threads, "threads (0: all cores)");
+
+  CLI11_PARSE(app, argc, argv);
+  // Training under mpirun: one rank per process. Created (MPI_Init) only for training, so the
+  // other commands never need an MPI runtime; destroyed (MPI_Finalize) before main returns.
+  std::unique_ptr<llm::Communicator> comm;
+  try {
+    if (tokenize->parsed()) {
+      std::ios::sync_with_stdio(false);
+      const auto tok = llm::load_tokenizer(tok_path);
+      llm::tokenize_stream(*tok, std::cin, std::cout, topt);
+      return 0;
+    }
+    const llm::Config cfg = load(config, sets, device, threads);
+    if (prepare->parsed()) {
+      llm::PrepareOptions po = llm::PrepareOptions::to_stderr();
+      po.force = force;
+      const llm::PrepareResult r = llm::prepare_corpus(cfg.data, cfg.tokenizer, po);
+      if (r.up_to_date) std::cerr << "prepare: " << cfg.data.out_dir.string() << " is up to date\n";
+      return 0;
+    }
+    if (dry_run) {
+      print_plan(cfg, world);
+      return 0;
+    }
+    llm::TrainOptions to;
+    to.resume = resume || cfg.io.resume;
+    to.stop_at = stop_at;
+    comm = llm::make_communicator();
+    to.comm = comm.get();
+    to.hooks = hooks;
+    const llm::TrainResult r = llm::train(cfg, to);
+    if (comm->rank() != 0) return 0;
+    std::cerr << "done: " << r.steps_done << " steps in " << static_cast<int>(r.seconds) << " s";
+    if (r.first_val_loss && r.last_val_loss) {
+      std::cerr << ", validation loss " << *r.first_val_loss << " -> " << *r.last_val_loss;
+    }
+    std::cerr << "\nmodel: " << r.last_checkpoint.string() << "  (llmgen --model " << cfg.io.run_dir.string()
+              << "/latest)\n";
+    return 0;
+  } catch (const std::exception& e) {
+    if (comm && comm->world() > 1) {
+      // A rank that failed alone must not leave the others waiting in their next collective.
+      std::cerr << "llmtrain: error (rank " << comm->rank() << " of " << comm->world() << "): " << e.what() << "\n"
+                << std::flush;
+      comm->abort_job(1);
+    }
+    std::cerr << "llmtrain: error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace llm
