@@ -25,12 +25,14 @@ volatile std::sig_atomic_t g_interrupted = 0;
 extern "C" void on_sigint(int) { g_interrupted = 1; }
 
 // Ctrl-C then stops the current answer instead of the program (SA_RESTART: reads resume).
-void install_sigint_handler() {
+// --serve takes SIGTERM the same way: the server drains and exits.
+void install_sigint_handler(bool and_sigterm = false) {
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
   sigaction(SIGINT, &sa, nullptr);
+  if (and_sigterm) sigaction(SIGTERM, &sa, nullptr);
 }
 
 llm::DType parse_dtype(const std::string& s, const llm::Backend& be) {
@@ -117,8 +119,11 @@ int main(int argc, char** argv) {
       LLM_CHECK(!prompt_opt->count() && ppl_file.empty(), "--serve: not with --prompt or --perplexity");
       io.slots = parallel;
       if (so.model_name.empty()) {
-        const std::filesystem::path p = std::filesystem::absolute(model_dir).lexically_normal();
-        so.model_name = (p.has_filename() ? p.filename() : p.parent_path().filename()).string();
+        // The directory's name; for a run's `latest` or step_N, the run's.
+        std::filesystem::path p = std::filesystem::absolute(model_dir).lexically_normal();
+        if (!p.has_filename()) p = p.parent_path();
+        if (p.filename() == "latest" || p.filename().string().starts_with("step_")) p = p.parent_path();
+        so.model_name = p.filename().string();
       }
     }
     if (dtype != "auto") llm::parse_float_dtype(dtype, "--dtype");
@@ -156,7 +161,8 @@ int main(int argc, char** argv) {
 
     if (serve) {
       llm::Server server(*model, tok, so);
-      llm::serve_until_signalled(server, so);
+      install_sigint_handler(true);
+      llm::serve_until(server, so, [] { return g_interrupted != 0; });
       return 0;
     }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -45,7 +46,8 @@ class Server {
   std::unique_ptr<Impl> impl_;
 };
 
-// bind(), print the address line to stderr, run() until SIGTERM or SIGINT (then stop()).
-void serve_until_signalled(Server& server, const ServeOptions& opt);
+// bind(), print the address line to stderr, and run() until stop_requested() (polled; the
+// caller's SIGTERM/SIGINT handler sets what it reads), then stop(): the drain.
+void serve_until(Server& server, const ServeOptions& opt, const std::function<bool()>& stop_requested);
 
 }  // namespace llm

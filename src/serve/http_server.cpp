@@ -1,11 +1,10 @@
 // The HTTP side of the server (cpp-httplib from Debian): routes, the API key, request limits,
 // server-sent events, Prometheus metrics, and the drain on stop. Generation is the scheduler's.
 #include <httplib.h>
-#include <pthread.h>
-#include <signal.h>
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -122,7 +121,7 @@ void Server::Impl::completion(Endpoint e, const httplib::Request& req, httplib::
     } catch (const Error& err) {
       throw ApiError{400, err.what(), "invalid_request_error", "", ""};
     }
-    auto job = std::make_shared<serve::GenJob>(prompt, r.sampling, r.gen);
+    auto job = std::make_shared<serve::GenJob>(prompt, r.sampling, r.gen, r.ignore_eos);
     switch (scheduler.submit(job)) {
       case serve::BatchScheduler::Submit::Accepted: break;
       case serve::BatchScheduler::Submit::QueueFull:
@@ -287,31 +286,24 @@ void Server::stop() {
   });
 }
 
-void serve_until_signalled(Server& server, const ServeOptions& opt) {
-  // SIGTERM and SIGINT are taken by a thread of ours with sigwait, so no handler runs inside
-  // the HTTP or scheduler threads (which inherit the mask from here on).
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+void serve_until(Server& server, const ServeOptions& opt, const std::function<bool()>& stop_requested) {
   const int port = server.bind();
   std::atomic<bool> done{false};
-  std::thread signals([&] {
-    const timespec tick{0, 200'000'000};
+  std::thread watcher([&] {
     while (!done) {
-      if (sigtimedwait(&set, nullptr, &tick) > 0) {
+      if (stop_requested()) {
         std::cerr << "llmgen: stopping: finishing the requests in flight\n";
         server.stop();
         return;
       }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
   std::cerr << "llmgen: serving '" << opt.model_name << "' on http://" << opt.host << ":" << port
             << " (OpenAI API: /v1/chat/completions, /v1/completions, /v1/models; /health, /metrics)" << std::endl;
   server.run();
   done = true;
-  signals.join();
+  watcher.join();
 }
 
 }  // namespace llm

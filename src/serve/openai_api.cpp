@@ -190,6 +190,7 @@ ApiRequest parse_request(Endpoint endpoint, const std::string& body_text, const 
   r.gen.max_tokens = integer(body, max_name, 1, default_max_tokens);
   r.max_tokens_given = field(body, max_name) != nullptr;
   r.gen.stop = parse_stop(body);
+  r.ignore_eos = boolean(body, "ignore_eos", false);
   r.stream = boolean(body, "stream", false);
   if (const json* so = field(body, "stream_options")) {
     if (!so->is_object()) bad("stream_options", "'stream_options' must be an object");

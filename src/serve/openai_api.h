@@ -37,6 +37,7 @@ struct ApiRequest {
   SamplingParams sampling;
   GenerateOptions gen;
   bool max_tokens_given = false;    // else gen.max_tokens is the server's default
+  bool ignore_eos = false;          // extension (vLLM, llama-server): generate max_tokens whatever
   bool stream = false;
   bool include_usage = false;        // stream_options.include_usage
 };

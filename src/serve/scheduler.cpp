@@ -68,7 +68,9 @@ BatchScheduler::Submit BatchScheduler::submit(std::shared_ptr<GenJob> job) {
   {
     std::lock_guard lock(mu_);
     if (draining_ || stop_) return Submit::Draining;
-    if (static_cast<int64_t>(queue_.size()) >= max_queue_) return Submit::QueueFull;
+    // Free slots take requests at once; beyond them, max_queue_ may wait.
+    const int64_t free_slots = model_->slots() - stats_.active;
+    if (static_cast<int64_t>(queue_.size()) >= max_queue_ + free_slots) return Submit::QueueFull;
     queue_.push_back(std::move(job));
     stats_.queued = static_cast<int64_t>(queue_.size());
   }
@@ -187,7 +189,7 @@ void BatchScheduler::step() {
       const int32_t id = s.sampler.sample(std::span<const float>(logits).subspan(i * V, vocab), s.context);
       ++s.generated;
       ++sampled;
-      if (std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end()) {
+      if (!s.job->ignore_eos() && std::find(stop_ids.begin(), stop_ids.end(), id) != stop_ids.end()) {
         finish(s, StopReason::StopToken);
         continue;
       }

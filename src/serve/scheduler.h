@@ -27,12 +27,14 @@ namespace llm::serve {
 // (writer).
 class GenJob {
  public:
-  GenJob(std::vector<int32_t> prompt, const SamplingParams& sampling, const GenerateOptions& gen)
-      : prompt_(std::move(prompt)), sampling_(sampling), gen_(gen) {}
+  // ignore_eos: the tokenizer's stop ids do not end the generation (benchmarks, fixed lengths).
+  GenJob(std::vector<int32_t> prompt, const SamplingParams& sampling, const GenerateOptions& gen, bool ignore_eos)
+      : prompt_(std::move(prompt)), sampling_(sampling), gen_(gen), ignore_eos_(ignore_eos) {}
 
   const std::vector<int32_t>& prompt() const { return prompt_; }
   const SamplingParams& sampling() const { return sampling_; }
   const GenerateOptions& gen() const { return gen_; }
+  bool ignore_eos() const { return ignore_eos_; }
 
   // Reader side: waits up to `wait` for text or the end; moves the new text into `out`.
   // Returns true once the job is done and all its text was taken.
@@ -52,6 +54,7 @@ class GenJob {
   std::vector<int32_t> prompt_;
   SamplingParams sampling_;
   GenerateOptions gen_;
+  bool ignore_eos_ = false;
   std::atomic<bool> cancelled_{false};
   std::mutex mu_;
   std::condition_variable cv_;

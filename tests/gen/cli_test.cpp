@@ -44,37 +44,7 @@ class LlmgenCli : public ::testing::Test {
     dir_ = new fs::path(fs::temp_directory_path() / ("llm_gen_cli_" + std::to_string(::getpid())));
     fs::remove_all(*dir_);
     fs::create_directories(*dir_ / "model");
-    // A fixed corpus (the tokenizer is the same every run; the weights are not).
-    const std::vector<std::string> words = {"the", "cat", "sat", "on", "a", "mat", "dog", "ran", "far", "away",
-                                            "and", "then", "it", "was", "happy", "sad", "big", "small", "red",
-                                            "blue", "hello", "world", "model", "text", "token", "over", "under"};
-    std::mt19937_64 g(12345);
-    std::uniform_int_distribution<size_t> w(0, words.size() - 1), len(3, 12);
-    auto corpus = std::make_shared<std::vector<std::string>>();
-    for (int i = 0; i < 3000; ++i) {
-      std::string line;
-      for (size_t k = len(g); k > 0; --k) line += (line.empty() ? "" : " ") + words[w(g)];
-      corpus->push_back(line + ".");
-    }
-    SentencePieceTrainOptions o;
-    o.vocab_size = 320;
-    o.special_tokens = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
-    o.threads = 1;
-    size_t next = 0;
-    train_sentencepiece(
-        [corpus, &next](std::string& doc) {
-          if (next >= corpus->size()) return false;
-          doc = (*corpus)[next++];
-          return true;
-        },
-        o, *dir_ / "model/tokenizer.model");
-    const auto tok = load_tokenizer(*dir_ / "model/tokenizer.model");
-    std::mt19937_64 wg(base_seed());
-    const ModelConfig cfg = small_gen_config(tok->vocab_size() + 13);  // padded, as real models are
-    const ParamTable table(cfg);
-    const auto weights = peaked_weights(wg, cfg);
-    write_hf_config(*dir_ / "model/config.json", cfg, DType::F32);
-    write_model_safetensors(*dir_ / "model/model.safetensors", table, weights, DType::F32);
+    const auto corpus = std::make_shared<std::vector<std::string>>(write_sentencepiece_model(*dir_ / "model", base_seed()));
     // The same model without a tokenizer, and without weights.
     fs::create_directories(*dir_ / "notok");
     fs::copy(*dir_ / "model/config.json", *dir_ / "notok/config.json");

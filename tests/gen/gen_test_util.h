@@ -14,6 +14,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "llm/error.h"
+#include "llm/hf_weights.h"
 #include "llm/inference.h"
 #include "llm/tokenizer.h"
 #include "model/model_test_util.h"
@@ -115,6 +116,43 @@ inline std::unique_ptr<InferenceModel> make_model(std::mt19937_64& g, Backend& b
   io.context = context;
   io.prefill_chunk = 8;  // prompts span several prefill chunks
   return std::make_unique<InferenceModel>(cfg, peaked_weights(g, cfg), be, io);
+}
+
+// A model directory as llmgen takes it: a sentencepiece tokenizer (320 pieces, with the ChatML
+// special tokens) trained on a fixed synthetic corpus, so the tokenizer is the same every run, and
+// random peaked weights from `weight_seed` with a padded vocabulary, as real models have. Returns
+// the corpus lines.
+inline std::vector<std::string> write_sentencepiece_model(const std::filesystem::path& dir, uint64_t weight_seed) {
+  std::filesystem::create_directories(dir);
+  const std::vector<std::string> words = {"the", "cat", "sat", "on", "a", "mat", "dog", "ran", "far", "away",
+                                          "and", "then", "it", "was", "happy", "sad", "big", "small", "red",
+                                          "blue", "hello", "world", "model", "text", "token", "over", "under"};
+  std::mt19937_64 g(12345);
+  std::uniform_int_distribution<size_t> w(0, words.size() - 1), len(3, 12);
+  std::vector<std::string> corpus;
+  for (int i = 0; i < 3000; ++i) {
+    std::string line;
+    for (size_t k = len(g); k > 0; --k) line += (line.empty() ? "" : " ") + words[w(g)];
+    corpus.push_back(line + ".");
+  }
+  SentencePieceTrainOptions o;
+  o.vocab_size = 320;
+  o.special_tokens = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+  o.threads = 1;
+  size_t next = 0;
+  train_sentencepiece(
+      [&corpus, &next](std::string& doc) {
+        if (next >= corpus.size()) return false;
+        doc = corpus[next++];
+        return true;
+      },
+      o, dir / "tokenizer.model");
+  const auto tok = load_tokenizer(dir / "tokenizer.model");
+  std::mt19937_64 wg(weight_seed);
+  const ModelConfig cfg = small_gen_config(tok->vocab_size() + 13);  // padded, as real models are
+  write_hf_config(dir / "config.json", cfg, DType::F32);
+  write_model_safetensors(dir / "model.safetensors", ParamTable(cfg), peaked_weights(wg, cfg), DType::F32);
+  return corpus;
 }
 
 // A fresh directory under the system temp dir, removed when the object dies.
