@@ -270,18 +270,19 @@ void InferenceModel::decode_step(int32_t token, std::vector<float>* last) {
   const int32_t step[2] = {token, static_cast<int32_t>(pos_)};
   be.upload(m.step.t(), step);  // before the replay: the recorded ops read both from here
   const Tensor ids = m.step->range(0, 1);
-  const bool graphs = opt_.graphs && be.supports_graphs() && m.graph_error.empty();
+  OpRecorder* const recorder = opt_.graphs && m.graph_error.empty() ? be.recorder() : nullptr;
+  const bool graphs = recorder != nullptr;
   // Recorded at the second step: the first ran the same ops one by one, which sized the backend's
   // workspace and built its matmul plans (nothing may allocate while recording).
   if (graphs && !m.graph && m.eager_steps > 0) {
-    be.begin_capture();
+    recorder->begin();
     try {
       issue_layers(ids, 1, pos_);
       issue_head(0);
-      m.graph = be.end_capture();
+      m.graph = recorder->end();
     } catch (const std::exception& e) {
       // Nothing ran while recording: fall back to running the step op by op, now and later.
-      be.abort_capture();
+      recorder->abort();
       m.graph_error = e.what();
     }
   }

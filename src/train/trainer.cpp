@@ -165,8 +165,8 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     own_backend = make_backend(tc.device, tc.threads, comm->local_rank());
     backend = own_backend.get();
   }
-  backend->set_ce_chunk_tokens(tc.ce_chunk_tokens);
   ModelOptions mo;
+  mo.ce_chunk_tokens = tc.ce_chunk_tokens;
   mo.compute_dtype = resolve_precision(tc.precision, *backend);
   mo.recompute = tc.recompute;
   mo.max_batch = tc.micro_batch;
