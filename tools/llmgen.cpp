@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
     if (prompt_opt->count()) {
       llm::Frontend fe(*model, tok, fo);
       fe.answer(prompt, std::cout, std::cerr);
-      if (stats && backend->supports_graphs()) {
+      if (stats && backend->recorder() != nullptr) {
         std::cerr << "llmgen: decode steps replayed from a CUDA graph: " << model->graph_replays()
                   << (model->graph_error().empty() ? "" : " (graphs off: " + model->graph_error() + ")") << "\n";
       }

@@ -8,14 +8,22 @@
 //    when it stores. Reductions (norms, softmax, loss, sums) run in fp32 or wider.
 //  - "+=" outputs accumulate into what is there (gradients); other outputs are overwritten.
 //  - Errors are llm::Error with a message that starts with the op's name.
+//
+// Each op is a non-virtual member that checks its arguments once, the same way on every backend
+// (src/backend/op_checks.h; every tensor must live on this backend's device), skips work that is
+// empty on every backend, and then calls the backend's protected do_<op>. A backend's do_<op>
+// holds only the checks its own implementation needs (a kernel's size limits, ids read on the
+// device) and the computation.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "llm/error.h"
 #include "llm/tensor.h"
@@ -47,6 +55,19 @@ class OpGraph {
   virtual void replay() = 0;  // queued on the backend's stream, like any op
 };
 
+// Records a sequence of a backend's ops once, to replay it cheaply (Backend::recorder()).
+// Between begin() and end() the backend's ops are recorded, not run: they must not read results
+// on the host (upload, download, sum, ... are errors then) and must not allocate.
+class OpRecorder {
+ public:
+  virtual ~OpRecorder() = default;
+  virtual void begin() = 0;
+  // The recorded ops; throws (and leaves recording mode) when the recording failed.
+  virtual std::unique_ptr<OpGraph> end() = 0;
+  // Leaves recording mode after an error, dropping what was recorded; never throws.
+  virtual void abort() noexcept = 0;
+};
+
 // A weight-only quantized matrix [rows, cols] (rows = output features), symmetric, one fp32
 // scale per `group` consecutive columns of a row: w[r, c] ~= scales[r, c / group] * q[r, c].
 //   Int8: data i8 [rows, cols], q in [-127, 127].
@@ -74,75 +95,76 @@ class Backend {
   virtual DType auto_compute_dtype() const = 0;
   // Dense peak FLOP/s of the device in the given compute dtype, for the MFU estimate (0: unknown).
   virtual double peak_flops(DType /*compute*/) const { return 0.0; }
-  // Tokens per chunk of the fused output layer + loss (0: the backend's default).
-  virtual void set_ce_chunk_tokens(int64_t /*tokens*/) {}
+  // Records ops as a replayable graph (CUDA graphs); nullptr when the backend cannot (the CPU,
+  // which runs every op at once and has nothing to gain).
+  virtual OpRecorder* recorder() { return nullptr; }
 
   // ---- memory ---------------------------------------------------------------------------------
   // nullptr when the device is out of memory; Arena turns that into an error.
   virtual void* raw_alloc(size_t bytes) = 0;
   virtual void raw_free(void* ptr, size_t bytes) noexcept = 0;
   // dst (contiguous, on this device) <- host bytes of the same dtype and size.
-  virtual void upload(const Tensor& dst, const void* host_src) = 0;
+  void upload(const Tensor& dst, const void* host_src);
   // host bytes <- src (contiguous, on this device).
-  virtual void download(const Tensor& src, void* host_dst) = 0;
+  void download(const Tensor& src, void* host_dst);
   // dst = src elementwise, converting the dtype; same shape; both may be strided (last dim dense).
-  virtual void copy(const Tensor& src, const Tensor& dst) = 0;
-  virtual void zero(const Tensor& t) = 0;
-  virtual void fill(const Tensor& t, float value) = 0;
+  void copy(const Tensor& src, const Tensor& dst);
+  void zero(const Tensor& t);
+  void fill(const Tensor& t, float value);  // float or i32 t
   virtual void synchronize() = 0;
 
   // ---- embedding --------------------------------------------------------------------------------
   // out[n, :] = table[ids[n], :]            ids [N] i32, table [V, C], out [N, C]
-  virtual void embedding_forward(const Tensor& ids, const Tensor& table, const Tensor& out) = 0;
+  void embedding_forward(const Tensor& ids, const Tensor& table, const Tensor& out);
   // dtable[ids[n], :] += dout[n, :]         dtable [V, C] f32; each row sums its tokens in order
-  virtual void embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable) = 0;
+  void embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable);
 
   // ---- RMSNorm ----------------------------------------------------------------------------------
   // y = w * x * rstd, rstd = 1/sqrt(mean(x^2) + eps)      x, y [N, C], w [C], rstd [N] f32
-  virtual void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& y,
-                               const Tensor& rstd) = 0;
+  void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& y,
+                       const Tensor& rstd);
   // s = a + b, y = rmsnorm(s): the residual add fused in   a, b, s, y [N, C]; s may alias a
-  virtual void add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps,
-                                   const Tensor& s, const Tensor& y, const Tensor& rstd) = 0;
+  void add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps,
+                           const Tensor& s, const Tensor& y, const Tensor& rstd);
   // dx = (accumulate ? dx : 0) + d/dx, dw += d/dw          dy, x, dx [N, C], w [C], rstd [N], dw [C] f32
-  virtual void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd,
-                                const Tensor& dx, const Tensor& dw, bool accumulate_dx) = 0;
+  void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd,
+                        const Tensor& dx, const Tensor& dw, bool accumulate_dx);
 
   // ---- linear algebra ---------------------------------------------------------------------------
   // c = alpha * op(a) @ op(b) + beta * c + bias         op(a) [M, K], op(b) [K, N], c [M, N], bias [N]
   // op(x) = x^T when trans_x. Rows may be strided (a column block of a fused buffer).
-  virtual void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c,
-                      float alpha, float beta, const Tensor* bias) = 0;
+  void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c,
+              float alpha, float beta, const Tensor* bias);
   // db[c] += sum_n dy[n, c]                              dy [N, C], db [C] f32
-  virtual void bias_backward(const Tensor& dy, const Tensor& db) = 0;
+  void bias_backward(const Tensor& dy, const Tensor& db);
 
   // ---- rotary embedding (NeoX rotate-half) --------------------------------------------------------
   // In place on x [B, T, H, D]: pairs (i, i + D/2) of token t rotate by angle (pos0 + t) * inv_freq[i],
   // read from cos, sin [P, D/2] f32. inverse rotates by minus the angle (the backward pass).
-  virtual void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0, bool inverse) = 0;
+  void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0, bool inverse);
 
   // ---- attention ------------------------------------------------------------------------------
   // Causal GQA: query head h reads kv head h / (Hq / Hkv); query t (of Tq) sees keys
   // 0 .. Tk - Tq + t; scale 1/sqrt(D).
   // q, out [B, Tq, Hq, D], k, v [B, Tk, Hkv, D], lse [B, Hq, Tq] f32 (empty: not kept)
-  virtual void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                                 const Tensor& lse) = 0;
+  void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                         const Tensor& lse);
   // dq [B, T, Hq, D], dk, dv [B, T, Hkv, D], overwritten; out and lse from the forward (Tq == Tk).
-  virtual void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
-                                  const Tensor& out, const Tensor& lse, const Tensor& dq, const Tensor& dk,
-                                  const Tensor& dv) = 0;
+  void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                          const Tensor& out, const Tensor& lse, const Tensor& dq, const Tensor& dk,
+                          const Tensor& dv);
 
   // ---- SwiGLU ---------------------------------------------------------------------------------
   // out = silu(g) * u where gate_up [N, 2I] holds g in columns [0, I) and u in [I, 2I); out [N, I]
-  virtual void swiglu_forward(const Tensor& gate_up, const Tensor& out) = 0;
+  void swiglu_forward(const Tensor& gate_up, const Tensor& out);
   // dgate_up [N, 2I] from dout [N, I]
-  virtual void swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dgate_up) = 0;
+  void swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dgate_up);
 
   // ---- elementwise ------------------------------------------------------------------------------
   // out = a + b, same shapes; out may alias a or b
-  virtual void add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+  void add(const Tensor& a, const Tensor& b, const Tensor& out);
   // x *= s in place (float tensors)
-  virtual void scale(const Tensor& x, float s) = 0;
+  void scale(const Tensor& x, float s);
 
   // ---- output layer and loss ----------------------------------------------------------------------
   // Fused over chunks of tokens so [N, V] logits never exist at once:
@@ -151,61 +173,86 @@ class Backend {
   //   dlogits = (softmax(logits) - onehot(target)) * grad_scale  (0 rows where target < 0)
   //   dh = dlogits @ w (overwritten);  dw += dlogits^T @ h  (f32)
   // h, dh [N, C], w [V, C], targets [N] i32, losses [N] f32, dw [V, C] f32
-  virtual void cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
-                             const Tensor& dh, const Tensor& dw, float grad_scale) = 0;
+  // chunk_tokens: tokens per chunk (0: the backend's default, default_ce_chunk_tokens).
+  void cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
+                     const Tensor& dh, const Tensor& dw, float grad_scale, int64_t chunk_tokens);
 
   // ---- weight-only quantization (inference) ------------------------------------------------------
   // out = quantize(w): per row and group, scale = max|w| / qmax, q = round-half-even(w / scale)
   // clamped to the range (qmax 127 for int8, 7 for int4; a zero group has scale 0).
   // w [rows, cols] float; out's data and scales are allocated by the caller with the shapes above.
-  virtual void quantize(const Tensor& w, const QuantizedMatrix& out) = 0;
+  void quantize(const Tensor& w, const QuantizedMatrix& out);
   // y [N, rows] = x [N, cols] @ dequant(w)^T (+ bias [rows]); x, y float; fp32 accumulation.
-  virtual void quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias) = 0;
+  void quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias);
   // out [N, cols] = dequant(table)[ids[n], :]  (the input embedding of a quantized tied table)
-  virtual void quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out) = 0;
+  void quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out);
 
   // ---- optimizer and reductions ---------------------------------------------------------------------
   // AdamW over flat f32 buffers param, grad, m, v [P]; for each segment, with g = grad * grad_scale:
   //   m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr * (m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps) + wd p)
   // and, when compute is not empty, compute [P] (any float dtype) = p rounded to its dtype.
-  virtual void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
-                     const Tensor& compute, std::span<const AdamWSegment> segments, const AdamWHyper& hyper) = 0;
+  void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+             const Tensor& compute, std::span<const AdamWSegment> segments, const AdamWHyper& hyper);
   // Sum of x (float tensor, any dtype), accumulated in double; non-finite if any element is.
-  virtual double sum(const Tensor& x) = 0;
+  double sum(const Tensor& x);
   // Sum of squares of x, accumulated in double; non-finite if any element is.
-  virtual double sum_squares(const Tensor& x) = 0;
+  double sum_squares(const Tensor& x);
 
   // ---- one decode step's attention (inference) ----------------------------------------------------
   // For one token at cache position p: rope its q and k heads in place at position p, write its k
   // and v heads to row p of the caches, then attend over rows [0, p]:
   //   qkv [1, 1, Hq + 2 Hkv, D] (q heads, k heads, v heads), cos, sin [P', D/2] f32 with P' >= P,
-  //   k_cache, v_cache [1, P, Hkv, D], out [1, 1, Hq, D]; pos_dev i32 [1] on this device holding p,
-  //   and pos == p as the host knows it.
-  // A backend that records ops (supports_graphs) must take p from pos_dev, so that one recorded
-  // step serves every position. This default composes rope, copy and attention_forward at pos.
-  virtual void decode_attention(const Tensor& qkv, const Tensor& cos, const Tensor& sin, const Tensor& k_cache,
-                                const Tensor& v_cache, const Tensor& /*pos_dev*/, int64_t pos, const Tensor& out) {
-    const int64_t Hkv = k_cache.size(2), Hq = qkv.size(2) - 2 * Hkv;
-    rope(qkv.slice(2, 0, Hq + Hkv), cos, sin, pos, false);
-    copy(qkv.slice(2, Hq, Hq + Hkv), k_cache.slice(1, pos, pos + 1));
-    copy(qkv.slice(2, Hq + Hkv, Hq + 2 * Hkv), v_cache.slice(1, pos, pos + 1));
-    attention_forward(qkv.slice(2, 0, Hq), k_cache.slice(1, 0, pos + 1), v_cache.slice(1, 0, pos + 1), out, Tensor());
-  }
+  //   k_cache, v_cache [1, P, Hkv, D] (laid out alike), out [1, 1, Hq, D]; pos_dev i32 [1] on this
+  //   device holding p, and pos == p as the host knows it.
+  // A backend that records ops (recorder()) must take p from pos_dev, so that one recorded step
+  // serves every position.
+  void decode_attention(const Tensor& qkv, const Tensor& cos, const Tensor& sin, const Tensor& k_cache,
+                        const Tensor& v_cache, const Tensor& pos_dev, int64_t pos, const Tensor& out);
 
-  // ---- recording ops (CUDA graphs) ------------------------------------------------------------------
-  // A backend that can record a sequence of ops once and replay it cheaply says so. Between
-  // begin_capture() and end_capture() its ops are recorded, not run: they must not read results
-  // on the host (upload, download, sum, ... are errors then) and must not allocate. The CPU
-  // backend runs every op at once and has nothing to gain.
-  virtual bool supports_graphs() const { return false; }
-  virtual void begin_capture() { throw_no_graphs(); }
-  // The recorded ops; throws (and leaves capture mode) when the capture failed.
-  virtual std::unique_ptr<OpGraph> end_capture() { throw_no_graphs(); }
-  // Leaves capture mode after an error, dropping what was recorded; never throws.
-  virtual void abort_capture() noexcept {}
+ protected:
+  // The backend's ops, called by the public ones above once the arguments are checked (shapes,
+  // dtypes, layouts, devices) and the work is known not to be empty where every backend skips it.
+  virtual void do_upload(const Tensor& dst, const void* host_src) = 0;
+  virtual void do_download(const Tensor& src, void* host_dst) = 0;
+  virtual void do_copy(const Tensor& src, const Tensor& dst) = 0;
+  virtual void do_zero(const Tensor& t) = 0;
+  virtual void do_fill(const Tensor& t, float value) = 0;
+  virtual void do_embedding_forward(const Tensor& ids, const Tensor& table, const Tensor& out) = 0;
+  virtual void do_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable) = 0;
+  virtual void do_rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& y,
+                                  const Tensor& rstd) = 0;
+  virtual void do_add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, const Tensor& s,
+                                      const Tensor& y, const Tensor& rstd) = 0;
+  virtual void do_rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd,
+                                   const Tensor& dx, const Tensor& dw, bool accumulate_dx) = 0;
+  virtual void do_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c, float alpha,
+                         float beta, const Tensor* bias) = 0;
+  virtual void do_bias_backward(const Tensor& dy, const Tensor& db) = 0;
+  virtual void do_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0, bool inverse) = 0;
+  virtual void do_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                    const Tensor& lse) = 0;
+  virtual void do_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                     const Tensor& out, const Tensor& lse, const Tensor& dq, const Tensor& dk,
+                                     const Tensor& dv) = 0;
+  virtual void do_swiglu_forward(const Tensor& gate_up, const Tensor& out) = 0;
+  virtual void do_swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dgate_up) = 0;
+  virtual void do_add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+  virtual void do_scale(const Tensor& x, float s) = 0;
+  virtual void do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
+                                const Tensor& dh, const Tensor& dw, float grad_scale, int64_t chunk_tokens) = 0;
+  virtual void do_quantize(const Tensor& w, const QuantizedMatrix& out) = 0;
+  virtual void do_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias) = 0;
+  virtual void do_quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out) = 0;
+  virtual void do_adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                        const Tensor& compute, std::span<const AdamWSegment> segments, const AdamWHyper& hyper) = 0;
+  virtual double do_sum(const Tensor& x) = 0;
+  virtual double do_sum_squares(const Tensor& x) = 0;
+  virtual void do_decode_attention(const Tensor& qkv, const Tensor& cos, const Tensor& sin, const Tensor& k_cache,
+                                   const Tensor& v_cache, const Tensor& pos_dev, int64_t pos, const Tensor& out) = 0;
 
  private:
-  [[noreturn]] void throw_no_graphs() const { fail(name(), ": this backend cannot record ops as a graph"); }
+  // Throws unless every non-empty tensor lives on this backend's device.
+  void check_devices(const char* op, std::initializer_list<std::pair<const Tensor*, const char*>> tensors) const;
 };
 
 // "cpu", "cuda", "cuda:N" or "auto" (CUDA when a device is present, else the CPU, saying which).

@@ -30,7 +30,7 @@ struct InferenceOptions {
   QuantMode quant = QuantMode::None;
   int64_t quant_group = 64;      // columns per scale (int4: 32 or 64; int8: 0 = one per row)
   // Decode steps (one token, logits of the last) recorded once as a graph and replayed, on a
-  // backend that supports_graphs() (CUDA): one launch per token instead of one per op.
+  // backend with a recorder() (CUDA): one launch per token instead of one per op.
   bool graphs = true;
   // KV-cache slots: sequences that can be held at once (forward_batch). Each costs a full
   // context of keys and values.

@@ -110,6 +110,7 @@ struct ModelOptions {
   int64_t max_batch = 1;             // micro-batch rows the activation plan is sized for
   int64_t max_seq = 0;               // tokens per row (0: max_position_embeddings)
   bool training = true;              // allocate gradients and backward buffers
+  int64_t ce_chunk_tokens = 0;       // tokens per chunk of the fused output layer + loss (0: the backend's default)
 };
 
 // One micro-batch on the host: ids and targets [B*T]; a negative target is ignored.

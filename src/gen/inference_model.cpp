@@ -325,22 +325,23 @@ void InferenceModel::decode_step(int32_t token, std::vector<float>* last) {
   const Tensor ids = m.step->range(0, 1);
   const SeqRowsList one{{SeqRows{0, pos_[0], 1, m.step->range(1, 1)}}};
   const int64_t row0 = 0;
-  const bool rec = opt_.graphs && m.graph_error.empty() && be.supports_graphs();  // TODO(merge): recorder()
+  OpRecorder* const recorder = opt_.graphs && m.graph_error.empty() ? be.recorder() : nullptr;
+  const bool graphs = recorder != nullptr;
   // Recorded at the second step: the first ran the same ops one by one, which sized the backend's
   // workspace and built its matmul plans (nothing may allocate while recording).
-  if (rec && !m.graph && m.eager_steps > 0) {
-    be.begin_capture();
+  if (graphs && !m.graph && m.eager_steps > 0) {
+    recorder->begin();
     try {
       issue_layers(ids, one);
       issue_head(std::span<const int64_t>(&row0, 1));
-      m.graph = be.end_capture();
+      m.graph = recorder->end();
     } catch (const std::exception& e) {
       // Nothing ran while recording: fall back to running the step op by op, now and later.
-      be.abort_capture();
+      recorder->abort();
       m.graph_error = e.what();
     }
   }
-  if (rec && m.graph) {
+  if (graphs && m.graph) {
     m.graph->replay();
     ++m.replays;
   } else {

@@ -131,7 +131,7 @@ LossSum Qwen2Model::forward(const TokenBatch& batch, bool grad, float grad_scale
   const Tensor hf = buf_->t(Buf::Hf).range(0, N * C).view({N, C});
   const Tensor dhf = grad ? buf_->t(Buf::Dhf).range(0, N * C).view({N, C}) : Tensor();
   const Tensor dhead = grad ? param_view(grads_.t(), head).view({cfg_.vocab_size, C}) : Tensor();
-  be.cross_entropy(hf, param_view(weights_.t(), head), targets, losses, dhf, dhead, grad_scale);
+  be.cross_entropy(hf, param_view(weights_.t(), head), targets, losses, dhf, dhead, grad_scale, opts_.ce_chunk_tokens);
 
   LossSum out;
   out.sum = be.sum(losses);

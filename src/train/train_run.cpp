@@ -41,7 +41,7 @@ TrainRun::TrainRun(const Config& c, const TrainOptions& opt)
       // Injected (tests), else the configured device.
       own_backend_(opt.backend ? nullptr : make_backend(c.train.device, c.train.threads, comm_->local_rank())),
       backend_(opt.backend ? opt.backend : own_backend_.get()) {
-  backend_->set_ce_chunk_tokens(tc.ce_chunk_tokens);
+  mo_.ce_chunk_tokens = tc.ce_chunk_tokens;
   mo_.compute_dtype = resolve_precision(tc.precision, *backend_);
   mo_.recompute = tc.recompute;
   mo_.max_batch = tc.micro_batch;

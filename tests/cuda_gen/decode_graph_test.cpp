@@ -138,9 +138,9 @@ TEST_P(DecodeAttention, MatchesCpuEagerAndReplayed) {
   cuda.upload(qkv_d.t(), HostTensor(c.dt, {1, 1, H, c.D}, randn(g, size_t(H * c.D))).t().data());
   cuda.decode_attention(qkv_d.t(), cos_d.t(), sin_d.t(), kc_d.t(), vc_d.t(), pos_d.t(), 0, out_d.t());
   const std::vector<float> kc_before = download(cuda, kc_r.t());
-  cuda.begin_capture();
+  cuda.recorder()->begin();
   cuda.decode_attention(qkv_r.t(), cos_d.t(), sin_d.t(), kc_r.t(), vc_r.t(), pos_d.t(), 0, out_r.t());
-  const std::unique_ptr<OpGraph> step = cuda.end_capture();
+  const std::unique_ptr<OpGraph> step = cuda.recorder()->end();
   EXPECT_EQ(download(cuda, kc_r.t()), kc_before) << "recording ran the op";
   // The backend replaces its workspace with a larger one (as a long prefill would): the graph keeps
   // the one it was recorded with (its split partials live there), and eager ops use the new one.
@@ -185,10 +185,10 @@ TEST(CudaGraphCapture, RecordsWithoutRunningAndReplaysOnCurrentMemory) {
   Arena dev(cuda, "test");
   OwnedTensor t = dev.tensor(DType::F32, {37});
   cuda.zero(t.t());
-  cuda.begin_capture();
+  cuda.recorder()->begin();
   cuda.scale(t.t(), 2.0f);
   cuda.add(t.t(), t.t(), t.t());  // t *= 4 in all
-  const auto graph = cuda.end_capture();
+  const auto graph = cuda.recorder()->end();
   EXPECT_EQ(download(cuda, t.t()), std::vector<float>(37, 0.0f));
   cuda.fill(t.t(), 1.5f);
   graph->replay();
@@ -205,20 +205,21 @@ TEST(CudaGraphCapture, HostReadsAndAllocationsAreRefused) {
   OwnedTensor t = dev.tensor(DType::F32, {16});
   cuda.fill(t.t(), 2.0f);
   std::vector<float> host(16);
-  cuda.begin_capture();
-  EXPECT_THROW(cuda.begin_capture(), Error);
+  OpRecorder& rec = *cuda.recorder();
+  rec.begin();
+  EXPECT_THROW(rec.begin(), Error);
   EXPECT_THROW(cuda.upload(t.t(), host.data()), Error);
   EXPECT_THROW(cuda.download(t.t(), host.data()), Error);
   EXPECT_THROW(cuda.synchronize(), Error);
   EXPECT_THROW((void)cuda.sum(t.t()), Error);
   EXPECT_THROW((void)dev.tensor(DType::F32, {8}), Error);
-  cuda.abort_capture();
-  EXPECT_THROW((void)cuda.end_capture(), Error);  // nothing is being recorded
+  rec.abort();
+  EXPECT_THROW((void)rec.end(), Error);  // nothing is being recorded
   EXPECT_EQ(cuda.sum(t.t()), 32.0);
   // A recording that the runtime invalidated ends in an error, not a graph.
-  cuda.begin_capture();
+  rec.begin();
   EXPECT_EQ(cudaStreamSynchronize(cuda.stream()), cudaErrorStreamCaptureUnsupported);
-  EXPECT_THROW((void)cuda.end_capture(), Error);
+  EXPECT_THROW((void)rec.end(), Error);
   EXPECT_EQ(cuda.sum(t.t()), 32.0);
 }
 

@@ -41,16 +41,14 @@ class CudaCrossEntropy : public CudaOpTest {
   void run(const CeCase& c, bool want_dh, bool want_dw, DType dh_type) {
     SCOPED_TRACE(cat(name_of(c), " dh=", want_dh ? dtype_name(dh_type) : "none", " dw=", want_dw));
     const int64_t N = c.N, C = c.C, V = c.V;
-    cuda.set_ce_chunk_tokens(c.chunk);
-    cpu.set_ce_chunk_tokens(c.chunk);
     const float scale = 0.37f;
     HostTensor H(c.dt, {N, C}, randn(g, size_t(N * C))), W(c.dt, {V, C}, randn(g, size_t(V * C), 0.3f));
     HostTensor T(DType::I32, {N}, random_targets(g, N, V));
     HostTensor L(DType::F32, {N}), DH(dh_type, {N, C}), DW(DType::F32, {V, C}, randn(g, size_t(V * C), 0.01f));
     OwnedTensor h = to_device(H), w = to_device(W), t = to_device(T), dw = to_device(DW);
     OwnedTensor l = dev.tensor(DType::F32, {N}), dh = dev.tensor(dh_type, {N, C});
-    cpu.cross_entropy(H, W, T, L, want_dh ? DH.t() : Tensor(), want_dw ? DW.t() : Tensor(), scale);
-    cuda.cross_entropy(h, w, t, l, want_dh ? dh.t() : Tensor(), want_dw ? dw.t() : Tensor(), scale);
+    cpu.cross_entropy(H, W, T, L, want_dh ? DH.t() : Tensor(), want_dw ? DW.t() : Tensor(), scale, c.chunk);
+    cuda.cross_entropy(h, w, t, l, want_dh ? dh.t() : Tensor(), want_dw ? dw.t() : Tensor(), scale, c.chunk);
     expect_near_rel(values(l), L.values(), 1e-5, "losses");
     const std::vector<float> got_l = values(l);
     for (int64_t n = 0; n < N; ++n) {
@@ -107,16 +105,14 @@ TEST_F(CudaCrossEntropy, DhInAnotherDtype) {
 TEST_F(CudaCrossEntropy, StridedRows) {
   const int64_t N = 13, C = 32, V = 515, ld = C + 8;
   for (DType dt : {DType::F32, DType::BF16}) {
-    cuda.set_ce_chunk_tokens(4);
-    cpu.set_ce_chunk_tokens(4);
     HostTensor Hb(dt, {N, ld}, randn(g, size_t(N * ld))), W(dt, {V, C}, randn(g, size_t(V * C), 0.3f));
     HostTensor T(DType::I32, {N}, random_targets(g, N, V)), L(DType::F32, {N});
     HostTensor DHb(dt, {N, ld}, std::vector<float>(size_t(N * ld), 5.0f)), DW(DType::F32, {V, C});
     std::memset(DW.t().data(), 0, DW.t().nbytes());
     OwnedTensor hb = to_device(Hb), w = to_device(W), t = to_device(T), dhb = to_device(DHb), dw = to_device(DW);
     OwnedTensor l = dev.tensor(DType::F32, {N});
-    cpu.cross_entropy(Hb.t().slice(1, 0, C), W, T, L, DHb.t().slice(1, 0, C), DW, 1.0f);
-    cuda.cross_entropy(hb.t().slice(1, 0, C), w, t, l, dhb.t().slice(1, 0, C), dw, 1.0f);
+    cpu.cross_entropy(Hb.t().slice(1, 0, C), W, T, L, DHb.t().slice(1, 0, C), DW, 1.0f, 4);
+    cuda.cross_entropy(hb.t().slice(1, 0, C), w, t, l, dhb.t().slice(1, 0, C), dw, 1.0f, 4);
     expect_near_rel(values(l), L.values(), 1e-5, "losses");
     if (dt == DType::F32) {
       expect_near_rel(values(dhb), DHb.values(), grad_tol(dt), "dh (and the untouched columns beyond C)");
@@ -131,14 +127,13 @@ TEST_F(CudaCrossEntropy, StridedRows) {
 // The same call twice gives the same bits (fixed reduction trees, one cuBLASLt algorithm).
 TEST_F(CudaCrossEntropy, Deterministic) {
   const int64_t N = 21, C = 33, V = 700;
-  cuda.set_ce_chunk_tokens(8);
   HostTensor H(DType::BF16, {N, C}, randn(g, size_t(N * C))), W(DType::BF16, {V, C}, randn(g, size_t(V * C), 0.3f));
   HostTensor T(DType::I32, {N}, random_targets(g, N, V));
   OwnedTensor h = to_device(H), w = to_device(W), t = to_device(T);
   std::vector<float> first[3];
   for (int run = 0; run < 2; ++run) {
     OwnedTensor l = dev.tensor(DType::F32, {N}), dh = dev.tensor(DType::BF16, {N, C}), dw = dev.zeros(DType::F32, {V, C});
-    cuda.cross_entropy(h, w, t, l, dh, dw, 0.5f);
+    cuda.cross_entropy(h, w, t, l, dh, dw, 0.5f, 8);
     const std::vector<float> now[3] = {values(l), values(dh), values(dw)};
     for (int i = 0; i < 3; ++i) {
       if (run == 0) {
@@ -158,7 +153,7 @@ TEST_F(CudaCrossEntropy, RejectsTargetOutsideVocabularyBeforeWritingAnything) {
   OwnedTensor h = to_device(H), w = to_device(W), t = to_device(T), dw = to_device(DW);
   OwnedTensor l = dev.tensor(DType::F32, {N}), dh = dev.tensor(DType::F32, {N, C});
   try {
-    cuda.cross_entropy(h, w, t, l, dh, dw, 1.0f);
+    cuda.cross_entropy(h, w, t, l, dh, dw, 1.0f, 0);
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("cross_entropy: target 7 at position 2 is outside the vocabulary [0, 5)"),
@@ -175,14 +170,14 @@ TEST_F(CudaCrossEntropy, RejectsMixedDtypesAndCpuTensors) {
   EXPECT_THROW(
       {
         try {
-          cuda.cross_entropy(h, wb, t, l, Tensor(), Tensor(), 1.0f);
+          cuda.cross_entropy(h, wb, t, l, Tensor(), Tensor(), 1.0f, 0);
         } catch (const Error& e) {
           EXPECT_NE(std::string(e.what()).find("cross_entropy: h is f32 and w is bf16"), std::string::npos) << e.what();
           throw;
         }
       },
       Error);
-  EXPECT_THROW(cuda.cross_entropy(h, W, t, l, Tensor(), Tensor(), 1.0f), Error);  // w on the host
+  EXPECT_THROW(cuda.cross_entropy(h, W, t, l, Tensor(), Tensor(), 1.0f, 0), Error);  // w on the host
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_util.h"
+#include "backend/op_checks.h"
 
 namespace llm {
 
@@ -21,28 +22,14 @@ LLM_CPU_CLONES void adamw_range(float* p, const float* g, float* m, float* v, in
 
 }  // namespace
 
-void CpuBackend::adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
-                       const Tensor& compute, std::span<const AdamWSegment> segments, const AdamWHyper& hp) {
-  const char* op = "adamw";
-  for (const auto& [t, what] : {std::pair{&param, "param"}, {&grad, "grad"}, {&m, "m"}, {&v, "v"}}) {
-    check_dtype(*t, DType::F32, op, what);
-    LLM_CHECK(t->is_contiguous() && t->numel() == param.numel(), op, ": ", what, " ", t->shape_str(),
-              " must be a contiguous buffer of ", param.numel(), " elements");
-  }
-  const bool write_compute = !compute.empty() && compute.data() != param.data();
-  if (write_compute) {
-    LLM_CHECK(compute.is_contiguous() && compute.numel() == param.numel() && is_float(compute.dtype()), op,
-              ": compute ", compute.shape_str(), " must be a contiguous float buffer of ", param.numel(), " elements");
-  }
-  LLM_CHECK(hp.step >= 1, op, ": step must be >= 1, got ", hp.step);
+void CpuBackend::do_adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                          const Tensor& compute, std::span<const AdamWSegment> segments, const AdamWHyper& hp) {
+  const bool write_compute = adamw_writes_compute(param, compute);
   const double bc1 = 1.0 - std::pow(double(hp.beta1), double(hp.step));
   const double bc2 = 1.0 - std::pow(double(hp.beta2), double(hp.step));
   const auto step_size = static_cast<float>(double(hp.lr) / bc1);
   const auto bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-  const int64_t P = param.numel();
   for (const AdamWSegment& s : segments) {
-    LLM_CHECK(s.offset >= 0 && s.count >= 0 && s.offset + s.count <= P, op, ": segment [", s.offset, ", ",
-              s.offset + s.count, ") is outside the ", P, " parameters");
     const float decay = 1.0f - hp.lr * s.weight_decay;
     constexpr int64_t kChunk = 16384;
     const int64_t chunks = (s.count + kChunk - 1) / kChunk;

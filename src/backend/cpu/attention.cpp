@@ -15,12 +15,6 @@ namespace {
 
 constexpr int64_t kQueryBlock = 128;
 
-void check_heads(const Tensor& t, const char* op, const char* what) {
-  LLM_CHECK(t.ndim() == 4, op, ": ", what, " must be [B, T, H, D], got ", t.shape_str());
-  LLM_CHECK(is_float(t.dtype()) && t.stride(3) == 1, op, ": ", what, " ", t.shape_str(),
-            " must be a float tensor with dense heads");
-}
-
 // rows t0..t1 of head h of batch b of x [B, T, H, D] as a dense fp32 [t1 - t0, D] matrix in dst.
 void gather_rows(const Tensor& x, int64_t b, int64_t h, int64_t t0, int64_t t1, float* dst) {
   const int64_t D = x.size(3);
@@ -85,32 +79,18 @@ struct Dims {
   int64_t B, Tq, Tk, Hq, Hkv, D, group;
 };
 
-Dims check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const char* op) {
-  check_heads(q, op, "q");
-  check_heads(k, op, "k");
-  check_heads(v, op, "v");
-  check_heads(out, op, "out");
+// The sizes of checked q [B, Tq, Hq, D] and k [B, Tk, Hkv, D].
+Dims dims(const Tensor& q, const Tensor& k) {
   Dims d{q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3), 0};
-  check_shape(v, {d.B, d.Tk, d.Hkv, d.D}, op, "v");
-  check_shape(k, {d.B, d.Tk, d.Hkv, d.D}, op, "k");
-  check_shape(out, {d.B, d.Tq, d.Hq, d.D}, op, "out");
-  LLM_CHECK(d.Hkv > 0 && d.Hq % d.Hkv == 0, op, ": ", d.Hq, " query heads are not a multiple of ", d.Hkv, " kv heads");
-  LLM_CHECK(d.Tq <= d.Tk, op, ": ", d.Tq, " queries but only ", d.Tk, " keys");
   d.group = d.Hq / d.Hkv;
   return d;
 }
 
 }  // namespace
 
-void CpuBackend::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                                   const Tensor& lse) {
-  const char* op = "attention_forward";
-  const Dims d = check_attention(q, k, v, out, op);
-  if (!lse.empty()) {
-    check_dtype(lse, DType::F32, op, "lse");
-    check_shape(lse, {d.B, d.Hq, d.Tq}, op, "lse");
-    LLM_CHECK(lse.is_contiguous(), op, ": lse must be contiguous");
-  }
+void CpuBackend::do_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                      const Tensor& lse) {
+  const Dims d = dims(q, k);
   const float scale = 1.0f / std::sqrt(static_cast<float>(d.D));
   const int64_t blocks = (d.Tq + kQueryBlock - 1) / kQueryBlock;
   const int64_t offset = d.Tk - d.Tq;  // query t is at absolute position offset + t
@@ -155,22 +135,10 @@ void CpuBackend::attention_forward(const Tensor& q, const Tensor& k, const Tenso
   }
 }
 
-void CpuBackend::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
-                                    const Tensor& out, const Tensor& lse, const Tensor& dq, const Tensor& dk,
-                                    const Tensor& dv) {
-  const char* op = "attention_backward";
-  const Dims d = check_attention(q, k, v, out, op);
-  LLM_CHECK(d.Tq == d.Tk, op, ": the backward needs as many queries as keys (", d.Tq, " vs ", d.Tk, ")");
-  check_heads(dout, op, "dout");
-  check_heads(dq, op, "dq");
-  check_heads(dk, op, "dk");
-  check_heads(dv, op, "dv");
-  check_shape(dout, {d.B, d.Tq, d.Hq, d.D}, op, "dout");
-  check_shape(dq, {d.B, d.Tq, d.Hq, d.D}, op, "dq");
-  check_shape(dk, {d.B, d.Tk, d.Hkv, d.D}, op, "dk");
-  check_shape(dv, {d.B, d.Tk, d.Hkv, d.D}, op, "dv");
-  check_dtype(lse, DType::F32, op, "lse");
-  check_shape(lse, {d.B, d.Hq, d.Tq}, op, "lse");
+void CpuBackend::do_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                       const Tensor& out, const Tensor& lse, const Tensor& dq, const Tensor& dk,
+                                       const Tensor& dv) {
+  const Dims d = dims(q, k);
   const int64_t T = d.Tq, D = d.D;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock;

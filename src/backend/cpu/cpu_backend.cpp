@@ -57,21 +57,11 @@ float* CpuBackend::workspace(size_t floats) {
 
 void CpuBackend::raw_free(void* ptr, size_t /*bytes*/) noexcept { std::free(ptr); }
 
-void CpuBackend::upload(const Tensor& dst, const void* host_src) {
-  LLM_CHECK(dst.is_contiguous(), "upload: destination ", dst.shape_str(), " is not contiguous");
-  if (dst.nbytes() > 0) std::memcpy(dst.data(), host_src, dst.nbytes());
-}
+void CpuBackend::do_upload(const Tensor& dst, const void* host_src) { std::memcpy(dst.data(), host_src, dst.nbytes()); }
 
-void CpuBackend::download(const Tensor& src, void* host_dst) {
-  LLM_CHECK(src.is_contiguous(), "download: source ", src.shape_str(), " is not contiguous");
-  if (src.nbytes() > 0) std::memcpy(host_dst, src.data(), src.nbytes());
-}
+void CpuBackend::do_download(const Tensor& src, void* host_dst) { std::memcpy(host_dst, src.data(), src.nbytes()); }
 
-void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
-  cpu::check_same_shape(src, dst, "copy", "src", "dst");
-  if (src.numel() == 0) return;
-  LLM_CHECK(src.stride(-1) == 1 && dst.stride(-1) == 1, "copy: the last dimension must be dense (src ",
-            src.shape_str(), ", dst ", dst.shape_str(), ")");
+void CpuBackend::do_copy(const Tensor& src, const Tensor& dst) {
   // Walk up to 3 outer dims; the innermost row is converted in one call.
   const Tensor s4 = src.ndim() == 1 ? src.view({1, 1, 1, src.size(0)}) : src;
   const Tensor d4 = dst.ndim() == 1 ? dst.view({1, 1, 1, dst.size(0)}) : dst;
@@ -85,8 +75,6 @@ void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
   const int64_t cols = s4.size(-1);
   const size_t ses = dtype_size(src.dtype()), des = dtype_size(dst.dtype());
   const bool same = src.dtype() == dst.dtype();
-  LLM_CHECK(same || (is_float(src.dtype()) && is_float(dst.dtype())), "copy: cannot convert ",
-            dtype_name(src.dtype()), " to ", dtype_name(dst.dtype()));
   const int64_t rows = outer[0] * outer[1] * outer[2];
 #pragma omp parallel if (rows * cols > 65536)
   {
@@ -106,13 +94,9 @@ void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
   }
 }
 
-void CpuBackend::zero(const Tensor& t) {
-  LLM_CHECK(t.is_contiguous(), "zero: ", t.shape_str(), " is not contiguous");
-  if (t.nbytes() > 0) std::memset(t.data(), 0, t.nbytes());
-}
+void CpuBackend::do_zero(const Tensor& t) { std::memset(t.data(), 0, t.nbytes()); }
 
-void CpuBackend::fill(const Tensor& t, float value) {
-  LLM_CHECK(t.is_contiguous(), "fill: ", t.shape_str(), " is not contiguous");
+void CpuBackend::do_fill(const Tensor& t, float value) {
   const int64_t n = t.numel();
   if (t.dtype() == DType::I32) {
     auto* p = t.ptr<int32_t>();

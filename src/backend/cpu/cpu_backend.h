@@ -20,61 +20,63 @@ class CpuBackend final : public Backend {
   std::string name() const override;
   DType auto_compute_dtype() const override { return DType::F32; }
   int threads() const { return threads_; }
-  // Tokens per chunk of the fused output layer + loss (0: sized from the vocabulary).
-  void set_ce_chunk_tokens(int64_t n) override { ce_chunk_tokens_ = n; }
   // A grow-only fp32 scratch buffer shared by the ops (uninitialised; one op uses it at a time).
   float* workspace(size_t floats);
 
   void* raw_alloc(size_t bytes) override;
   void raw_free(void* ptr, size_t bytes) noexcept override;
-  void upload(const Tensor& dst, const void* host_src) override;
-  void download(const Tensor& src, void* host_dst) override;
-  void copy(const Tensor& src, const Tensor& dst) override;
-  void zero(const Tensor& t) override;
-  void fill(const Tensor& t, float value) override;
   void synchronize() override {}
 
-  void embedding_forward(const Tensor& ids, const Tensor& table, const Tensor& out) override;
-  void embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable) override;
+ protected:
+  // The ops (Backend's public ones check the arguments first); one file per op family.
+  void do_upload(const Tensor& dst, const void* host_src) override;
+  void do_download(const Tensor& src, void* host_dst) override;
+  void do_copy(const Tensor& src, const Tensor& dst) override;
+  void do_zero(const Tensor& t) override;
+  void do_fill(const Tensor& t, float value) override;
 
-  void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& y, const Tensor& rstd) override;
-  void add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, const Tensor& s,
-                           const Tensor& y, const Tensor& rstd) override;
-  void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dx,
-                        const Tensor& dw, bool accumulate_dx) override;
+  void do_embedding_forward(const Tensor& ids, const Tensor& table, const Tensor& out) override;
+  void do_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable) override;
 
-  void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c, float alpha,
-              float beta, const Tensor* bias) override;
-  void bias_backward(const Tensor& dy, const Tensor& db) override;
+  void do_rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& y, const Tensor& rstd) override;
+  void do_add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, const Tensor& s,
+                              const Tensor& y, const Tensor& rstd) override;
+  void do_rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dx,
+                           const Tensor& dw, bool accumulate_dx) override;
 
-  void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0, bool inverse) override;
+  void do_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c, float alpha,
+                 float beta, const Tensor* bias) override;
+  void do_bias_backward(const Tensor& dy, const Tensor& db) override;
 
-  void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                         const Tensor& lse) override;
-  void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                          const Tensor& lse, const Tensor& dq, const Tensor& dk, const Tensor& dv) override;
+  void do_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0, bool inverse) override;
 
-  void swiglu_forward(const Tensor& gate_up, const Tensor& out) override;
-  void swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dgate_up) override;
+  void do_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                            const Tensor& lse) override;
+  void do_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                             const Tensor& lse, const Tensor& dq, const Tensor& dk, const Tensor& dv) override;
+  void do_decode_attention(const Tensor& qkv, const Tensor& cos, const Tensor& sin, const Tensor& k_cache,
+                           const Tensor& v_cache, const Tensor& pos_dev, int64_t pos, const Tensor& out) override;
 
-  void add(const Tensor& a, const Tensor& b, const Tensor& out) override;
-  void scale(const Tensor& x, float s) override;
+  void do_swiglu_forward(const Tensor& gate_up, const Tensor& out) override;
+  void do_swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dgate_up) override;
 
-  void cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses, const Tensor& dh,
-                     const Tensor& dw, float grad_scale) override;
+  void do_add(const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void do_scale(const Tensor& x, float s) override;
 
-  void quantize(const Tensor& w, const QuantizedMatrix& out) override;
-  void quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias) override;
-  void quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out) override;
+  void do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
+                        const Tensor& dh, const Tensor& dw, float grad_scale, int64_t chunk_tokens) override;
 
-  void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const Tensor& compute,
-             std::span<const AdamWSegment> segments, const AdamWHyper& hyper) override;
-  double sum(const Tensor& x) override;
-  double sum_squares(const Tensor& x) override;
+  void do_quantize(const Tensor& w, const QuantizedMatrix& out) override;
+  void do_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias) override;
+  void do_quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out) override;
+
+  void do_adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const Tensor& compute,
+                std::span<const AdamWSegment> segments, const AdamWHyper& hyper) override;
+  double do_sum(const Tensor& x) override;
+  double do_sum_squares(const Tensor& x) override;
 
  private:
   int threads_;
-  int64_t ce_chunk_tokens_ = 0;
   std::unique_ptr<float[]> workspace_;
   size_t workspace_floats_ = 0;
 };

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "backend/op_checks.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -93,18 +95,6 @@ F32Matrix f32_matrix(const Tensor& t, const char* op, const char* what) {
   m.data = dst;
   m.ld = cols;
   return m;
-}
-
-void check_rows(const Tensor& t, const char* op, const char* what) {
-  LLM_CHECK(!t.empty() || t.numel() == 0, op, ": ", what, " has no data");
-  LLM_CHECK(t.rows_contiguous(), op, ": ", what, " ", t.shape_str(), " must have dense rows");
-  LLM_CHECK(is_float(t.dtype()), op, ": ", what, " is ", dtype_name(t.dtype()), ", expected f32, f16 or bf16");
-}
-
-void check_same_shape(const Tensor& a, const Tensor& b, const char* op, const char* an, const char* bn) {
-  bool same = a.ndim() == b.ndim();
-  for (int d = 0; same && d < a.ndim(); ++d) same = a.size(d) == b.size(d);
-  LLM_CHECK(same, op, ": ", an, " ", a.shape_str(), " and ", bn, " ", b.shape_str(), " differ in shape");
 }
 
 }  // namespace llm::cpu

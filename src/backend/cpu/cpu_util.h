@@ -62,8 +62,4 @@ inline float fast_exp(float x) {
   return p * std::bit_cast<float>((e + 127) << 23);
 }
 
-// Checks that a float tensor's rows are dense (the last dims contiguous) so an op can walk them.
-void check_rows(const Tensor& t, const char* op, const char* what);
-void check_same_shape(const Tensor& a, const Tensor& b, const char* op, const char* an, const char* bn);
-
 }  // namespace llm::cpu

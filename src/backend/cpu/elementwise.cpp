@@ -14,13 +14,7 @@ LLM_CPU_CLONES void scale_row(float* x, float s, int64_t n) {
 constexpr int64_t kChunk = 4096;
 }  // namespace
 
-void CpuBackend::add(const Tensor& a, const Tensor& b, const Tensor& out) {
-  const char* op = "add";
-  cpu::check_same_shape(a, b, op, "a", "b");
-  cpu::check_same_shape(a, out, op, "a", "out");
-  for (const Tensor* t : {&a, &b, &out}) {
-    LLM_CHECK(t->is_contiguous() && is_float(t->dtype()), op, ": ", t->shape_str(), " must be a contiguous float tensor");
-  }
+void CpuBackend::do_add(const Tensor& a, const Tensor& b, const Tensor& out) {
   const int64_t n = a.numel(), chunks = (n + kChunk - 1) / kChunk;
   const size_t ea = dtype_size(a.dtype()), eb = dtype_size(b.dtype()), eo = dtype_size(out.dtype());
 #pragma omp parallel if (n > 65536)
@@ -37,8 +31,7 @@ void CpuBackend::add(const Tensor& a, const Tensor& b, const Tensor& out) {
   }
 }
 
-void CpuBackend::scale(const Tensor& x, float s) {
-  LLM_CHECK(x.is_contiguous() && is_float(x.dtype()), "scale: ", x.shape_str(), " must be a contiguous float tensor");
+void CpuBackend::do_scale(const Tensor& x, float s) {
   const int64_t n = x.numel(), chunks = (n + kChunk - 1) / kChunk;
   const size_t e = dtype_size(x.dtype());
 #pragma omp parallel if (n > 65536)

@@ -12,29 +12,13 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_util.h"
 #include "backend/cpu/quant_kernels.h"
+#include "backend/op_checks.h"
 
 namespace llm {
 
 namespace {
 
 int64_t ld_of(const Tensor& t, int64_t dense) { return t.size(0) > 1 ? t.stride(0) : dense; }
-
-// Checks a QuantizedMatrix against the layout in backend.h.
-void check_quantized(const QuantizedMatrix& w, const char* op) {
-  const bool int4 = w.kind == QuantKind::Int4;
-  LLM_CHECK(w.rows >= 0 && w.cols >= 0, op, ": the quantized matrix is [", w.rows, ", ", w.cols, "]");
-  LLM_CHECK(w.group > 0 && w.cols % w.group == 0, op, ": group ", w.group, " must be positive and divide cols ",
-            w.cols);
-  LLM_CHECK(!int4 || w.group % 2 == 0, op, ": int4 needs an even group (two columns per byte), got ", w.group);
-  check_dtype(w.data, int4 ? DType::U8 : DType::I8, op, "the quantized data");
-  check_shape(w.data, {w.rows, int4 ? w.cols / 2 : w.cols}, op, "the quantized data");
-  check_dtype(w.scales, DType::F32, op, "the scales");
-  check_shape(w.scales, {w.rows, w.cols / w.group}, op, "the scales");
-  LLM_CHECK(w.data.rows_contiguous() && w.scales.rows_contiguous(), op,
-            ": the quantized data and scales must have dense rows");
-  LLM_CHECK((!w.data.empty() && !w.scales.empty()) || w.rows * w.cols == 0, op,
-            ": the quantized matrix has no data");
-}
 
 // The raw bytes and scale rows of a checked QuantizedMatrix, as the kernels take them.
 cpu::QuantArgs matrix_args(const QuantizedMatrix& w) {
@@ -86,11 +70,8 @@ float group_amax(const float* w, int64_t n) {
 
 }  // namespace
 
-void CpuBackend::quantize(const Tensor& w, const QuantizedMatrix& out) {
+void CpuBackend::do_quantize(const Tensor& w, const QuantizedMatrix& out) {
   const char* op = "quantize";
-  check_quantized(out, op);
-  cpu::check_rows(w, op, "w");
-  check_shape(w, {out.rows, out.cols}, op, "w");
   const bool int4 = out.kind == QuantKind::Int4;
   const float qmax = int4 ? 7.0f : 127.0f;
   const int64_t rows = out.rows, cols = out.cols, group = out.group, groups = cols / group;
@@ -136,14 +117,10 @@ void CpuBackend::quantize(const Tensor& w, const QuantizedMatrix& out) {
   LLM_CHECK(bad_row == rows, op, ": row ", bad_row, " of w holds a non-finite value (inf or nan)");
 }
 
-void CpuBackend::quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out) {
+void CpuBackend::do_quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out) {
   const char* op = "quant_embedding";
-  check_quantized(table, op);
-  check_dtype(ids, DType::I32, op, "ids");
-  LLM_CHECK(ids.ndim() == 1 && ids.is_contiguous(), op, ": ids must be a dense [N] vector, got ", ids.shape_str());
-  cpu::check_rows(out, op, "out");
   const int64_t N = ids.size(0), C = table.cols;
-  check_shape(out, {N, C}, op, "out");
+  // The ids are read on the host, before anything is written.
   const int32_t* id = ids.ptr<int32_t>();
   for (int64_t n = 0; n < N; ++n) {
     LLM_CHECK(id[n] >= 0 && id[n] < table.rows, op, ": token id ", id[n], " at position ", n,
@@ -168,8 +145,8 @@ void CpuBackend::quant_embedding(const Tensor& ids, const QuantizedMatrix& table
   }
 }
 
-void CpuBackend::quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias) {
-  cpu::quant_matmul_isa(x, w, y, bias, cpu::quant_isa_from_env("quant_matmul"));
+void CpuBackend::do_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias) {
+  cpu::quant_matmul_checked(x, w, y, bias, cpu::quant_isa_from_env("quant_matmul"));
 }
 
 namespace cpu {
@@ -238,19 +215,14 @@ int64_t quant_scratch_floats(const QuantArgs& a) {
 }
 
 void quant_matmul_isa(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias, QuantIsa isa) {
+  check_quant_matmul(x, w, y, bias);
+  quant_matmul_checked(x, w, y, bias, isa);
+}
+
+void quant_matmul_checked(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias,
+                          QuantIsa isa) {
   const char* op = "quant_matmul";
-  check_quantized(w, op);
-  cpu::check_rows(x, op, "x");
-  cpu::check_rows(y, op, "y");
-  LLM_CHECK(x.ndim() == 2, op, ": x must be [N, ", w.cols, "], got ", x.shape_str());
-  LLM_CHECK(x.size(1) == w.cols, op, ": x is ", x.shape_str(), ", expected [N, ", w.cols,
-            "] (the quantized matrix has ", w.cols, " columns)");
   const int64_t N = x.size(0), rows = w.rows, cols = w.cols;
-  check_shape(y, {N, rows}, op, "y");
-  if (bias != nullptr) {
-    cpu::check_rows(*bias, op, "bias");
-    check_shape(*bias, {rows}, op, "bias");
-  }
   LLM_CHECK(quant_isa_supported(isa), op, ": this CPU cannot run the ", quant_isa_name(isa), " kernels");
   if (N == 0 || rows == 0) return;
 

@@ -40,8 +40,12 @@ std::vector<QuantIsa> quant_isas_supported();
 // supported). A value the CPU cannot run is an error that starts with `op`.
 QuantIsa quant_isa_from_env(const char* op);
 
-// quant_matmul with the kernel chosen by the caller (the tests run every path through this).
+// quant_matmul with the kernel chosen by the caller (the tests run every path through this):
+// checks the arguments as Backend::quant_matmul does (check_quant_matmul), then runs
+// quant_matmul_checked, which takes them as checked.
 void quant_matmul_isa(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias, QuantIsa isa);
+void quant_matmul_checked(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias,
+                          QuantIsa isa);
 
 // Everything a kernel needs for rows [r0, r1) of one call.
 struct QuantArgs {

@@ -23,8 +23,7 @@ LLM_CPU_CLONES double block_sum(const float* x, int64_t n, bool squares) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-double reduce(const Tensor& x, bool squares, const char* op) {
-  LLM_CHECK(x.is_contiguous() && is_float(x.dtype()), op, ": ", x.shape_str(), " must be a contiguous float tensor");
+double reduce(const Tensor& x, bool squares) {
   const int64_t n = x.numel(), blocks = (n + kBlock - 1) / kBlock;
   std::vector<double> partial(static_cast<size_t>(blocks));
   const size_t e = dtype_size(x.dtype());
@@ -49,7 +48,7 @@ double reduce(const Tensor& x, bool squares, const char* op) {
 
 }  // namespace
 
-double CpuBackend::sum(const Tensor& x) { return reduce(x, false, "sum"); }
-double CpuBackend::sum_squares(const Tensor& x) { return reduce(x, true, "sum_squares"); }
+double CpuBackend::do_sum(const Tensor& x) { return reduce(x, false); }
+double CpuBackend::do_sum_squares(const Tensor& x) { return reduce(x, true); }
 
 }  // namespace llm

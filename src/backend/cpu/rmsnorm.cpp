@@ -31,22 +31,9 @@ LLM_CPU_CLONES void rmsnorm_backward_row(const float* dy, const float* x, const 
   }
 }
 
-void check_norm(const Tensor& x, const Tensor& w, const Tensor& rstd, const char* op) {
-  cpu::check_rows(x, op, "x");
-  LLM_CHECK(x.ndim() == 2, op, ": x must be [N, C], got ", x.shape_str());
-  cpu::check_rows(w, op, "w");
-  check_shape(w, {x.size(1)}, op, "w");
-  check_dtype(rstd, DType::F32, op, "rstd");
-  check_shape(rstd, {x.size(0)}, op, "rstd");
-}
-
 }  // namespace
 
-void CpuBackend::rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& y, const Tensor& rstd) {
-  const char* op = "rmsnorm_forward";
-  check_norm(x, w, rstd, op);
-  cpu::check_rows(y, op, "y");
-  cpu::check_same_shape(x, y, op, "x", "y");
+void CpuBackend::do_rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& y, const Tensor& rstd) {
   const int64_t N = x.size(0), C = x.size(1);
   std::vector<float> wf(static_cast<size_t>(C));
   cpu::to_f32(w.data(), w.dtype(), wf.data(), C);
@@ -63,16 +50,8 @@ void CpuBackend::rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, co
   }
 }
 
-void CpuBackend::add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, const Tensor& s,
-                                     const Tensor& y, const Tensor& rstd) {
-  const char* op = "add_rmsnorm_forward";
-  check_norm(a, w, rstd, op);
-  cpu::check_rows(b, op, "b");
-  cpu::check_rows(s, op, "s");
-  cpu::check_rows(y, op, "y");
-  cpu::check_same_shape(a, b, op, "a", "b");
-  cpu::check_same_shape(a, s, op, "a", "s");
-  cpu::check_same_shape(a, y, op, "a", "y");
+void CpuBackend::do_add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, const Tensor& s,
+                                        const Tensor& y, const Tensor& rstd) {
   const int64_t N = a.size(0), C = a.size(1);
   std::vector<float> wf(static_cast<size_t>(C));
   cpu::to_f32(w.data(), w.dtype(), wf.data(), C);
@@ -94,16 +73,8 @@ void CpuBackend::add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Ten
   }
 }
 
-void CpuBackend::rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd,
-                                  const Tensor& dx, const Tensor& dw, bool accumulate_dx) {
-  const char* op = "rmsnorm_backward";
-  check_norm(x, w, rstd, op);
-  cpu::check_rows(dy, op, "dy");
-  cpu::check_rows(dx, op, "dx");
-  cpu::check_same_shape(x, dy, op, "x", "dy");
-  cpu::check_same_shape(x, dx, op, "x", "dx");
-  check_dtype(dw, DType::F32, op, "dw");
-  check_shape(dw, {x.size(1)}, op, "dw");
+void CpuBackend::do_rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd,
+                                     const Tensor& dx, const Tensor& dw, bool accumulate_dx) {
   const int64_t N = x.size(0), C = x.size(1);
   std::vector<float> wf(static_cast<size_t>(C));
   cpu::to_f32(w.data(), w.dtype(), wf.data(), C);

@@ -22,20 +22,10 @@ LLM_CPU_CLONES void swiglu_backward_row(const float* dout, const float* g, const
   }
 }
 
-int64_t check_swiglu(const Tensor& gate_up, const Tensor& out, const char* op, const char* out_name) {
-  cpu::check_rows(gate_up, op, "gate_up");
-  cpu::check_rows(out, op, out_name);
-  LLM_CHECK(gate_up.ndim() == 2 && gate_up.size(1) % 2 == 0, op, ": gate_up must be [N, 2I], got ", gate_up.shape_str());
-  const int64_t I = gate_up.size(1) / 2;
-  check_shape(out, {gate_up.size(0), I}, op, out_name);
-  return I;
-}
-
 }  // namespace
 
-void CpuBackend::swiglu_forward(const Tensor& gate_up, const Tensor& out) {
-  const char* op = "swiglu_forward";
-  const int64_t I = check_swiglu(gate_up, out, op, "out"), N = gate_up.size(0);
+void CpuBackend::do_swiglu_forward(const Tensor& gate_up, const Tensor& out) {
+  const int64_t I = gate_up.size(1) / 2, N = gate_up.size(0);
 #pragma omp parallel if (N * I > cpu::kParallelMinWork)
   {
     std::vector<float> gu(static_cast<size_t>(2 * I)), o(static_cast<size_t>(I));
@@ -48,11 +38,8 @@ void CpuBackend::swiglu_forward(const Tensor& gate_up, const Tensor& out) {
   }
 }
 
-void CpuBackend::swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dgate_up) {
-  const char* op = "swiglu_backward";
-  const int64_t I = check_swiglu(gate_up, dout, op, "dout"), N = gate_up.size(0);
-  cpu::check_rows(dgate_up, op, "dgate_up");
-  cpu::check_same_shape(gate_up, dgate_up, op, "gate_up", "dgate_up");
+void CpuBackend::do_swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dgate_up) {
+  const int64_t I = gate_up.size(1) / 2, N = gate_up.size(0);
 #pragma omp parallel if (N * I > cpu::kParallelMinWork)
   {
     std::vector<float> gu(static_cast<size_t>(2 * I)), d(static_cast<size_t>(I)), dgu(static_cast<size_t>(2 * I));

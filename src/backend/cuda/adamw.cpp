@@ -6,25 +6,14 @@
 
 #include "adamw.cuh"
 #include "backend/cuda/cuda_backend.h"
+#include "backend/op_checks.h"
 
 namespace llm::LLM_CUDA_NS {
 
-void CudaBackend::adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
-                        const Tensor& compute, std::span<const AdamWSegment> segments, const AdamWHyper& hp) {
+void CudaBackend::do_adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                           const Tensor& compute, std::span<const AdamWSegment> segments, const AdamWHyper& hp) {
   const char* op = "adamw";
-  for (const auto& [t, what] : {std::pair{&param, "param"}, {&grad, "grad"}, {&m, "m"}, {&v, "v"}}) {
-    check_device(*t, op, what);
-    check_dtype(*t, DType::F32, op, what);
-    LLM_CHECK(t->is_contiguous() && t->numel() == param.numel(), op, ": ", what, " ", t->shape_str(),
-              " must be a contiguous buffer of ", param.numel(), " elements");
-  }
-  const bool write_compute = !compute.empty() && compute.data() != param.data();
-  if (write_compute) {
-    check_device(compute, op, "compute");
-    LLM_CHECK(compute.is_contiguous() && compute.numel() == param.numel() && is_float(compute.dtype()), op,
-              ": compute ", compute.shape_str(), " must be a contiguous float buffer of ", param.numel(), " elements");
-  }
-  LLM_CHECK(hp.step >= 1, op, ": step must be >= 1, got ", hp.step);
+  const bool write_compute = adamw_writes_compute(param, compute);
   const double bc1 = 1.0 - std::pow(double(hp.beta1), double(hp.step));
   const double bc2 = 1.0 - std::pow(double(hp.beta2), double(hp.step));
   AdamWArgs a;
@@ -42,12 +31,9 @@ void CudaBackend::adamw(const Tensor& param, const Tensor& grad, const Tensor& m
   a.step_size = static_cast<float>(double(hp.lr) / bc1);
   a.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
   a.eps = hp.eps;
-  const int64_t P = param.numel();
   std::vector<AdamWSeg> table;
   int64_t chunks = 0;
   for (const AdamWSegment& s : segments) {
-    LLM_CHECK(s.offset >= 0 && s.count >= 0 && s.offset + s.count <= P, op, ": segment [", s.offset, ", ",
-              s.offset + s.count, ") is outside the ", P, " parameters");
     if (s.count == 0) continue;
     table.push_back(AdamWSeg{s.offset, s.count, chunks, 1.0f - hp.lr * s.weight_decay});
     chunks += (s.count + kAdamWChunk - 1) / kAdamWChunk;

@@ -1,5 +1,6 @@
-// attention_forward / attention_backward on the CUDA backend: the same checks as the CPU op, then
-// the kernel family for the shapes (kernels/attention.cuh, docs/attention.md):
+// attention_forward / attention_backward on the CUDA backend: the kernels' own limits (the shapes are
+// checked by the Backend's ops), then the kernel family for the shapes (kernels/attention.cuh,
+// docs/attention.md):
 //   Tq == 1                                     decode kernel (+ split combine)
 //   f16 on sm_75+ / bf16 on sm_80+, D 64 or 128, 16-byte aligned views   tensor-core kernels
 //   anything else (fp32, other even D <= 128)    fp32 FMA tile kernels
@@ -21,26 +22,10 @@ namespace llm::LLM_CUDA_NS {
 
 namespace {
 
-void check_heads(const CudaBackend& be, const Tensor& t, const char* op, const char* what) {
-  LLM_CHECK(t.ndim() == 4, op, ": ", what, " must be [B, T, H, D], got ", t.shape_str());
-  LLM_CHECK(is_float(t.dtype()) && t.stride(3) == 1, op, ": ", what, " ", t.shape_str(),
-            " must be a float tensor with dense heads");
-  be.check_device(t, op, what);
-}
-
-AttnDims check_attention(const CudaBackend& be, const Tensor& q, const Tensor& k, const Tensor& v,
-                         const Tensor& out, const char* op) {
-  check_heads(be, q, op, "q");
-  check_heads(be, k, op, "k");
-  check_heads(be, v, op, "v");
-  check_heads(be, out, op, "out");
+// The CUDA kernels' limits on checked q, out [B, Tq, Hq, D] and k, v [B, Tk, Hkv, D] (the CPU op
+// has none of these), and the kernels' view of the sizes.
+AttnDims attn_dims(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const char* op) {
   const int64_t B = q.size(0), Tq = q.size(1), Tk = k.size(1), Hq = q.size(2), Hkv = k.size(2), D = q.size(3);
-  check_shape(v, {B, Tk, Hkv, D}, op, "v");
-  check_shape(k, {B, Tk, Hkv, D}, op, "k");
-  check_shape(out, {B, Tq, Hq, D}, op, "out");
-  LLM_CHECK(Hkv > 0 && Hq % Hkv == 0, op, ": ", Hq, " query heads are not a multiple of ", Hkv, " kv heads");
-  LLM_CHECK(Tq <= Tk, op, ": ", Tq, " queries but only ", Tk, " keys");
-  // The CUDA kernels' own limits (the CPU op has none of these).
   LLM_CHECK(D % 2 == 0 && D <= 128, op, ": head_dim ", D, " is not supported on the CUDA backend (even, at most 128)");
   LLM_CHECK(B < 65536 && Hq < 65536 && Tk < (int64_t(1) << 30), op, ": ", q.shape_str(), " with ", Tk,
             " keys is too large for the CUDA kernels' grid");
@@ -92,16 +77,9 @@ void decode(CudaBackend& be, const AttnFwdArgs& a) {
 
 }  // namespace
 
-void CudaBackend::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                                    const Tensor& lse) {
-  const char* op = "attention_forward";
-  const AttnDims d = check_attention(*this, q, k, v, out, op);
-  if (!lse.empty()) {
-    check_dtype(lse, DType::F32, op, "lse");
-    check_shape(lse, {q.size(0), q.size(2), q.size(1)}, op, "lse");
-    LLM_CHECK(lse.is_contiguous(), op, ": lse must be contiguous");
-    check_device(lse, op, "lse");
-  }
+void CudaBackend::do_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                       const Tensor& lse) {
+  const AttnDims d = attn_dims(q, k, v, out, "attention_forward");
   if (d.B == 0 || d.Tq == 0 || d.Hq == 0) return;
   AttnFwdArgs a;
   a.d = d;
@@ -120,31 +98,11 @@ void CudaBackend::attention_forward(const Tensor& q, const Tensor& k, const Tens
 // and cache write in one kernel, then the decode kernel over the whole cache with the key count
 // read on the device. The grid is sized for the whole cache, independent of the position, so a
 // captured step replays unchanged; splits past the position exit at once.
-void CudaBackend::decode_attention(const Tensor& qkv, const Tensor& cos, const Tensor& sin, const Tensor& k_cache,
-                                   const Tensor& v_cache, const Tensor& pos_dev, int64_t pos, const Tensor& out) {
-  const char* op = "decode_attention";
-  check_heads(*this, qkv, op, "qkv");
-  check_heads(*this, k_cache, op, "k_cache");
+void CudaBackend::do_decode_attention(const Tensor& qkv, const Tensor& cos, const Tensor& sin, const Tensor& k_cache,
+                                      const Tensor& v_cache, const Tensor& pos_dev, int64_t /*pos*/, const Tensor& out) {
   const int64_t Hkv = k_cache.size(2), P = k_cache.size(1), D = k_cache.size(3), Hq = qkv.size(2) - 2 * Hkv;
-  LLM_CHECK(Hkv > 0 && Hq > 0 && Hq % Hkv == 0, op, ": qkv ", qkv.shape_str(), " does not hold Hq + 2 Hkv heads for ",
-            Hkv, " kv heads");
-  check_shape(qkv, {1, 1, Hq + 2 * Hkv, D}, op, "qkv");
-  check_shape(k_cache, {1, P, Hkv, D}, op, "k_cache");
-  LLM_CHECK(v_cache.ndim() == 4 && v_cache.stride(1) == k_cache.stride(1) && v_cache.stride(2) == k_cache.stride(2),
-            op, ": v_cache ", v_cache.shape_str(), " must be laid out as k_cache ", k_cache.shape_str());
   const Tensor q = qkv.slice(2, 0, Hq);
-  const AttnDims d = check_attention(*this, q, k_cache, v_cache, out, op);
-  for (const Tensor* t : {&cos, &sin}) {
-    check_device(*t, op, "cos/sin");
-    check_dtype(*t, DType::F32, op, "cos/sin");
-    LLM_CHECK(t->ndim() == 2 && t->size(0) >= P && t->size(1) == D / 2 && t->is_contiguous(), op,
-              ": cos and sin must be [P >= ", P, ", ", D / 2, "], got ", t->shape_str());
-  }
-  check_device(pos_dev, op, "pos_dev");
-  check_dtype(pos_dev, DType::I32, op, "pos_dev");
-  LLM_CHECK(pos_dev.numel() == 1 && pos_dev.is_contiguous(), op, ": pos_dev must hold one i32, got ",
-            pos_dev.shape_str());
-  LLM_CHECK(pos >= 0 && pos < P, op, ": position ", pos, " is outside the cache of ", P, " positions");
+  const AttnDims d = attn_dims(q, k_cache, v_cache, out, "decode_attention");
   rope_append_kv(qkv.data(), qkv.dtype(), Hq, Hkv, D, qkv.stride(2), cos.ptr<float>(), sin.ptr<float>(),
                  pos_dev.ptr<int32_t>(), P, k_cache.data(), v_cache.data(), k_cache.stride(1), k_cache.stride(2),
                  stream_);
@@ -155,25 +113,12 @@ void CudaBackend::decode_attention(const Tensor& qkv, const Tensor& cos, const T
   decode(*this, a);
 }
 
-void CudaBackend::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
-                                     const Tensor& out, const Tensor& lse, const Tensor& dq, const Tensor& dk,
-                                     const Tensor& dv) {
+void CudaBackend::do_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                                        const Tensor& out, const Tensor& lse, const Tensor& dq, const Tensor& dk,
+                                        const Tensor& dv) {
   const char* op = "attention_backward";
-  const AttnDims d = check_attention(*this, q, k, v, out, op);
-  LLM_CHECK(d.Tq == d.Tk, op, ": the backward needs as many queries as keys (", d.Tq, " vs ", d.Tk, ")");
-  check_heads(*this, dout, op, "dout");
-  check_heads(*this, dq, op, "dq");
-  check_heads(*this, dk, op, "dk");
-  check_heads(*this, dv, op, "dv");
+  const AttnDims d = attn_dims(q, k, v, out, op);
   const int64_t B = q.size(0), T = q.size(1), Hq = q.size(2), Hkv = k.size(2), D = q.size(3);
-  check_shape(dout, {B, T, Hq, D}, op, "dout");
-  check_shape(dq, {B, T, Hq, D}, op, "dq");
-  check_shape(dk, {B, T, Hkv, D}, op, "dk");
-  check_shape(dv, {B, T, Hkv, D}, op, "dv");
-  check_dtype(lse, DType::F32, op, "lse");
-  check_shape(lse, {B, Hq, T}, op, "lse");
-  LLM_CHECK(lse.is_contiguous(), op, ": lse must be contiguous");
-  check_device(lse, op, "lse");
   for (const Tensor* t : {&dout, &dq, &dk, &dv}) {
     LLM_CHECK(t->dtype() == q.dtype(), op, ": q, k, v, out (and gradients) must share one dtype on the CUDA "
               "backend, got ", q.shape_str(), " and ", t->shape_str());

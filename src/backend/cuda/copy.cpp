@@ -1,20 +1,10 @@
-// copy / zero / fill on the CUDA backend (kernels/copy.cu). Same checks and messages as the CPU ops
-// (src/backend/cpu/cpu_backend.cpp).
-#include "backend/cpu/cpu_util.h"
+// copy / zero / fill on the CUDA backend (kernels/copy.cu).
 #include "backend/cuda/cuda_backend.h"
 #include "copy.cuh"
 
 namespace llm::LLM_CUDA_NS {
 
-void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
-  check_device(src, "copy", "src");
-  check_device(dst, "copy", "dst");
-  cpu::check_same_shape(src, dst, "copy", "src", "dst");
-  if (src.numel() == 0) return;
-  LLM_CHECK(src.stride(-1) == 1 && dst.stride(-1) == 1, "copy: the last dimension must be dense (src ",
-            src.shape_str(), ", dst ", dst.shape_str(), ")");
-  LLM_CHECK(src.dtype() == dst.dtype() || (is_float(src.dtype()) && is_float(dst.dtype())), "copy: cannot convert ",
-            dtype_name(src.dtype()), " to ", dtype_name(dst.dtype()));
+void CudaBackend::do_copy(const Tensor& src, const Tensor& dst) {
   // The outer dims (up to 3) right-aligned into CopyShape; size-1 dims get stride 0 so that
   // their (meaningless) stride does not spoil the alignment test.
   CopyShape s;
@@ -29,15 +19,9 @@ void CudaBackend::copy(const Tensor& src, const Tensor& dst) {
   copy_strided(src.data(), src.dtype(), dst.data(), dst.dtype(), s, stream_);
 }
 
-void CudaBackend::zero(const Tensor& t) {
-  check_device(t, "zero", "t");
-  LLM_CHECK(t.is_contiguous(), "zero: ", t.shape_str(), " is not contiguous");
-  if (t.nbytes() > 0) LLM_CUDA_CHECK(cudaMemsetAsync(t.data(), 0, t.nbytes(), stream_));
-}
+void CudaBackend::do_zero(const Tensor& t) { LLM_CUDA_CHECK(cudaMemsetAsync(t.data(), 0, t.nbytes(), stream_)); }
 
-void CudaBackend::fill(const Tensor& t, float value) {
-  check_device(t, "fill", "t");
-  LLM_CHECK(t.is_contiguous(), "fill: ", t.shape_str(), " is not contiguous");
+void CudaBackend::do_fill(const Tensor& t, float value) {
   const int64_t n = t.numel();
   // The element's bits, rounded on the host exactly as the CPU op rounds.
   uint32_t bits = 0;
@@ -46,9 +30,8 @@ void CudaBackend::fill(const Tensor& t, float value) {
     case DType::F32: bits = std::bit_cast<uint32_t>(value); break;
     case DType::F16: bits = f32_to_f16_bits(value); break;
     case DType::BF16: bits = f32_to_bf16_bits(value); break;
-    default: fail("fill: expected a float dtype (f32, f16, bf16), got ", dtype_name(t.dtype()));
+    default: fail("fill: internal: ", dtype_name(t.dtype()), " passed the checks");
   }
-  if (n == 0) return;
   fill_pattern(t.data(), n, static_cast<int>(dtype_size(t.dtype())), bits, stream_);
 }
 

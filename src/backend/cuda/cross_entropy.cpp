@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <climits>
 
-#include "backend/cpu/cpu_util.h"
 #include "backend/cuda/cuda_backend.h"
 #include "cross_entropy.cuh"
 #include "llm/memory_plan.h"
@@ -90,43 +89,18 @@ size_t align_up(size_t b) { return (b + kAlign - 1) / kAlign * kAlign; }
 
 }  // namespace
 
-void CudaBackend::cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
-                                const Tensor& dh, const Tensor& dw, float grad_scale) {
+void CudaBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
+                                   const Tensor& dh, const Tensor& dw, float grad_scale, int64_t chunk_tokens) {
   const char* op = "cross_entropy";
-  // The CPU op's checks, in its order, then the device-specific ones.
-  cpu::check_rows(h, op, "h");
-  cpu::check_rows(w, op, "w");
-  LLM_CHECK(h.ndim() == 2 && w.ndim() == 2 && h.size(1) == w.size(1), op, ": h ", h.shape_str(), " and w ",
-            w.shape_str(), " must be [N, C] and [V, C]");
   const int64_t N = h.size(0), C = h.size(1), V = w.size(0);
-  check_dtype(targets, DType::I32, op, "targets");
-  check_shape(targets, {N}, op, "targets");
-  check_dtype(losses, DType::F32, op, "losses");
-  check_shape(losses, {N}, op, "losses");
   const bool want_dh = !dh.empty(), want_dw = !dw.empty(), grad = want_dh || want_dw;
-  if (want_dh) {
-    cpu::check_rows(dh, op, "dh");
-    check_shape(dh, {N, C}, op, "dh");
-  }
-  if (want_dw) {
-    check_dtype(dw, DType::F32, op, "dw");
-    check_shape(dw, {V, C}, op, "dw");
-    LLM_CHECK(dw.is_contiguous(), op, ": dw must be contiguous");
-  }
-  check_device(h, op, "h");
-  check_device(w, op, "w");
-  check_device(targets, op, "targets");
-  check_device(losses, op, "losses");
-  check_device(dh, op, "dh");
-  check_device(dw, op, "dw");
   // cuBLASLt multiplies two operands of one type; the model keeps h and w in the compute dtype.
   LLM_CHECK(h.dtype() == w.dtype(), op, ": h is ", dtype_name(h.dtype()), " and w is ", dtype_name(w.dtype()),
             "; the CUDA op needs them in one dtype");
   LLM_CHECK(N < 0x7f7f7f7f, op, ": ", N, " tokens are more than the CUDA op handles in one call");
-  if (N == 0) return;
 
   const DType ct = h.dtype();
-  const int64_t chunk = default_ce_chunk_tokens(V, N, ce_chunk_tokens_);
+  const int64_t chunk = default_ce_chunk_tokens(V, N, chunk_tokens);
   // dlogits in the compute dtype feed the two gradient GEMMs; in fp32 they replace the logits in
   // place. dh goes straight from cuBLASLt when its dtype is f32 or the compute dtype (cuBLASLt's
   // output is one of those), else through fp32 scratch.

@@ -35,7 +35,7 @@ CudaBackend::CudaBackend(int ordinal) : ordinal_(ordinal) {
 
 CudaBackend::~CudaBackend() {
   // Destructors do not throw: release what exists and ignore errors of a failing device.
-  abort_capture();
+  recorder_.abort();
   if (stream_) cudaStreamSynchronize(stream_);
   workspace_.reset();
   if (lt_workspace_) cudaFree(lt_workspace_);
@@ -76,26 +76,15 @@ void* CudaBackend::raw_alloc(size_t bytes) {
 
 void CudaBackend::raw_free(void* ptr, size_t /*bytes*/) noexcept { cudaFreeAsync(ptr, stream_); }
 
-void CudaBackend::check_device(const Tensor& t, const char* op, const char* what) const {
-  LLM_CHECK(t.empty() || t.device() == DeviceKind::CUDA, op, ": ", what, " ", t.shape_str(),
-            " is a CPU tensor handed to the CUDA backend");
-}
-
-void CudaBackend::upload(const Tensor& dst, const void* host_src) {
-  check_device(dst, "upload", "dst");
+void CudaBackend::do_upload(const Tensor& dst, const void* host_src) {
   LLM_CHECK(!capturing_, "upload: not while ops are being recorded as a graph (upload before replaying)");
-  LLM_CHECK(dst.is_contiguous(), "upload: destination ", dst.shape_str(), " is not contiguous");
-  if (dst.nbytes() == 0) return;
   LLM_CUDA_CHECK(cudaMemcpyAsync(dst.data(), host_src, dst.nbytes(), cudaMemcpyHostToDevice, stream_));
   // The host buffer may be reused as soon as we return.
   LLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
-void CudaBackend::download(const Tensor& src, void* host_dst) {
-  check_device(src, "download", "src");
+void CudaBackend::do_download(const Tensor& src, void* host_dst) {
   LLM_CHECK(!capturing_, "download: not while ops are being recorded as a graph (download after replaying)");
-  LLM_CHECK(src.is_contiguous(), "download: source ", src.shape_str(), " is not contiguous");
-  if (src.nbytes() == 0) return;
   LLM_CUDA_CHECK(cudaMemcpyAsync(host_dst, src.data(), src.nbytes(), cudaMemcpyDeviceToHost, stream_));
   LLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }

@@ -1,5 +1,4 @@
-// embedding_forward / embedding_backward on the CUDA backend (kernels/embedding.cu); checks as in
-// src/backend/cpu/embedding.cpp.
+// embedding_forward / embedding_backward on the CUDA backend (kernels/embedding.cu).
 //
 // Ids live on the device, so the range check is a kernel (the lowest bad position, by atomicMin)
 // whose result is read back before anything is written: one small device-to-host copy and a
@@ -8,7 +7,6 @@
 // the CPU, naming the id and its position, with out / dtable untouched.
 #include <climits>
 
-#include "backend/cpu/cpu_util.h"
 #include "backend/cuda/cuda_backend.h"
 #include "embedding.cuh"
 
@@ -19,10 +17,8 @@ namespace {
 // Scratch bytes kept before other uses of the workspace for the validation flag (alignment).
 constexpr size_t kFlagBytes = 256;
 
-void check_ids(CudaBackend& be, const Tensor& ids, int64_t vocab, const char* op) {
-  be.check_device(ids, op, "ids");
-  check_dtype(ids, DType::I32, op, "ids");
-  LLM_CHECK(ids.ndim() == 1 && ids.is_contiguous(), op, ": ids must be a dense [N] vector, got ", ids.shape_str());
+// Every id must index a row of the table (ids, of checked dtype and layout, live on the device).
+void check_id_range(CudaBackend& be, const Tensor& ids, int64_t vocab, const char* op) {
   const int64_t N = ids.size(0);
   if (N == 0) return;
   LLM_CHECK(N < INT_MAX, op, ": ", N, " ids exceed the ", INT_MAX, " the check handles");
@@ -47,31 +43,16 @@ int64_t ld(const Tensor& t) { return t.size(0) > 1 ? t.stride(0) : t.size(1); }
 
 }  // namespace
 
-void CudaBackend::embedding_forward(const Tensor& ids, const Tensor& table, const Tensor& out) {
-  const char* op = "embedding_forward";
-  check_device(table, op, "table");
-  check_device(out, op, "out");
-  cpu::check_rows(table, op, "table");
-  cpu::check_rows(out, op, "out");
-  LLM_CHECK(table.ndim() == 2, op, ": table must be [V, C], got ", table.shape_str());
+void CudaBackend::do_embedding_forward(const Tensor& ids, const Tensor& table, const Tensor& out) {
   const int64_t N = ids.size(0), C = table.size(1);
-  check_shape(out, {N, C}, op, "out");
-  check_ids(*this, ids, table.size(0), op);
+  check_id_range(*this, ids, table.size(0), "embedding_forward");
   embedding_gather(ids.ptr<int32_t>(), N, table.data(), table.dtype(), ld(table), out.data(), out.dtype(), ld(out), C,
                    stream_);
 }
 
-void CudaBackend::embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable) {
-  const char* op = "embedding_backward";
-  check_device(dout, op, "dout");
-  check_device(dtable, op, "dtable");
-  cpu::check_rows(dout, op, "dout");
-  check_dtype(dtable, DType::F32, op, "dtable");
-  LLM_CHECK(dtable.is_contiguous() && dtable.ndim() == 2, op, ": dtable must be a dense [V, C] f32 matrix, got ",
-            dtable.shape_str());
+void CudaBackend::do_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable) {
   const int64_t N = ids.size(0), C = dtable.size(1);
-  check_shape(dout, {N, C}, op, "dout");
-  check_ids(*this, ids, dtable.size(0), op);
+  check_id_range(*this, ids, dtable.size(0), "embedding_backward");
   if (N == 0 || C == 0) return;
   void* scratch = workspace(embedding_scatter_scratch(N));
   embedding_scatter_add(ids.ptr<int32_t>(), N, dout.data(), dout.dtype(), ld(dout), dtable.ptr<float>(), C, scratch,

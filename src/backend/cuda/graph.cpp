@@ -1,4 +1,4 @@
-// Recording ops as a CUDA graph (Backend::begin_capture / end_capture): the backend's stream is
+// Recording ops as a CUDA graph (Backend::recorder(), OpRecorder): the backend's stream is
 // captured, the graph instantiated once, and each replay is one cudaGraphLaunch instead of a
 // launch per op (for a decode step of a small model the launch overhead is most of its time).
 // Under the emulator the same calls go to src/backend/cuda/emu/graph.cpp.
@@ -33,23 +33,23 @@ class CudaOpGraph final : public OpGraph {
 
 }  // namespace
 
-void CudaBackend::begin_capture() {
-  LLM_CHECK(!capturing_, "begin_capture: ops are already being recorded");
+void CudaBackend::Recorder::begin() {
+  LLM_CHECK(!be_.capturing_, "recorder begin: ops are already being recorded");
   // ThreadLocal: an unsafe call (cudaMalloc, a synchronous copy) on this thread fails the capture
   // instead of silently running; other threads (another backend) are not affected.
-  LLM_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-  capturing_ = true;
+  LLM_CUDA_CHECK(cudaStreamBeginCapture(be_.stream_, cudaStreamCaptureModeThreadLocal));
+  be_.capturing_ = true;
 }
 
-std::unique_ptr<OpGraph> CudaBackend::end_capture() {
-  LLM_CHECK(capturing_, "end_capture: no ops are being recorded (begin_capture first)");
-  capturing_ = false;
+std::unique_ptr<OpGraph> CudaBackend::Recorder::end() {
+  LLM_CHECK(be_.capturing_, "recorder end: no ops are being recorded (begin first)");
+  be_.capturing_ = false;
   cudaGraph_t graph = nullptr;
-  const cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+  const cudaError_t e = cudaStreamEndCapture(be_.stream_, &graph);
   if (e != cudaSuccess) {
     cudaGetLastError();  // clear it: the stream is usable again
     if (graph) cudaGraphDestroy(graph);
-    fail("end_capture: cudaStreamEndCapture: ", cudaGetErrorName(e), " (", cudaGetErrorString(e),
+    fail("recorder end: cudaStreamEndCapture: ", cudaGetErrorName(e), " (", cudaGetErrorString(e),
          "): an op of the sequence cannot be recorded");
   }
   cudaGraphExec_t exec = nullptr;
@@ -57,16 +57,16 @@ std::unique_ptr<OpGraph> CudaBackend::end_capture() {
   cudaGraphDestroy(graph);  // the executable graph does not depend on it
   if (ie != cudaSuccess) {
     cudaGetLastError();
-    fail("end_capture: cudaGraphInstantiate: ", cudaGetErrorName(ie), " (", cudaGetErrorString(ie), ")");
+    fail("recorder end: cudaGraphInstantiate: ", cudaGetErrorName(ie), " (", cudaGetErrorString(ie), ")");
   }
-  return std::make_unique<CudaOpGraph>(exec, stream_, workspace_);
+  return std::make_unique<CudaOpGraph>(exec, be_.stream_, be_.workspace_);
 }
 
-void CudaBackend::abort_capture() noexcept {
-  if (!capturing_) return;
-  capturing_ = false;
+void CudaBackend::Recorder::abort() noexcept {
+  if (!be_.capturing_) return;
+  be_.capturing_ = false;
   cudaGraph_t graph = nullptr;
-  if (cudaStreamEndCapture(stream_, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
+  if (cudaStreamEndCapture(be_.stream_, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
   cudaGetLastError();
 }
 

@@ -6,11 +6,8 @@
 namespace llm::LLM_CUDA_NS {
 
 namespace {
-double reduce(CudaBackend& be, const Tensor& x, bool squares, const char* op) {
-  be.check_device(x, op, "x");
-  LLM_CHECK(x.is_contiguous() && is_float(x.dtype()), op, ": ", x.shape_str(), " must be a contiguous float tensor");
+double reduce(CudaBackend& be, const Tensor& x, bool squares) {
   const int64_t n = x.numel();
-  if (n == 0) return 0.0;
   // [result double | partials], 256-byte aligned pieces.
   char* ws = static_cast<char*>(be.workspace(256 + reduce_scratch(n)));
   auto* result = reinterpret_cast<double*>(ws);
@@ -22,7 +19,7 @@ double reduce(CudaBackend& be, const Tensor& x, bool squares, const char* op) {
 }
 }  // namespace
 
-double CudaBackend::sum(const Tensor& x) { return reduce(*this, x, false, "sum"); }
-double CudaBackend::sum_squares(const Tensor& x) { return reduce(*this, x, true, "sum_squares"); }
+double CudaBackend::do_sum(const Tensor& x) { return reduce(*this, x, false); }
+double CudaBackend::do_sum_squares(const Tensor& x) { return reduce(*this, x, true); }
 
 }  // namespace llm::LLM_CUDA_NS
