@@ -1,5 +1,5 @@
 // attention_forward / attention_backward on the CUDA backend: the same checks as the CPU op, then
-// the kernel family for the shapes (kernels/attention.cuh, docs/attention.md):
+// the kernel family for the shapes (kernels/attention.cuh, docs/cuda.md):
 //   Tq == 1                                     decode kernel (+ split combine)
 //   f16 on sm_75+ / bf16 on sm_80+, D 64 or 128, 16-byte aligned views   tensor-core kernels
 //   anything else (fp32, other even D <= 128)    fp32 FMA tile kernels
