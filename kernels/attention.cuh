@@ -10,7 +10,8 @@
 //   tc     f16 (sm_75+) / bf16 (sm_80+) with head_dim 64 or 128: tensor cores (mma m16n8k16)
 //   simt   fp32 FMA tiles for any dtype and any even head_dim <= 128 (fp32 training, other dims)
 //   decode one query token, any dtype, even head_dim <= 128
-// See docs/attention.md for tiles, shared memory, FLOPs and bytes.
+// Tiles and shared memory: the comments of attention_tc_fwd.cu, attention_tc_bwd.cu, attention_simt.cu,
+// attention_decode.cu; FLOPs and bytes: docs/roofline.md.
 #pragma once
 
 #include <cstdint>

@@ -1,7 +1,7 @@
 // The one header every CUDA source of the project includes (kernels/*.cu and the host side of
 // the CUDA backend). It picks one of three worlds:
 //   nvcc (__CUDACC__)                     the real CUDA headers; LLM_LAUNCH is <<<...>>>
-//   host compiler + LLM_CUDA_EMULATION    the CPU emulator (src/backend/cuda/emu): kernels run as
+//   host compiler + LLM_CUDA_EMULATION    the CPU emulator (emu/, test machinery): kernels run as
 //                                         fibers, the runtime and cuBLASLt are served on the host
 //   host compiler otherwise               the real CUDA headers (host code of the real backend)
 // Code written against this header is the same in all three; see docs/cuda-emulation.md.
@@ -46,7 +46,7 @@
 
 #else
 // ---- the emulator ----------------------------------------------------------------------------------
-#include "../src/backend/cuda/emu/emulator.h"
+#include "../emu/emulator.h"
 
 #define LLM_CUDA_NS cuda_emu
 #define LLM_CUDA_EMULATED 1

@@ -1,6 +1,6 @@
 // Device half of CudaBackend::quantize / quant_matmul / quant_embedding (src/backend/cuda/quant.cpp).
-// Formats: include/llm/backend.h (QuantizedMatrix) and docs/quantization.md; kernel designs:
-// docs/cuda-kernels.md.
+// Formats: include/llm/backend.h (QuantizedMatrix) and docs/quantization.md; kernel designs: the
+// comments of quant.cu and quant_matmul.cu.
 #pragma once
 
 #include <cstdint>

@@ -3,6 +3,7 @@
 // buffer_plan() the model allocates from, so the plan and the arenas agree by construction.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -32,8 +33,13 @@ struct PlanOptions {
 MemoryPlan plan_training_memory(const ModelConfig& cfg, const ModelOptions& opts, const PlanOptions& plan);
 
 // Tokens per chunk of the fused output layer + loss: the configured value, else as many as fit
-// 256 MiB of fp32 logits (at least 1, at most the micro-batch).
-int64_t default_ce_chunk_tokens(int64_t vocab, int64_t tokens, int64_t configured);
+// 256 MiB of fp32 logits (at least 1, at most the micro-batch). Inline: both backends' loss ops
+// use it, and the CUDA ops library links only llm_core, not the model.
+inline int64_t default_ce_chunk_tokens(int64_t vocab, int64_t tokens, int64_t configured) {
+  constexpr int64_t kLogitFloats = int64_t(1) << 26;  // 256 MiB of fp32 logits
+  const int64_t chunk = configured > 0 ? configured : kLogitFloats / std::max<int64_t>(vocab, 1);
+  return std::clamp<int64_t>(chunk, 1, std::max<int64_t>(tokens, 1));
+}
 
 // Bytes of the fused output-layer workspace (logits chunk and its neighbours) on a device.
 size_t ce_workspace_bytes(DeviceKind device, const ModelConfig& cfg, const ModelOptions& opts, int64_t chunk_tokens);

@@ -14,12 +14,6 @@ size_t MemoryPlan::total() const {
   return t;
 }
 
-int64_t default_ce_chunk_tokens(int64_t vocab, int64_t tokens, int64_t configured) {
-  constexpr int64_t kLogitFloats = int64_t(1) << 26;  // 256 MiB of fp32 logits
-  const int64_t chunk = configured > 0 ? configured : kLogitFloats / std::max<int64_t>(vocab, 1);
-  return std::clamp<int64_t>(chunk, 1, std::max<int64_t>(tokens, 1));
-}
-
 size_t ce_workspace_bytes(DeviceKind device, const ModelConfig& cfg, const ModelOptions& opts, int64_t chunk) {
   const auto V = static_cast<size_t>(cfg.vocab_size), C = static_cast<size_t>(cfg.hidden_size);
   const auto n = static_cast<size_t>(chunk);

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "backend/cuda/emu/fiber.h"
+#include "emu/fiber.h"
 #include "cuda_test_util.h"
 #include "harness_kernels.cuh"
 #include "test_util.h"

@@ -1,6 +1,6 @@
 // attention_forward / attention_backward on the CUDA backend: the kernels' own limits (the shapes are
 // checked by the Backend's ops), then the kernel family for the shapes (kernels/attention.cuh,
-// docs/attention.md):
+// docs/cuda.md):
 //   Tq == 1                                     decode kernel (+ split combine)
 //   f16 on sm_75+ / bf16 on sm_80+, D 64 or 128, 16-byte aligned views   tensor-core kernels
 //   anything else (fp32, other even D <= 128)    fp32 FMA tile kernels

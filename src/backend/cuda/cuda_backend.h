@@ -1,7 +1,7 @@
 // CudaBackend: every Backend op on one GPU, through kernels in kernels/ and cuBLASLt. One stream;
 // device memory from the stream-ordered allocator; a grow-only device workspace shared by the ops.
 // The same source builds for a real GPU (namespace llm::cuda, nvcc + CUDA runtime) and for the
-// CPU emulator (namespace llm::cuda_emu, host compiler + src/backend/cuda/emu), where the tests
+// CPU emulator (namespace llm::cuda_emu, host compiler + emu/), where the tests
 // compare every op with CpuBackend. Each op family's launcher is in its own file
 // (src/backend/cuda/<op>.cpp) next to kernels/<op>.cu, as on the CPU side; recording ops as CUDA
 // graphs (the Backend's recorder()) is in graph.cpp. The arguments are checked by the Backend's

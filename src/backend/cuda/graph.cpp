@@ -1,7 +1,7 @@
 // Recording ops as a CUDA graph (Backend::recorder(), OpRecorder): the backend's stream is
 // captured, the graph instantiated once, and each replay is one cudaGraphLaunch instead of a
 // launch per op (for a decode step of a small model the launch overhead is most of its time).
-// Under the emulator the same calls go to src/backend/cuda/emu/graph.cpp.
+// Under the emulator the same calls go to emu/graph.cpp.
 //
 // What a recorded sequence may contain: kernels, cuBLASLt matmuls, device-side copies and
 // memsets. Ops that read a result back on the host skip it while capturing (the id checks of
