@@ -53,3 +53,16 @@ if [[ -f $js_ref/package-lock.json ]]; then
     (cd "$js_ref" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 fi
+
+# llama.cpp as the independent client of our GGUF exports (tests/gguf): node-llama-cpp with its
+# prebuilt CPU binaries, which ship inside the npm packages. --ignore-scripts: its postinstall
+# would try to download or build llama.cpp; the tests load the shipped binaries (build "never").
+gguf_ref="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/gguf/js"
+if [[ -f $gguf_ref/package-lock.json ]]; then
+  if (cd "$gguf_ref" && npm ls --silent >/dev/null 2>&1); then
+    echo "setup: llama.cpp reference (node-llama-cpp) present"
+  else
+    echo "setup: npm ci in tests/gguf/js"
+    (cd "$gguf_ref" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  fi
+fi

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "llm/ggml_quant.h"
+#include "llm/model.h"
 
 namespace llm {
 
@@ -93,6 +94,9 @@ class GgufWriter {
 enum class GgufFileType { F32, F16, BF16, Q8_0, Q4_0, Q4_K_M };
 GgufFileType parse_gguf_file_type(std::string_view s, std::string_view where);  // "f32", ..., "q4_k_m"
 std::string_view gguf_file_type_name(GgufFileType t);
+
+// The type export_gguf stores a parameter in (a ParamTable entry of a model with config cfg).
+GgmlType gguf_tensor_type(GgufFileType type, const ModelConfig& cfg, const ParamInfo& p);
 
 struct GgufExportResult {
   std::filesystem::path file;

@@ -262,6 +262,14 @@ std::string model_name(const fs::path& given) {
 
 }  // namespace
 
+GgmlType gguf_tensor_type(GgufFileType type, const ModelConfig& cfg, const ParamInfo& p) {
+  Role role;
+  gguf_name(p, role);
+  if (p.shape.size() == 1) return GgmlType::F32;
+  return weight_type(type, role, p.layer, static_cast<int>(cfg.num_hidden_layers), p.shape.back(),
+                     cfg.tie_word_embeddings);
+}
+
 GgufFileType parse_gguf_file_type(std::string_view s, std::string_view where) {
   std::string l(s);
   std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -331,13 +339,11 @@ GgufExportResult export_gguf(const fs::path& model_dir, const fs::path& out_file
 
   GgufExportResult r;
   r.file = out_file;
-  const int n_layer = static_cast<int>(cfg.num_hidden_layers);
   for (const ParamInfo& p : table.params()) {
     Role role;
     const std::string name = gguf_name(p, role);
     const int64_t ncols = p.shape.back();
-    const GgmlType t = p.shape.size() == 1 ? GgmlType::F32
-                                           : weight_type(type, role, p.layer, n_layer, ncols, cfg.tie_word_embeddings);
+    const GgmlType t = gguf_tensor_type(type, cfg, p);
     ++r.tensors_by_type[std::string(ggml_type_name(t))];
     const int64_t rows = p.numel / ncols, offset = p.offset;
     const size_t row_bytes = ggml_row_bytes(t, ncols);

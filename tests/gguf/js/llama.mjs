@@ -1,7 +1,8 @@
 // llama.cpp (node-llama-cpp's prebuilt CPU binaries) as an independent client of our GGUF files.
 // Reads one JSON request on stdin and prints one JSON answer on stdout:
-//   {"model": FILE, "ids": [...], "steps": N}   -> {"logits": [[V floats] per position of ids,
-//                                                    then per greedy step], "greedy": [N ids]}
+//   {"model": FILE, "ids": [...], "steps": N, "vocab": V}
+//       -> {"logits": [base64 of V little-endian f32 per position of ids, then per greedy step],
+//           "greedy": [N ids]}   (greedy: llama.cpp's argmax fed back, N times)
 //   {"model": FILE, "texts": ["...", ...]}      -> {"ids": [[...], ...]}  (special tokens parsed)
 // Offline: build "never" uses the binaries npm installed; nothing is downloaded.
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
@@ -27,27 +28,33 @@ if (req.texts) {
     batchSize: req.context ?? 128,
     threads: 2,
     sequences: 1,
+    // Full precision everywhere llama.cpp would otherwise round: an f32 KV cache (its default is
+    // f16) and no flash attention, so an f32 model computes the function ours does.
+    flashAttention: req.flash ?? false,
+    experimentalKvCacheKeyType: req.kv_type ?? "F32",
+    experimentalKvCacheValueType: req.kv_type ?? "F32",
   });
   const seq = context.getSequence();
   const dense = (m) => {
     let n = 0;
     for (const k of m.keys()) n = Math.max(n, k + 1);
-    const v = new Array(req.vocab ?? n).fill(null);
+    const v = new Float32Array(req.vocab ?? n).fill(NaN);
     for (const [k, x] of m) v[k] = x;
     return v;
   };
   const argmax = (v) => v.reduce((b, x, i) => (x > v[b] ? i : b), 0);
-  out.logits = [];
+  const rows = [];
   out.greedy = [];
   const items = req.ids.map((t) => [t, {generateNext: {logits: true}}]);
   let res = await seq.controlledEvaluate(items);
-  for (const r of res) out.logits.push(dense(r.next.logits));
+  for (const r of res) rows.push(dense(r.next.logits));
   for (let s = 0; s < (req.steps ?? 0); ++s) {
-    const next = argmax(out.logits[out.logits.length - 1]);
+    const next = argmax(rows[rows.length - 1]);
     out.greedy.push(next);
     res = await seq.controlledEvaluate([[next, {generateNext: {logits: true}}]]);
-    out.logits.push(dense(res[0].next.logits));
+    rows.push(dense(res[0].next.logits));
   }
+  out.logits = rows.map((v) => Buffer.from(v.buffer).toString("base64"));
   await context.dispose();
   await model.dispose();
 }
