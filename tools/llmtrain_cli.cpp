@@ -1,6 +1,6 @@
 // llmtrain's command line (llmtrain_cli.h): train a Qwen2 model from a config (the default: the
-// built-in tiny demo), prepare a corpus into shards, or run a tokenizer over stdin. A thin layer
-// over the library.
+// built-in tiny demo), prepare a corpus into shards, run a tokenizer over stdin, or export a model
+// to GGUF. A thin layer over the library.
 #include "llmtrain_cli.h"
 
 #include <CLI/CLI.hpp>
@@ -12,6 +12,7 @@
 #include "llm/comm.h"
 #include "llm/config.h"
 #include "llm/error.h"
+#include "llm/gguf.h"
 #include "llm/memory_plan.h"
 #include "llm/model.h"
 #include "llm/prepare.h"
@@ -121,6 +122,13 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
   tokenize->add_flag("--decode", topt.decode, "input lines are JSON arrays of ids; print the texts as JSON strings");
   tokenize->add_option("--threads", topt.threads, "threads (0: all cores)");
 
+  auto* export_cmd = app.add_subcommand("export", "write a model directory as a GGUF file for llama.cpp");
+  std::string export_model, export_to = "gguf", export_type = "f16", export_out;
+  export_cmd->add_option("--model", export_model, "run, checkpoint or HF Qwen2 directory")->required();
+  export_cmd->add_option("--to", export_to, "output format (gguf)");
+  export_cmd->add_option("--type", export_type, "f32 | f16 | bf16 | q8_0 | q4_0 | q4_k_m (default f16)");
+  export_cmd->add_option("--out", export_out, "the .gguf file to write")->required();
+
   CLI11_PARSE(app, argc, argv);
   // Training under mpirun: one rank per process. Created (MPI_Init) only for training, so the
   // other commands never need an MPI runtime; destroyed (MPI_Finalize) before main returns.
@@ -130,6 +138,14 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
       std::ios::sync_with_stdio(false);
       const auto tok = llm::load_tokenizer(tok_path);
       llm::tokenize_stream(*tok, std::cin, std::cout, topt);
+      return 0;
+    }
+    if (export_cmd->parsed()) {
+      LLM_CHECK(export_to == "gguf", "--to: \"", export_to, "\" is not a supported format (gguf)");
+      const auto r = llm::export_gguf(export_model, export_out, llm::parse_gguf_file_type(export_type, "--type"));
+      std::cerr << "export: " << r.file.string() << " (" << r.bytes << " bytes; tensors:";
+      for (const auto& [t, n] : r.tensors_by_type) std::cerr << " " << n << " " << t;
+      std::cerr << ")\n";
       return 0;
     }
     const llm::Config cfg = load(config, sets, device, threads);
