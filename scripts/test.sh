@@ -11,8 +11,9 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
 ctest --test-dir build -j"$jobs" --output-on-failure --timeout 1500
 
-# The emulated CUDA kernels and the emulator's own tests once more under AddressSanitizer and
-# UBSan (docs/cuda-emulation.md): out-of-bounds device accesses and fiber stack misuse stop here.
+# Once more under AddressSanitizer and UBSan: the emulated CUDA kernels and the emulator's own
+# tests (docs/cuda-emulation.md: out-of-bounds device accesses and fiber stack misuse stop here),
+# and the HTTP server with its clients (threads, streams, disconnects, the drain).
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLM_SANITIZE=ON -DLLM_CUDA=OFF
-cmake --build build-asan -j"$jobs" --target test_cuda_emu test_cuda_ops
-ctest --test-dir build-asan -j"$jobs" -L '^(cuda_emu|cuda_ops)$' --output-on-failure --timeout 1500
+cmake --build build-asan -j"$jobs" --target test_cuda_emu test_cuda_ops test_serve
+ctest --test-dir build-asan -j"$jobs" -L '^(cuda_emu|cuda_ops|serve)$' --output-on-failure --timeout 1500

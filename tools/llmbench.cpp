@@ -11,6 +11,7 @@
 #include <omp.h>
 
 #include <random>
+#include <thread>
 
 #include "llm/backend.h"
 #include "llm/config.h"
@@ -18,7 +19,9 @@
 #include "llm/inference.h"
 #include "llm/model.h"
 #include "llm/profiling_backend.h"
+#include "llm/tokenizer.h"
 #include "llm/trainer.h"
+#include "serve/scheduler.h"
 
 namespace {
 
@@ -190,6 +193,91 @@ int bench_decode(const std::string& config_file, const std::string& dtype, const
   return 0;
 }
 
+// Continuous batching (the server's engine, without HTTP): for each stream count S, S requests
+// of `prompt` random tokens each asking for `tokens` tokens (ignore_eos) submitted at once to the
+// scheduler of one model with max(S) slots; aggregate generated tokens/s over the wall time and
+// the median time to first token. One JSON line per S.
+int bench_serve(const std::string& config_file, const std::string& tokenizer, const std::string& dtype,
+                const std::string& quant, const std::vector<int64_t>& streams, int64_t prompt, int64_t tokens,
+                int threads) {
+  using namespace llm;
+  const ModelConfig arch = config_file.empty() ? default_config({}).model.arch : load_model_section(config_file);
+  const auto tok = load_tokenizer(tokenizer);
+  LLM_CHECK(tok->vocab_size() <= arch.vocab_size, tokenizer, ": more ids than the model's vocabulary");
+  auto backend = make_backend("cpu", threads);
+  InferenceOptions io;
+  io.context = prompt + tokens + 1;
+  io.prefill_chunk = 256;
+  io.slots = *std::max_element(streams.begin(), streams.end());
+  io.dtype = parse_float_dtype(dtype, "--dtype");
+  io.quant = parse_quant(quant, "--quant");
+  io.quant_group = io.quant == QuantMode::Int4 ? 32 : 0;
+  std::unique_ptr<InferenceModel> model;
+  {
+    const ParamTable table(arch);
+    std::vector<float> w(static_cast<size_t>(table.flat_size()));
+    init_parameter_values(arch, table, 1234, 0, table.flat_size(), w.data());
+    model = std::make_unique<InferenceModel>(arch, w, *backend, io);
+  }
+  serve::BatchScheduler scheduler(*model, *tok, 0);
+  std::mt19937_64 g(7);
+  std::uniform_int_distribution<int32_t> id(0, tok->vocab_size() - 1);
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  greedy.repeat_penalty = 1;
+  GenerateOptions gen;
+  gen.max_tokens = tokens;
+  {  // warm up: workspaces, the OpenMP team
+    auto job = std::make_shared<serve::GenJob>(std::vector<int32_t>(static_cast<size_t>(prompt), 1), greedy, gen, true);
+    scheduler.submit(job);
+    for (std::string t; !job->take(t, std::chrono::milliseconds(100));) t.clear();
+  }
+  for (const int64_t S : streams) {
+    std::vector<std::shared_ptr<serve::GenJob>> jobs;
+    for (int64_t i = 0; i < S; ++i) {
+      std::vector<int32_t> p(static_cast<size_t>(prompt));
+      for (auto& x : p) x = id(g);
+      jobs.push_back(std::make_shared<serve::GenJob>(p, greedy, gen, true));
+    }
+    std::vector<double> ttft(static_cast<size_t>(S), 0.0);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (auto& j : jobs) {
+      LLM_CHECK(scheduler.submit(j) == serve::BatchScheduler::Submit::Accepted, "serve bench: a request was refused");
+    }
+    std::vector<std::thread> waiters;
+    for (int64_t i = 0; i < S; ++i) {
+      waiters.emplace_back([&, i] {
+        auto& j = *jobs[static_cast<size_t>(i)];
+        std::string text;
+        bool done = false;
+        while (!done) {
+          done = j.take(text, std::chrono::milliseconds(1));
+          if (ttft[static_cast<size_t>(i)] == 0.0 && j.completion_tokens() > 0) {
+            ttft[static_cast<size_t>(i)] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          }
+        }
+      });
+    }
+    for (auto& w : waiters) w.join();
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    int64_t generated = 0;
+    for (auto& j : jobs) generated += j->completion_tokens();
+    std::sort(ttft.begin(), ttft.end());
+    const nlohmann::json out = {{"dtype", dtype},
+                                {"quant", quant},
+                                {"streams", S},
+                                {"prompt_tokens", prompt},
+                                {"generated", generated},
+                                {"seconds", wall},
+                                {"tokens_per_s", double(generated) / wall},
+                                {"ttft_median_s", ttft[ttft.size() / 2]},
+                                {"threads", threads},
+                                {"device", backend->name()}};
+    std::cout << out.dump() << std::endl;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -223,8 +311,24 @@ int main(int argc, char** argv) {
   decode->add_option("--device", dec_device, "auto | cpu | cuda[:N] (default: cpu)");
   bool dec_profile = false;
   decode->add_flag("--profile", dec_profile, "print the time of every op over the whole run");
+  auto* serve = app.add_subcommand("serve", "continuous batching: aggregate tokens/s and time to first token for N streams");
+  std::string srv_config, srv_tok, srv_dtype = "bf16", srv_quant = "none";
+  std::vector<int64_t> streams = {1, 4, 8, 16};
+  int64_t srv_prompt = 32, srv_tokens = 64;
+  int srv_threads = 0;
+  serve->add_option("--config", srv_config, "config file (its model section; default: the built-in tiny config)");
+  serve->add_option("--tokenizer", srv_tok, "tokenizer.json or a sentencepiece .model")->required();
+  serve->add_option("--dtype", srv_dtype, "fp32 | bf16 | f16");
+  serve->add_option("--quant", srv_quant, "none | int8 | int4");
+  serve->add_option("--streams", streams, "concurrent requests, one measurement each")->check(CLI::PositiveNumber);
+  serve->add_option("--prompt-tokens", srv_prompt, "prompt length")->check(CLI::PositiveNumber);
+  serve->add_option("--tokens", srv_tokens, "tokens generated per request")->check(CLI::PositiveNumber);
+  serve->add_option("--threads", srv_threads, "CPU threads (0: all cores)")->check(CLI::NonNegativeNumber);
   CLI11_PARSE(app, argc, argv);
   try {
+    if (serve->parsed()) {
+      return bench_serve(srv_config, srv_tok, srv_dtype, srv_quant, streams, srv_prompt, srv_tokens, srv_threads);
+    }
     if (train->parsed()) return bench_train(config, sets, batch, seq, steps, warmup, threads, device, profile);
     if (decode->parsed()) {
       return bench_decode(dec_config, dec_dtype, dec_quant, prompt, gen_tokens, dec_threads, dec_device, dec_profile);

@@ -6,13 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpedantic"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
-#pragma GCC diagnostic ignored "-Woverloaded-virtual"
-#include <sentencepiece_processor.h>
-#pragma GCC diagnostic pop
+#include "tokenizer/sentencepiece_headers.h"
 
 #include <algorithm>
 #include <cctype>

@@ -1,11 +1,5 @@
 // train_sentencepiece: documents -> sampled lines -> sentencepiece's trainer -> model file.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wpedantic"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wnon-virtual-dtor"
-#pragma GCC diagnostic ignored "-Woverloaded-virtual"
-#include <sentencepiece_trainer.h>
-#pragma GCC diagnostic pop
+#include "tokenizer/sentencepiece_headers.h"
 
 #include <omp.h>
 
