@@ -58,13 +58,14 @@ double stream_read_gbs(llm::Arena& arena, int reps) {
   for (int r = 0; r < reps; ++r) {
     for (int64_t s0 = 0; s0 < n; s0 += per) {
       best = std::min(best, best_of(1, [&] {
-        uint64_t total = 0;
+                        uint64_t total = 0;
 #pragma omp parallel for schedule(static) reduction(+ : total)
-        for (int64_t i = s0; i < s0 + per; i += 8) {
-          total += (p[i] + p[i + 1]) + (p[i + 2] + p[i + 3]) + (p[i + 4] + p[i + 5]) + (p[i + 6] + p[i + 7]);
-        }
-        sink += total;
-      }));
+                        for (int64_t i = s0; i < s0 + per; i += 8) {
+                          total +=
+                              (p[i] + p[i + 1]) + (p[i + 2] + p[i + 3]) + (p[i + 4] + p[i + 5]) + (p[i + 6] + p[i + 7]);
+                        }
+                        sink += total;
+                      }));
     }
   }
   if (sink == 42) std::printf(" ");
@@ -177,19 +178,21 @@ int main(int argc, char** argv) {
       } else if (a == "--prefill") {
         prefill = std::stoll(argv[i + 1]);
       } else {
-        llm::fail("quant_gemv: unknown option ", a, " (--threads, --set-bytes MiB, --rounds, --prefill N, --shape NAME)");
+        llm::fail("quant_gemv: unknown option ", a,
+                  " (--threads, --set-bytes MiB, --rounds, --prefill N, --shape NAME)");
       }
     }
     llm::CpuBackend cpu(threads);
     llm::Arena arena(cpu, "bench");
     const llm::cpu::QuantIsa isa = llm::cpu::quant_isa_from_env("quant_gemv");
     const double bw = stream_read_gbs(arena, rounds);
-    std::printf("%s, quant kernels: %s; read bandwidth (streaming sum, 128 MiB slices): %.1f GB/s\n", cpu.name().c_str(),
-                llm::cpu::quant_isa_name(isa), bw);
+    std::printf("%s, quant kernels: %s; read bandwidth (streaming sum, 128 MiB slices): %.1f GB/s\n",
+                cpu.name().c_str(), llm::cpu::quant_isa_name(isa), bw);
     std::printf("GEMV (N = 1), cold: weights cycled through %zu MiB of copies; hot: one copy\n", set_mib);
     std::printf("%-20s %-10s %9s %9s %9s %7s %9s\n", "shape [out, in]", "weights", "MB", "us/call", "GB/s", "x read",
                 "hot GB/s");
-    const Shape shapes[] = {{"down 896x4864", 896, 4864}, {"gate/up 4864x896", 4864, 896}, {"lm_head 151936x896", 151936, 896}};
+    const Shape shapes[] = {
+        {"down 896x4864", 896, 4864}, {"gate/up 4864x896", 4864, 896}, {"lm_head 151936x896", 151936, 896}};
     const Variant variants[] = {{"fp32", true, llm::QuantKind::Int8, 0},
                                 {"int8", false, llm::QuantKind::Int8, 0},
                                 {"int4 g64", false, llm::QuantKind::Int4, 64},

@@ -14,7 +14,7 @@
 namespace llm::emu {
 namespace {
 
-constexpr size_t kRedzone = 64;          // bytes of canary around dynamic shared memory
+constexpr size_t kRedzone = 64;  // bytes of canary around dynamic shared memory
 constexpr unsigned char kCanary = 0xcb;
 constexpr unsigned char kSmemFill = 0xff;  // fresh shared memory reads as NaN, as a hint
 
@@ -288,8 +288,7 @@ bool BlockRunner::try_complete(unsigned w, unsigned mask, const EmuThread* trigg
     const unsigned l = static_cast<unsigned>(std::countr_zero(g));
     lane_thread[l] = &threads_[w * 32 + l];
   }
-  const EmuThread& ref = (trigger && (group >> trigger->lane & 1u)) ? *trigger
-                                                                     : *lane_thread[std::countr_zero(group)];
+  const EmuThread& ref = (trigger && (group >> trigger->lane & 1u)) ? *trigger : *lane_thread[std::countr_zero(group)];
   const WarpArrival& r = ref.arrival;
   for (unsigned g = group; g; g &= g - 1) {
     const EmuThread& t = *lane_thread[std::countr_zero(g)];
@@ -297,9 +296,9 @@ bool BlockRunner::try_complete(unsigned w, unsigned mask, const EmuThread* trigg
     const bool same = a.op == r.op && a.mask == r.mask && a.custom == r.custom &&
                       (a.op == WarpOp::SyncWarp || same_site(a.where, r.where));
     if (!same) {
-      fail_thread(t, cat("is at ", describe(a), " while lane ", ref.lane, " is at ", describe(r),
-                         ": all non-exited lanes named in a mask must execute the same intrinsic with the",
-                         " same mask"));
+      fail_thread(t,
+                  cat("is at ", describe(a), " while lane ", ref.lane, " is at ", describe(r),
+                      ": all non-exited lanes named in a mask must execute the same intrinsic with the", " same mask"));
     }
   }
 
@@ -310,8 +309,8 @@ bool BlockRunner::try_complete(unsigned w, unsigned mask, const EmuThread* trigg
   }
   uint64_t results[32] = {};
   int predicates[32] = {};
-  const BadRead bad = compute_collective(arrivals, group, ws.exists, ws.exited, launch_->strict_shuffles, results,
-                                         predicates);
+  const BadRead bad =
+      compute_collective(arrivals, group, ws.exists, ws.exited, launch_->strict_shuffles, results, predicates);
   if (bad.lane >= 0) {
     const EmuThread& t = *lane_thread[static_cast<unsigned>(bad.lane)];
     fail_thread(t, cat(describe(t.arrival), " reads lane ", bad.source, ", which ", bad.why,
@@ -417,8 +416,8 @@ void BlockRunner::cancel_all() {
 
 std::string BlockRunner::block_prefix() const {
   const KernelLaunch& l = *launch_;
-  return cat("cuda emulator: kernel ", l.kernel_name, " (launched at ", short_path(l.file), ":", l.line,
-             ") block (", block_idx.x, ",", block_idx.y, ",", block_idx.z, ")");
+  return cat("cuda emulator: kernel ", l.kernel_name, " (launched at ", short_path(l.file), ":", l.line, ") block (",
+             block_idx.x, ",", block_idx.y, ",", block_idx.z, ")");
 }
 
 std::string BlockRunner::thread_name(const EmuThread& t) const {

@@ -24,8 +24,24 @@
 namespace llm::emu {
 
 enum class WarpOp : uint8_t {
-  SyncWarp, ShflIdx, ShflUp, ShflDown, ShflXor, Ballot, Any, All, MatchAny, MatchAll,
-  ReduceAddU, ReduceMinU, ReduceMaxU, ReduceMinI, ReduceMaxI, ReduceAnd, ReduceOr, ReduceXor,
+  SyncWarp,
+  ShflIdx,
+  ShflUp,
+  ShflDown,
+  ShflXor,
+  Ballot,
+  Any,
+  All,
+  MatchAny,
+  MatchAll,
+  ReduceAddU,
+  ReduceMinU,
+  ReduceMaxU,
+  ReduceMinI,
+  ReduceMaxI,
+  ReduceAnd,
+  ReduceOr,
+  ReduceXor,
   Custom,
 };
 const char* warp_op_name(WarpOp op);
@@ -64,7 +80,7 @@ struct EmuThread {
   unsigned linear = 0, warp = 0, lane = 0;
   ThreadState state = ThreadState::Ready;
   bool started = false;
-  bool cancel = false;  // set when the block is abandoned: the fiber unwinds at its next wait
+  bool cancel = false;         // set when the block is abandoned: the fiber unwinds at its next wait
   std::source_location where;  // where it waits
   WarpArrival arrival;
   int barrier_result = 0;

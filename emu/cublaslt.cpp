@@ -126,9 +126,9 @@ void check_extent(const char* what, const void* ptr, const cublasLtMatrixLayoutO
   const size_t bytes = static_cast<size_t>(elems) * type_size(l.type);
   if (!is_device_range(ptr, bytes)) {
     throw KernelError(cat("cuda emulator: cublasLtMatmul: matrix ", what, " (", l.rows, " x ", l.cols, " ",
-                          type_name(l.type), ", ", l.order == CUBLASLT_ORDER_ROW ? "row" : "column",
-                          "-major, ld ", l.ld, ", batch ", l.batch_count, " stride ", l.batch_stride, ") spans ",
-                          bytes, " bytes from ", ptr, ", which is not inside one device allocation"));
+                          type_name(l.type), ", ", l.order == CUBLASLT_ORDER_ROW ? "row" : "column", "-major, ld ",
+                          l.ld, ", batch ", l.batch_count, " stride ", l.batch_stride, ") spans ", bytes,
+                          " bytes from ", ptr, ", which is not inside one device allocation"));
   }
 }
 
@@ -194,8 +194,8 @@ cublasStatus_t cublasLtMatmulDescSetAttribute(cublasLtMatmulDesc_t desc, cublasL
   return CUBLAS_STATUS_NOT_SUPPORTED;
 }
 
-cublasStatus_t cublasLtMatmulDescGetAttribute(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr,
-                                              void* buf, size_t size, size_t* written) {
+cublasStatus_t cublasLtMatmulDescGetAttribute(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr, void* buf,
+                                              size_t size, size_t* written) {
   if (!desc) return CUBLAS_STATUS_INVALID_VALUE;
   switch (attr) {
     case CUBLASLT_MATMUL_DESC_COMPUTE_TYPE: return get_value(desc->compute, buf, size, written);
@@ -343,8 +343,8 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
       cublasLtMatrixLayoutOpaque_t a, b, c, d;
       float alpha, beta;
     };
-    auto s = std::make_shared<Snapshot>(
-        Snapshot{cublasLtContext{}, *desc, *adesc, *bdesc, *cdesc, *ddesc, alpha_v, beta_v});
+    auto s =
+        std::make_shared<Snapshot>(Snapshot{cublasLtContext{}, *desc, *adesc, *bdesc, *cdesc, *ddesc, alpha_v, beta_v});
     capture_work(stream, [s, a, b, c, d](cudaStream_t on) {
       Snapshot& w = *s;
       const cublasStatus_t st = cublasLtMatmul(&w.ctx, &w.desc, &w.alpha, a, &w.a, b, &w.b, &w.beta, c, &w.c, d, &w.d,
@@ -364,12 +364,14 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc
     // op(A) as m x k and op(B)^T as n x k, row-major floats, so every dot product is contiguous.
     for (int64_t i = 0; i < m; ++i) {
       for (int64_t l = 0; l < k; ++l) {
-        opa[static_cast<size_t>(i * k + l)] = load(a, adesc->type, ab + (p.ta ? offset(*adesc, l, i) : offset(*adesc, i, l)));
+        opa[static_cast<size_t>(i * k + l)] =
+            load(a, adesc->type, ab + (p.ta ? offset(*adesc, l, i) : offset(*adesc, i, l)));
       }
     }
     for (int64_t j = 0; j < n; ++j) {
       for (int64_t l = 0; l < k; ++l) {
-        opbt[static_cast<size_t>(j * k + l)] = load(b, bdesc->type, bb + (p.tb ? offset(*bdesc, j, l) : offset(*bdesc, l, j)));
+        opbt[static_cast<size_t>(j * k + l)] =
+            load(b, bdesc->type, bb + (p.tb ? offset(*bdesc, j, l) : offset(*bdesc, l, j)));
       }
     }
     const int64_t bias_base = batch * desc->bias_batch_stride;

@@ -21,12 +21,14 @@ namespace detail {
 
 inline EmuThread& thread() {
   EmuThread* t = t_thread;
-  if (!t) [[unlikely]] outside_kernel("threadIdx");
+  if (!t) [[unlikely]]
+    outside_kernel("threadIdx");
   return *t;
 }
 inline BlockRunner& block() {
   BlockRunner* b = t_block;
-  if (!b) [[unlikely]] outside_kernel("a device function");
+  if (!b) [[unlikely]]
+    outside_kernel("a device function");
   return *b;
 }
 
@@ -48,8 +50,8 @@ template <class T>
 inline constexpr bool is_shuffle_type =
     std::is_same_v<T, int> || std::is_same_v<T, unsigned int> || std::is_same_v<T, long> ||
     std::is_same_v<T, unsigned long> || std::is_same_v<T, long long> || std::is_same_v<T, unsigned long long> ||
-    std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, __half> ||
-    std::is_same_v<T, __half2> || std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __nv_bfloat162>;
+    std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, __half> || std::is_same_v<T, __half2> ||
+    std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __nv_bfloat162>;
 
 template <class T>
 inline T shuffle(WarpOp op, unsigned mask, T var, int param, int width, const std::source_location& where) {
@@ -124,7 +126,8 @@ inline T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = 32,
 }
 
 // ---- votes and matches ------------------------------------------------------------------------------
-inline unsigned __ballot_sync(unsigned mask, int predicate, std::source_location where = std::source_location::current()) {
+inline unsigned __ballot_sync(unsigned mask, int predicate,
+                              std::source_location where = std::source_location::current()) {
   return static_cast<unsigned>(detail::vote(WarpOp::Ballot, mask, predicate != 0, where));
 }
 inline int __any_sync(unsigned mask, int predicate, std::source_location where = std::source_location::current()) {
@@ -204,10 +207,8 @@ inline T atomic_update(T* address, const char* op, F f) {
 }
 }  // namespace detail
 
-#define LLM_EMU_ATOMIC_FETCH(name, T, method)                                           \
-  inline T name(T* address, T v) {                                                      \
-    return detail::atomic_at(address, #name).method(v, std::memory_order_relaxed);     \
-  }
+#define LLM_EMU_ATOMIC_FETCH(name, T, method) \
+  inline T name(T* address, T v) { return detail::atomic_at(address, #name).method(v, std::memory_order_relaxed); }
 LLM_EMU_ATOMIC_FETCH(atomicAdd, int, fetch_add)
 LLM_EMU_ATOMIC_FETCH(atomicAdd, unsigned int, fetch_add)
 LLM_EMU_ATOMIC_FETCH(atomicAdd, unsigned long long, fetch_add)
@@ -230,12 +231,12 @@ LLM_EMU_ATOMIC_FETCH(atomicXor, unsigned int, fetch_xor)
 LLM_EMU_ATOMIC_FETCH(atomicXor, unsigned long long, fetch_xor)
 #undef LLM_EMU_ATOMIC_FETCH
 
-#define LLM_EMU_ATOMIC_MINMAX(T)                                                                          \
-  inline T atomicMin(T* address, T v) {                                                                  \
-    return detail::atomic_update(address, "atomicMin", [v](T old) { return v < old ? v : old; });       \
-  }                                                                                                      \
-  inline T atomicMax(T* address, T v) {                                                                  \
-    return detail::atomic_update(address, "atomicMax", [v](T old) { return v > old ? v : old; });       \
+#define LLM_EMU_ATOMIC_MINMAX(T)                                                                  \
+  inline T atomicMin(T* address, T v) {                                                           \
+    return detail::atomic_update(address, "atomicMin", [v](T old) { return v < old ? v : old; }); \
+  }                                                                                               \
+  inline T atomicMax(T* address, T v) {                                                           \
+    return detail::atomic_update(address, "atomicMax", [v](T old) { return v > old ? v : old; }); \
   }
 LLM_EMU_ATOMIC_MINMAX(int)
 LLM_EMU_ATOMIC_MINMAX(unsigned int)
@@ -243,10 +244,10 @@ LLM_EMU_ATOMIC_MINMAX(long long)
 LLM_EMU_ATOMIC_MINMAX(unsigned long long)
 #undef LLM_EMU_ATOMIC_MINMAX
 
-#define LLM_EMU_ATOMIC_CAS(T)                                                                  \
-  inline T atomicCAS(T* address, T compare, T v) {                                            \
+#define LLM_EMU_ATOMIC_CAS(T)                                                                               \
+  inline T atomicCAS(T* address, T compare, T v) {                                                          \
     detail::atomic_at(address, "atomicCAS").compare_exchange_strong(compare, v, std::memory_order_relaxed); \
-    return compare; /* the old value either way */                                            \
+    return compare; /* the old value either way */                                                          \
   }
 LLM_EMU_ATOMIC_CAS(int)
 LLM_EMU_ATOMIC_CAS(unsigned int)

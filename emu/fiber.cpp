@@ -172,12 +172,12 @@ void fiber_prepare(FiberContext& ctx, const FiberStack& stack, FiberEntry entry,
   // a stack is page aligned, so sp + 56 == top is 16-byte aligned when the trampoline's call
   // pushes its return address, as the ABI wants.
   auto* sp = reinterpret_cast<uint64_t*>(stack.top()) - 7;
-  sp[0] = 0;                                              // r15
-  sp[1] = 0;                                              // r14
-  sp[2] = reinterpret_cast<uint64_t>(&fiber_start);       // r13: function to call
-  sp[3] = reinterpret_cast<uint64_t>(&ctx);               // r12: its argument
-  sp[4] = 0;                                              // rbx
-  sp[5] = 0;                                              // rbp: ends frame-pointer chains
+  sp[0] = 0;                                         // r15
+  sp[1] = 0;                                         // r14
+  sp[2] = reinterpret_cast<uint64_t>(&fiber_start);  // r13: function to call
+  sp[3] = reinterpret_cast<uint64_t>(&ctx);          // r12: its argument
+  sp[4] = 0;                                         // rbx
+  sp[5] = 0;                                         // rbp: ends frame-pointer chains
   sp[6] = reinterpret_cast<uint64_t>(&llm_emu_fiber_trampoline);
   ctx.sp = sp;
 #endif
@@ -185,8 +185,7 @@ void fiber_prepare(FiberContext& ctx, const FiberStack& stack, FiberEntry entry,
 
 void fiber_switch(FiberContext& from, FiberContext& to, bool from_finished) {
 #if LLM_EMU_ASAN
-  __sanitizer_start_switch_fiber(from_finished ? nullptr : &from.asan_fake_stack, to.stack_bottom,
-                                 to.stack_size);
+  __sanitizer_start_switch_fiber(from_finished ? nullptr : &from.asan_fake_stack, to.stack_bottom, to.stack_size);
 #else
   (void)from_finished;
 #endif

@@ -89,8 +89,8 @@ cudaError_t capture_check_unsafe_call() {
   for (auto& [stream, c] : r.captures) {
     // cudaThreadExchangeStreamCaptureMode's rule: this thread's own non-relaxed captures, and
     // every thread's global ones, forbid unsafe calls here.
-    const bool concerned = c.mode == cudaStreamCaptureModeGlobal ||
-                           (c.mode == cudaStreamCaptureModeThreadLocal && c.thread == self);
+    const bool concerned =
+        c.mode == cudaStreamCaptureModeGlobal || (c.mode == cudaStreamCaptureModeThreadLocal && c.thread == self);
     if (concerned) {
       c.invalidated = true;
       forbidden = true;
@@ -146,9 +146,9 @@ cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* 
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.m);
   const auto it = r.captures.find(stream);
-  *status = it == r.captures.end()       ? cudaStreamCaptureStatusNone
-            : it->second.invalidated     ? cudaStreamCaptureStatusInvalidated
-                                         : cudaStreamCaptureStatusActive;
+  *status = it == r.captures.end()   ? cudaStreamCaptureStatusNone
+            : it->second.invalidated ? cudaStreamCaptureStatusInvalidated
+                                     : cudaStreamCaptureStatusActive;
   return cudaSuccess;
 }
 

@@ -28,16 +28,16 @@ constexpr uint16_t float_to_half_bits(float f) {
   const uint32_t x = std::bit_cast<uint32_t>(f);
   const uint32_t sign = (x >> 16) & 0x8000u;
   const uint32_t u = x & 0x7fffffffu;
-  if (u > 0x7f800000u) return 0x7fffu;                                       // NaN: canonical
-  if (u == 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u);        // infinity
-  if (u >= 0x38800000u) {                                                    // normal (or overflow)
-    const uint32_t r = shift_rne(u - 0x38000000u, 13);                      // rebias 127 -> 15
+  if (u > 0x7f800000u) return 0x7fffu;                                 // NaN: canonical
+  if (u == 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u);  // infinity
+  if (u >= 0x38800000u) {                                              // normal (or overflow)
+    const uint32_t r = shift_rne(u - 0x38000000u, 13);                 // rebias 127 -> 15
     return static_cast<uint16_t>(sign | (r >= 0x7c00u ? 0x7c00u : r));
   }
-  if (u < 0x33000001u) return static_cast<uint16_t>(sign);                   // |f| <= 2^-25: zero
-  const uint32_t e = u >> 23;                                                // subnormal half
+  if (u < 0x33000001u) return static_cast<uint16_t>(sign);  // |f| <= 2^-25: zero
+  const uint32_t e = u >> 23;                               // subnormal half
   const uint32_t m = (u & 0x7fffffu) | 0x800000u;
-  return static_cast<uint16_t>(sign | shift_rne(m, 126u - e));               // carry into exponent is right
+  return static_cast<uint16_t>(sign | shift_rne(m, 126u - e));  // carry into exponent is right
 }
 
 constexpr float half_bits_to_float(uint16_t h) {
@@ -88,14 +88,14 @@ struct alignas(2) __half {
   unsigned short __x;
 
   __half() = default;
-  constexpr __half(const __half_raw& r) : __x(r.x) {}  // NOLINT: implicit, as in CUDA
-  __half(float f) : __x(fp16_detail::float_to_half_bits(f)) {}  // NOLINT
-  __half(double d);                                              // NOLINT
-  __half(short v) : __half(static_cast<float>(v)) {}             // NOLINT
-  __half(unsigned short v) : __half(static_cast<float>(v)) {}    // NOLINT
-  __half(int v) : __half(static_cast<double>(v)) {}              // NOLINT
-  __half(unsigned int v) : __half(static_cast<double>(v)) {}     // NOLINT
-  __half(long long v) : __half(static_cast<double>(v)) {}        // NOLINT
+  constexpr __half(const __half_raw& r) : __x(r.x) {}               // NOLINT: implicit, as in CUDA
+  __half(float f) : __x(fp16_detail::float_to_half_bits(f)) {}      // NOLINT
+  __half(double d);                                                 // NOLINT
+  __half(short v) : __half(static_cast<float>(v)) {}                // NOLINT
+  __half(unsigned short v) : __half(static_cast<float>(v)) {}       // NOLINT
+  __half(int v) : __half(static_cast<double>(v)) {}                 // NOLINT
+  __half(unsigned int v) : __half(static_cast<double>(v)) {}        // NOLINT
+  __half(long long v) : __half(static_cast<double>(v)) {}           // NOLINT
   __half(unsigned long long v) : __half(static_cast<double>(v)) {}  // NOLINT
   explicit __half(const __nv_bfloat16& b);
 
@@ -115,14 +115,14 @@ struct alignas(2) __nv_bfloat16 {
   unsigned short __x;
 
   __nv_bfloat16() = default;
-  constexpr __nv_bfloat16(const __nv_bfloat16_raw& r) : __x(r.x) {}  // NOLINT
-  __nv_bfloat16(float f) : __x(fp16_detail::float_to_bf16_bits(f)) {}  // NOLINT
-  __nv_bfloat16(double d);                                               // NOLINT
-  __nv_bfloat16(short v) : __nv_bfloat16(static_cast<float>(v)) {}       // NOLINT
-  __nv_bfloat16(unsigned short v) : __nv_bfloat16(static_cast<float>(v)) {}  // NOLINT
-  __nv_bfloat16(int v) : __nv_bfloat16(static_cast<double>(v)) {}        // NOLINT
-  __nv_bfloat16(unsigned int v) : __nv_bfloat16(static_cast<double>(v)) {}  // NOLINT
-  __nv_bfloat16(long long v) : __nv_bfloat16(static_cast<double>(v)) {}  // NOLINT
+  constexpr __nv_bfloat16(const __nv_bfloat16_raw& r) : __x(r.x) {}               // NOLINT
+  __nv_bfloat16(float f) : __x(fp16_detail::float_to_bf16_bits(f)) {}             // NOLINT
+  __nv_bfloat16(double d);                                                        // NOLINT
+  __nv_bfloat16(short v) : __nv_bfloat16(static_cast<float>(v)) {}                // NOLINT
+  __nv_bfloat16(unsigned short v) : __nv_bfloat16(static_cast<float>(v)) {}       // NOLINT
+  __nv_bfloat16(int v) : __nv_bfloat16(static_cast<double>(v)) {}                 // NOLINT
+  __nv_bfloat16(unsigned int v) : __nv_bfloat16(static_cast<double>(v)) {}        // NOLINT
+  __nv_bfloat16(long long v) : __nv_bfloat16(static_cast<double>(v)) {}           // NOLINT
   __nv_bfloat16(unsigned long long v) : __nv_bfloat16(static_cast<double>(v)) {}  // NOLINT
   explicit __nv_bfloat16(const __half& h) : __nv_bfloat16(float(h)) {}
 
@@ -213,59 +213,62 @@ inline float __low2float(__nv_bfloat162 b) { return float(b.x); }
 inline float __high2float(__nv_bfloat162 b) { return float(b.y); }
 
 // ---- arithmetic and comparisons, for both 16-bit types ----------------------------------------
-#define LLM_EMU_HALF_OPS(H, H2, R)                                                                       \
-  inline H __hadd(H a, H b) { return H(float(a) + float(b)); }                                         \
-  inline H __hsub(H a, H b) { return H(float(a) - float(b)); }                                         \
-  inline H __hmul(H a, H b) { return H(float(a) * float(b)); }                                         \
-  inline H __hdiv(H a, H b) { return H(float(a) / float(b)); }                                         \
+#define LLM_EMU_HALF_OPS(H, H2, R)                                                                             \
+  inline H __hadd(H a, H b) { return H(float(a) + float(b)); }                                                 \
+  inline H __hsub(H a, H b) { return H(float(a) - float(b)); }                                                 \
+  inline H __hmul(H a, H b) { return H(float(a) * float(b)); }                                                 \
+  inline H __hdiv(H a, H b) { return H(float(a) / float(b)); }                                                 \
   inline H __hfma(H a, H b, H c) { return H(std::fma(double(float(a)), double(float(b)), double(float(c)))); } \
-  inline H __hneg(H a) { return H(R{static_cast<unsigned short>(a.__x ^ 0x8000u)}); }            \
-  inline H __habs(H a) { return H(R{static_cast<unsigned short>(a.__x & 0x7fffu)}); }            \
-  inline H __hmax(H a, H b) { return H(std::fmax(float(a), float(b))); }                               \
-  inline H __hmin(H a, H b) { return H(std::fmin(float(a), float(b))); }                               \
-  inline bool __heq(H a, H b) { return float(a) == float(b); }                                         \
-  inline bool __hne(H a, H b) { return float(a) != float(b); }                                         \
-  inline bool __hlt(H a, H b) { return float(a) < float(b); }                                          \
-  inline bool __hle(H a, H b) { return float(a) <= float(b); }                                         \
-  inline bool __hgt(H a, H b) { return float(a) > float(b); }                                          \
-  inline bool __hge(H a, H b) { return float(a) >= float(b); }                                         \
-  inline bool __hisnan(H a) { return std::isnan(float(a)); }                                           \
-  inline int __hisinf(H a) { const float f = float(a); return std::isinf(f) ? (f < 0 ? -1 : 1) : 0; } \
-  inline H operator+(const H& a, const H& b) { return __hadd(a, b); }                                  \
-  inline H operator-(const H& a, const H& b) { return __hsub(a, b); }                                  \
-  inline H operator*(const H& a, const H& b) { return __hmul(a, b); }                                  \
-  inline H operator/(const H& a, const H& b) { return __hdiv(a, b); }                                  \
-  inline H operator-(const H& a) { return __hneg(a); }                                                 \
-  inline H operator+(const H& a) { return a; }                                                         \
-  inline H& operator+=(H& a, const H& b) { return a = __hadd(a, b); }                                  \
-  inline H& operator-=(H& a, const H& b) { return a = __hsub(a, b); }                                  \
-  inline H& operator*=(H& a, const H& b) { return a = __hmul(a, b); }                                  \
-  inline H& operator/=(H& a, const H& b) { return a = __hdiv(a, b); }                                  \
-  inline bool operator==(const H& a, const H& b) { return __heq(a, b); }                               \
-  inline bool operator!=(const H& a, const H& b) { return __hne(a, b); }                               \
-  inline bool operator<(const H& a, const H& b) { return __hlt(a, b); }                                \
-  inline bool operator<=(const H& a, const H& b) { return __hle(a, b); }                               \
-  inline bool operator>(const H& a, const H& b) { return __hgt(a, b); }                                \
-  inline bool operator>=(const H& a, const H& b) { return __hge(a, b); }                               \
-  inline H2 __hadd2(H2 a, H2 b) { return H2(__hadd(a.x, b.x), __hadd(a.y, b.y)); }                     \
-  inline H2 __hsub2(H2 a, H2 b) { return H2(__hsub(a.x, b.x), __hsub(a.y, b.y)); }                     \
-  inline H2 __hmul2(H2 a, H2 b) { return H2(__hmul(a.x, b.x), __hmul(a.y, b.y)); }                     \
-  inline H2 __h2div(H2 a, H2 b) { return H2(__hdiv(a.x, b.x), __hdiv(a.y, b.y)); }                     \
-  inline H2 __hfma2(H2 a, H2 b, H2 c) { return H2(__hfma(a.x, b.x, c.x), __hfma(a.y, b.y, c.y)); }     \
-  inline H2 __hneg2(H2 a) { return H2(__hneg(a.x), __hneg(a.y)); }                                     \
-  inline H2 __habs2(H2 a) { return H2(__habs(a.x), __habs(a.y)); }                                     \
-  inline H2 __hmax2(H2 a, H2 b) { return H2(__hmax(a.x, b.x), __hmax(a.y, b.y)); }                     \
-  inline H2 __hmin2(H2 a, H2 b) { return H2(__hmin(a.x, b.x), __hmin(a.y, b.y)); }                     \
-  inline H2 operator+(const H2& a, const H2& b) { return __hadd2(a, b); }                              \
-  inline H2 operator-(const H2& a, const H2& b) { return __hsub2(a, b); }                              \
-  inline H2 operator*(const H2& a, const H2& b) { return __hmul2(a, b); }                              \
-  inline H2 operator/(const H2& a, const H2& b) { return __h2div(a, b); }                              \
-  inline H2& operator+=(H2& a, const H2& b) { return a = __hadd2(a, b); }                              \
-  inline H2& operator*=(H2& a, const H2& b) { return a = __hmul2(a, b); }                              \
-  inline H hsqrt(H a) { return H(std::sqrt(float(a))); }                                               \
-  inline H hrsqrt(H a) { return H(1.0f / std::sqrt(float(a))); }                                       \
-  inline H hrcp(H a) { return H(1.0f / float(a)); }                                                    \
-  inline H hexp(H a) { return H(std::exp(float(a))); }                                                 \
+  inline H __hneg(H a) { return H(R{static_cast<unsigned short>(a.__x ^ 0x8000u)}); }                          \
+  inline H __habs(H a) { return H(R{static_cast<unsigned short>(a.__x & 0x7fffu)}); }                          \
+  inline H __hmax(H a, H b) { return H(std::fmax(float(a), float(b))); }                                       \
+  inline H __hmin(H a, H b) { return H(std::fmin(float(a), float(b))); }                                       \
+  inline bool __heq(H a, H b) { return float(a) == float(b); }                                                 \
+  inline bool __hne(H a, H b) { return float(a) != float(b); }                                                 \
+  inline bool __hlt(H a, H b) { return float(a) < float(b); }                                                  \
+  inline bool __hle(H a, H b) { return float(a) <= float(b); }                                                 \
+  inline bool __hgt(H a, H b) { return float(a) > float(b); }                                                  \
+  inline bool __hge(H a, H b) { return float(a) >= float(b); }                                                 \
+  inline bool __hisnan(H a) { return std::isnan(float(a)); }                                                   \
+  inline int __hisinf(H a) {                                                                                   \
+    const float f = float(a);                                                                                  \
+    return std::isinf(f) ? (f < 0 ? -1 : 1) : 0;                                                               \
+  }                                                                                                            \
+  inline H operator+(const H& a, const H& b) { return __hadd(a, b); }                                          \
+  inline H operator-(const H& a, const H& b) { return __hsub(a, b); }                                          \
+  inline H operator*(const H& a, const H& b) { return __hmul(a, b); }                                          \
+  inline H operator/(const H& a, const H& b) { return __hdiv(a, b); }                                          \
+  inline H operator-(const H& a) { return __hneg(a); }                                                         \
+  inline H operator+(const H& a) { return a; }                                                                 \
+  inline H& operator+=(H& a, const H& b) { return a = __hadd(a, b); }                                          \
+  inline H& operator-=(H& a, const H& b) { return a = __hsub(a, b); }                                          \
+  inline H& operator*=(H& a, const H& b) { return a = __hmul(a, b); }                                          \
+  inline H& operator/=(H& a, const H& b) { return a = __hdiv(a, b); }                                          \
+  inline bool operator==(const H& a, const H& b) { return __heq(a, b); }                                       \
+  inline bool operator!=(const H& a, const H& b) { return __hne(a, b); }                                       \
+  inline bool operator<(const H& a, const H& b) { return __hlt(a, b); }                                        \
+  inline bool operator<=(const H& a, const H& b) { return __hle(a, b); }                                       \
+  inline bool operator>(const H& a, const H& b) { return __hgt(a, b); }                                        \
+  inline bool operator>=(const H& a, const H& b) { return __hge(a, b); }                                       \
+  inline H2 __hadd2(H2 a, H2 b) { return H2(__hadd(a.x, b.x), __hadd(a.y, b.y)); }                             \
+  inline H2 __hsub2(H2 a, H2 b) { return H2(__hsub(a.x, b.x), __hsub(a.y, b.y)); }                             \
+  inline H2 __hmul2(H2 a, H2 b) { return H2(__hmul(a.x, b.x), __hmul(a.y, b.y)); }                             \
+  inline H2 __h2div(H2 a, H2 b) { return H2(__hdiv(a.x, b.x), __hdiv(a.y, b.y)); }                             \
+  inline H2 __hfma2(H2 a, H2 b, H2 c) { return H2(__hfma(a.x, b.x, c.x), __hfma(a.y, b.y, c.y)); }             \
+  inline H2 __hneg2(H2 a) { return H2(__hneg(a.x), __hneg(a.y)); }                                             \
+  inline H2 __habs2(H2 a) { return H2(__habs(a.x), __habs(a.y)); }                                             \
+  inline H2 __hmax2(H2 a, H2 b) { return H2(__hmax(a.x, b.x), __hmax(a.y, b.y)); }                             \
+  inline H2 __hmin2(H2 a, H2 b) { return H2(__hmin(a.x, b.x), __hmin(a.y, b.y)); }                             \
+  inline H2 operator+(const H2& a, const H2& b) { return __hadd2(a, b); }                                      \
+  inline H2 operator-(const H2& a, const H2& b) { return __hsub2(a, b); }                                      \
+  inline H2 operator*(const H2& a, const H2& b) { return __hmul2(a, b); }                                      \
+  inline H2 operator/(const H2& a, const H2& b) { return __h2div(a, b); }                                      \
+  inline H2& operator+=(H2& a, const H2& b) { return a = __hadd2(a, b); }                                      \
+  inline H2& operator*=(H2& a, const H2& b) { return a = __hmul2(a, b); }                                      \
+  inline H hsqrt(H a) { return H(std::sqrt(float(a))); }                                                       \
+  inline H hrsqrt(H a) { return H(1.0f / std::sqrt(float(a))); }                                               \
+  inline H hrcp(H a) { return H(1.0f / float(a)); }                                                            \
+  inline H hexp(H a) { return H(std::exp(float(a))); }                                                         \
   inline H hlog(H a) { return H(std::log(float(a))); }
 
 LLM_EMU_HALF_OPS(__half, __half2, __half_raw)

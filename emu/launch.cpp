@@ -20,8 +20,8 @@
 namespace llm::emu {
 namespace {
 
-constexpr int kDefaultSmemLimit = 48 * 1024;   // without cudaFuncSetAttribute
-constexpr int kOptinSmemLimit = 166912;        // what an sm_80 device allows with it
+constexpr int kDefaultSmemLimit = 48 * 1024;  // without cudaFuncSetAttribute
+constexpr int kOptinSmemLimit = 166912;       // what an sm_80 device allows with it
 
 EmuSettings settings_from_env() {
   EmuSettings s;
@@ -287,8 +287,7 @@ void launch_erased(const KernelLaunch& launch, cudaStream_t stream) {
     d.pool = std::make_unique<WorkerPool>(s.worker_threads);
   }
 
-  const std::string what =
-      cat("kernel ", l.kernel_name, " (launched at ", short_path(l.file), ":", l.line, ")");
+  const std::string what = cat("kernel ", l.kernel_name, " (launched at ", short_path(l.file), ":", l.line, ")");
   const uint64_t gx = l.grid.x, gy = l.grid.y;
   const uint64_t blocks = gx * gy * l.grid.z;
   std::atomic<uint64_t> next{0};

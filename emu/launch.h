@@ -24,8 +24,8 @@ void launch_erased(const KernelLaunch& launch, cudaStream_t stream);
 void capture_launch(const KernelLaunch& launch, cudaStream_t stream, std::shared_ptr<const void> args);
 
 template <class... Params, class... Args>
-void launch_kernel(const char* name, const char* file, unsigned line, void (*kernel)(Params...), dim3 grid,
-                   dim3 block, size_t smem_bytes, cudaStream_t stream, Args&&... args) {
+void launch_kernel(const char* name, const char* file, unsigned line, void (*kernel)(Params...), dim3 grid, dim3 block,
+                   size_t smem_bytes, cudaStream_t stream, Args&&... args) {
   static_assert(sizeof...(Params) == sizeof...(Args), "LLM_LAUNCH: wrong number of kernel arguments");
   using Tuple = std::tuple<std::decay_t<Params>...>;
   struct Packed {

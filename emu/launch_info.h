@@ -19,7 +19,7 @@ struct KernelLaunch {
   void (*invoke)(const void* args) = nullptr;
   const void* args = nullptr;
   void (*kernel_id)() = nullptr;  // the kernel's address, for cudaFuncSetAttribute limits
-  bool strict_shuffles = true;     // from EmuSettings, filled in by the launch
+  bool strict_shuffles = true;    // from EmuSettings, filled in by the launch
 };
 
 // A kernel misbehaved under emulation (barrier divergence, deadlock, a bad shuffle, an

@@ -162,8 +162,8 @@ std::string check_device_redzones() {
     if (!where) continue;
     if (report.empty()) {
       report = cat("out-of-bounds write ", where, " a ", a.size, "-byte device buffer (cudaMalloc at ",
-                   short_path(a.where.file_name()), ":", a.where.line(), "): byte ",
-                   where[0] == 'b' ? "-" : "+", where[0] == 'b' ? offset : a.size + offset,
+                   short_path(a.where.file_name()), ":", a.where.line(), "): byte ", where[0] == 'b' ? "-" : "+",
+                   where[0] == 'b' ? offset : a.size + offset,
                    " was overwritten (found by the red-zone check after the launch)");
     }
     arm(user, a);

@@ -63,10 +63,8 @@ cudaError_t check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
   const bool dst_dev = is_device_pointer(dst), src_dev = is_device_pointer(src);
   switch (kind) {
     case cudaMemcpyHostToHost: return dst_dev || src_dev ? cudaErrorInvalidValue : cudaSuccess;
-    case cudaMemcpyHostToDevice:
-      return is_device_range(dst, bytes) && !src_dev ? cudaSuccess : cudaErrorInvalidValue;
-    case cudaMemcpyDeviceToHost:
-      return is_device_range(src, bytes) && !dst_dev ? cudaSuccess : cudaErrorInvalidValue;
+    case cudaMemcpyHostToDevice: return is_device_range(dst, bytes) && !src_dev ? cudaSuccess : cudaErrorInvalidValue;
+    case cudaMemcpyDeviceToHost: return is_device_range(src, bytes) && !dst_dev ? cudaSuccess : cudaErrorInvalidValue;
     case cudaMemcpyDeviceToDevice:
       return is_device_range(dst, bytes) && is_device_range(src, bytes) ? cudaSuccess : cudaErrorInvalidValue;
     case cudaMemcpyDefault:
@@ -356,8 +354,8 @@ cudaError_t cudaMemcpy2D(void* dst, size_t dpitch, const void* src, size_t spitc
   return copy2d_now(dst, dpitch, src, spitch, width, height, kind);
 }
 
-cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width,
-                              size_t height, cudaMemcpyKind kind, cudaStream_t stream) {
+cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                              cudaMemcpyKind kind, cudaStream_t stream) {
   if (!stream_is_valid(stream)) return report(cudaErrorInvalidResourceHandle);
   if (stream_capturing(stream)) {
     if (!device_to_device(dst, src, width, kind)) return capture_refuse(stream);

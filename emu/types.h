@@ -8,13 +8,19 @@
 
 namespace llm::emu {
 
-#define LLM_EMU_VECTOR_TYPES(T, name, a2, a4)                                                           \
-  struct alignas(a2) name##2 { T x, y; };                                                              \
-  struct name##3 { T x, y, z; };                                                                       \
-  struct alignas(a4) name##4 { T x, y, z, w; };                                                        \
-  constexpr name##2 make_##name##2(T x, T y) { return name##2{x, y}; }                                 \
-  constexpr name##3 make_##name##3(T x, T y, T z) { return name##3{x, y, z}; }                         \
-  constexpr name##4 make_##name##4(T x, T y, T z, T w) { return name##4{x, y, z, w}; }
+#define LLM_EMU_VECTOR_TYPES(T, name, a2, a4)                                   \
+  struct alignas(a2) name##2 {                                                  \
+    T x, y;                                                                     \
+  };                                                                            \
+  struct name##3 {                                                              \
+    T x, y, z;                                                                  \
+  };                                                                            \
+  struct alignas(a4) name##4 {                                                  \
+    T x, y, z, w;                                                               \
+  };                                                                            \
+  constexpr name##2 make_##name##2(T x, T y) { return name##2 {x, y}; }         \
+  constexpr name##3 make_##name##3(T x, T y, T z) { return name##3 {x, y, z}; } \
+  constexpr name##4 make_##name##4(T x, T y, T z, T w) { return name##4 {x, y, z, w}; }
 
 LLM_EMU_VECTOR_TYPES(float, float, 8, 16)
 LLM_EMU_VECTOR_TYPES(int, int, 8, 16)

@@ -17,10 +17,22 @@ unsigned shuffle_source(WarpOp op, unsigned lane, int param, int width) {
   int j = l;
   bool in_range = false;
   switch (op) {
-    case WarpOp::ShflUp: j = l - b; in_range = j >= max_lane; break;
-    case WarpOp::ShflDown: j = l + b; in_range = j <= max_lane; break;
-    case WarpOp::ShflXor: j = l ^ b; in_range = j <= max_lane; break;
-    default: j = min_lane | (b & static_cast<int>(~segmask & 0x1fu)); in_range = j <= max_lane; break;
+    case WarpOp::ShflUp:
+      j = l - b;
+      in_range = j >= max_lane;
+      break;
+    case WarpOp::ShflDown:
+      j = l + b;
+      in_range = j <= max_lane;
+      break;
+    case WarpOp::ShflXor:
+      j = l ^ b;
+      in_range = j <= max_lane;
+      break;
+    default:
+      j = min_lane | (b & static_cast<int>(~segmask & 0x1fu));
+      in_range = j <= max_lane;
+      break;
   }
   return static_cast<unsigned>(in_range ? j : l);
 }
@@ -127,12 +139,8 @@ BadRead compute_collective(const WarpArrival* const arrivals[32], unsigned group
           case WarpOp::ReduceAddU: acc += v; break;
           case WarpOp::ReduceMinU: acc = v < acc ? v : acc; break;
           case WarpOp::ReduceMaxU: acc = v > acc ? v : acc; break;
-          case WarpOp::ReduceMinI:
-            acc = static_cast<int32_t>(v) < static_cast<int32_t>(acc) ? v : acc;
-            break;
-          case WarpOp::ReduceMaxI:
-            acc = static_cast<int32_t>(v) > static_cast<int32_t>(acc) ? v : acc;
-            break;
+          case WarpOp::ReduceMinI: acc = static_cast<int32_t>(v) < static_cast<int32_t>(acc) ? v : acc; break;
+          case WarpOp::ReduceMaxI: acc = static_cast<int32_t>(v) > static_cast<int32_t>(acc) ? v : acc; break;
           case WarpOp::ReduceAnd: acc &= v; break;
           case WarpOp::ReduceOr: acc |= v; break;
           default: acc ^= v; break;

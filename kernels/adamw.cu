@@ -30,8 +30,8 @@ __device__ __forceinline__ void update_at(const AdamWArgs& a, float decay, int64
   if (a.compute) dev::store(a.compute, a.compute_dtype, i, p);
 }
 
-__global__ void __launch_bounds__(kThreads) adamw_kernel(AdamWArgs a, const AdamWSeg* __restrict__ segs, int nseg,
-                                                         int64_t total_chunks, bool vec) {
+__global__ void __launch_bounds__(kThreads)
+    adamw_kernel(AdamWArgs a, const AdamWSeg* __restrict__ segs, int nseg, int64_t total_chunks, bool vec) {
   for (int64_t chunk = blockIdx.x; chunk < total_chunks; chunk += gridDim.x) {
     int lo = 0, hi = nseg - 1;  // the last segment with first_chunk <= chunk
     while (lo < hi) {
@@ -77,8 +77,8 @@ __global__ void __launch_bounds__(kThreads) adamw_kernel(AdamWArgs a, const Adam
 
 void adamw_segments(const AdamWArgs& args, const AdamWSeg* segs, int nseg, int64_t total_chunks, cudaStream_t stream) {
   if (total_chunks == 0) return;
-  const bool vec = dev::aligned16(args.param) && dev::aligned16(args.grad) && dev::aligned16(args.m) &&
-                   dev::aligned16(args.v);
+  const bool vec =
+      dev::aligned16(args.param) && dev::aligned16(args.grad) && dev::aligned16(args.m) && dev::aligned16(args.v);
   const auto blocks = static_cast<unsigned>(total_chunks < 4096 ? total_chunks : 4096);
   LLM_LAUNCH(adamw_kernel, dim3(blocks), dim3(kThreads), 0, stream, args, segs, nseg, total_chunks, vec);
   LLM_CUDA_CHECK(cudaGetLastError());

@@ -30,8 +30,8 @@ struct AttnHeads {
 
 struct AttnDims {
   int B = 0, Tq = 0, Tk = 0, Hq = 0, Hkv = 0, D = 0;
-  int group = 1;        // Hq / Hkv
-  float scale = 1.0f;   // 1 / sqrt(D)
+  int group = 1;       // Hq / Hkv
+  float scale = 1.0f;  // 1 / sqrt(D)
   AttnDtype dtype = AttnDtype::F32;
 };
 
@@ -45,11 +45,11 @@ struct AttnFwdArgs {
 };
 
 struct AttnBwdArgs {
-  AttnDims d;                        // Tq == Tk
-  AttnHeads q, k, v, out, dout;      // inputs
-  AttnHeads dq, dk, dv;              // outputs, overwritten
-  const float* lse = nullptr;        // [B, Hq, T] from the forward
-  float* delta = nullptr;            // workspace [B, Hq, T]: rowsum(dout * out)
+  AttnDims d;                    // Tq == Tk
+  AttnHeads q, k, v, out, dout;  // inputs
+  AttnHeads dq, dk, dv;          // outputs, overwritten
+  const float* lse = nullptr;    // [B, Hq, T] from the forward
+  float* delta = nullptr;        // workspace [B, Hq, T]: rowsum(dout * out)
   // dK/dV partials when a kv group's query heads are split over `parts` blocks: workspace
   // [parts, B, Hkv, T, D] f32 each, summed in part order by attn_bwd_reduce_parts.
   float* dk_part = nullptr;
@@ -78,9 +78,9 @@ void attn_bwd_simt(const AttnBwdArgs& a, cudaStream_t stream);  // any dtype, ev
 void attn_bwd_reduce_parts(const AttnBwdArgs& a, cudaStream_t stream);
 
 // Tile sizes the host needs for grids and split decisions.
-inline constexpr int kAttnTcRows = 64;        // query rows per tensor-core block (4 warps x 16)
-inline constexpr int kAttnTcKeyRows = 64;     // key rows per tensor-core dK/dV block
-inline constexpr int kAttnSimtKeyRows = 32;   // key rows per FMA dK/dV block
-inline constexpr int kAttnDecodeKeys = 128;   // key granule of a decode split (4 warps x 32)
+inline constexpr int kAttnTcRows = 64;       // query rows per tensor-core block (4 warps x 16)
+inline constexpr int kAttnTcKeyRows = 64;    // key rows per tensor-core dK/dV block
+inline constexpr int kAttnSimtKeyRows = 32;  // key rows per FMA dK/dV block
+inline constexpr int kAttnDecodeKeys = 128;  // key granule of a decode split (4 warps x 32)
 
 }  // namespace llm::LLM_CUDA_NS

@@ -67,8 +67,7 @@ inline constexpr int kTcPitch = kD / 2 + 4;
 // rows [0, kRows) of a tile from `src` (row stride `st` elements), rows >= `valid` zeroed (so
 // padding never feeds NaN garbage into a product), 16 bytes per thread and step.
 template <int kD, int kRows, int kThreads>
-__device__ __forceinline__ void load_tile_tc(unsigned* dst, const unsigned short* src, int64_t st, int valid,
-                                             int tid) {
+__device__ __forceinline__ void load_tile_tc(unsigned* dst, const unsigned short* src, int64_t st, int valid, int tid) {
   constexpr int kChunks = kD / 8;
   static_assert((kRows * kChunks) % kThreads == 0, "whole steps");
 #pragma unroll

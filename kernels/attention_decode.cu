@@ -38,18 +38,19 @@ template <class T, int kD>
 __global__ void __launch_bounds__(kThreads, 1) attn_decode_kernel(AttnFwdArgs a, int keys_per_split, DecodeWs ws) {
   constexpr int kPairs = kD / 64;  // column pairs per lane
   LLM_DYNAMIC_SHARED(float, smem);
-  float* qs = smem;                            // [8][kD] scaled queries
-  float* ps = qs + kHeads * kD;                // [4][8][32] each warp's P of its chunk
-  float* wm = ps + kWarps * kHeads * 32;       // [4][8] per-warp max
-  float* wl = wm + kWarps * kHeads;            // [4][8] per-warp sum
-  float* wo = wl + kWarps * kHeads;            // [4][8][kD] per-warp output
+  float* qs = smem;                       // [8][kD] scaled queries
+  float* ps = qs + kHeads * kD;           // [4][8][32] each warp's P of its chunk
+  float* wm = ps + kWarps * kHeads * 32;  // [4][8] per-warp max
+  float* wl = wm + kWarps * kHeads;       // [4][8] per-warp sum
+  float* wo = wl + kWarps * kHeads;       // [4][8][kD] per-warp output
   const int tid = static_cast<int>(threadIdx.x), warp = tid >> 5, lane = tid & 31;
   const int hchunks = (a.d.group + kHeads - 1) / kHeads, D = a.d.D;
   // Keys in use: all of them, or (a step replayed from a graph) the position read on the device,
   // clamped into the cache so that a bad position cannot read outside it.
   const int Tk = a.pos == nullptr ? a.d.Tk : max(1, min(a.d.Tk, *a.pos + 1));
   const int kvh = static_cast<int>(blockIdx.y) / hchunks, hc = static_cast<int>(blockIdx.y) % hchunks;
-  const int b = static_cast<int>(blockIdx.z), split = static_cast<int>(blockIdx.x), splits = static_cast<int>(gridDim.x);
+  const int b = static_cast<int>(blockIdx.z), split = static_cast<int>(blockIdx.x),
+            splits = static_cast<int>(gridDim.x);
   const int h0 = kvh * a.d.group + hc * kHeads, nh = min(kHeads, a.d.group - hc * kHeads);
   const int kb = split * keys_per_split, ke = min(Tk, kb + keys_per_split);
   if (kb >= Tk) {

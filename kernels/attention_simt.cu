@@ -76,10 +76,10 @@ template <class T, int kD>
 __global__ void __launch_bounds__(kFwdThreads) attn_fwd_simt_kernel(AttnFwdArgs a) {
   constexpr int kQP = kPad<kD>, kPP = kFwdKeys + 1;
   LLM_DYNAMIC_SHARED(float, smem);
-  float* qs = smem;                       // [16][kQP], scaled
-  float* ks = qs + kFwdRows * kQP;        // [32][kQP]
-  float* vs = ks + kFwdKeys * kQP;        // [32][kD]
-  float* ps = vs + kFwdKeys * kD;         // [16][33]
+  float* qs = smem;                 // [16][kQP], scaled
+  float* ks = qs + kFwdRows * kQP;  // [32][kQP]
+  float* vs = ks + kFwdKeys * kQP;  // [32][kD]
+  float* ps = vs + kFwdKeys * kD;   // [16][33]
   const int tid = static_cast<int>(threadIdx.x), r = tid >> 2, p = tid & 3;
   const int tile = static_cast<int>(gridDim.x - 1 - blockIdx.x);  // heavy tiles first
   const int h = static_cast<int>(blockIdx.y), b = static_cast<int>(blockIdx.z), kvh = h / a.d.group;
@@ -150,11 +150,11 @@ template <class T, int kD>
 __global__ void __launch_bounds__(kDqThreads) attn_dq_simt_kernel(AttnBwdArgs a) {
   constexpr int kP = kPad<kD>, kSP = kDqKeys + 1;
   LLM_DYNAMIC_SHARED(float, smem);
-  float* qs = smem;                   // [16][kP]
-  float* dos = qs + kDqRows * kP;     // [16][kP]
-  float* ks = dos + kDqRows * kP;     // [32][kP]
-  float* vs = ks + kDqKeys * kP;      // [32][kP]
-  float* dss = vs + kDqKeys * kP;     // [16][33]
+  float* qs = smem;                // [16][kP]
+  float* dos = qs + kDqRows * kP;  // [16][kP]
+  float* ks = dos + kDqRows * kP;  // [32][kP]
+  float* vs = ks + kDqKeys * kP;   // [32][kP]
+  float* dss = vs + kDqKeys * kP;  // [16][33]
   const int tid = static_cast<int>(threadIdx.x), r = tid >> 2, p = tid & 3;
   const int tile = static_cast<int>(gridDim.x - 1 - blockIdx.x);
   const int h = static_cast<int>(blockIdx.y), b = static_cast<int>(blockIdx.z), kvh = h / a.d.group;
@@ -204,8 +204,8 @@ constexpr int kKvKeys = kAttnSimtKeyRows, kKvQueries = 16, kKvThreads = 128;
 
 template <int kD>
 constexpr size_t dkdv_smem_bytes() {
-  return size_t(2 * kKvKeys * kPad<kD> + 2 * kKvQueries * kPad<kD> + 2 * kKvKeys * (kKvQueries + 1) +
-                2 * kKvQueries) * 4;
+  return size_t(2 * kKvKeys * kPad<kD> + 2 * kKvQueries * kPad<kD> + 2 * kKvKeys * (kKvQueries + 1) + 2 * kKvQueries) *
+         4;
 }
 
 // Without a minimum of one block per SM ptxas caps this kernel at 128 registers and spills at
@@ -214,14 +214,14 @@ template <class T, int kD>
 __global__ void __launch_bounds__(kKvThreads, 1) attn_dkdv_simt_kernel(AttnBwdArgs a) {
   constexpr int kP = kPad<kD>, kSP = kKvQueries + 1;
   LLM_DYNAMIC_SHARED(float, smem);
-  float* ks = smem;                    // [32][kP]
-  float* vs = ks + kKvKeys * kP;       // [32][kP]
-  float* qs = vs + kKvKeys * kP;       // [16][kP]
-  float* dos = qs + kKvQueries * kP;   // [16][kP]
-  float* ps = dos + kKvQueries * kP;   // [32][17]  P^T
-  float* dss = ps + kKvKeys * kSP;     // [32][17]  dS^T
-  float* lses = dss + kKvKeys * kSP;   // [16]
-  float* deltas = lses + kKvQueries;   // [16]
+  float* ks = smem;                   // [32][kP]
+  float* vs = ks + kKvKeys * kP;      // [32][kP]
+  float* qs = vs + kKvKeys * kP;      // [16][kP]
+  float* dos = qs + kKvQueries * kP;  // [16][kP]
+  float* ps = dos + kKvQueries * kP;  // [32][17]  P^T
+  float* dss = ps + kKvKeys * kSP;    // [32][17]  dS^T
+  float* lses = dss + kKvKeys * kSP;  // [16]
+  float* deltas = lses + kKvQueries;  // [16]
   const int tid = static_cast<int>(threadIdx.x), kr = tid >> 2, p = tid & 3;
   const int parts = a.parts, kvh = static_cast<int>(blockIdx.y) / parts, part = static_cast<int>(blockIdx.y) % parts;
   const int b = static_cast<int>(blockIdx.z), nT = a.d.Tq, D = a.d.D;
@@ -240,8 +240,7 @@ __global__ void __launch_bounds__(kKvThreads, 1) attn_dkdv_simt_kernel(AttnBwdAr
     for (int q0 = (k0 / kKvQueries) * kKvQueries; q0 < nT; q0 += kKvQueries) {
       __syncthreads();
       load_rows(qs, kP, head_row<const T>(a.q, b, q0, h), a.q.st, kKvQueries, nT - q0, D, 1.0f, tid, kKvThreads);
-      load_rows(dos, kP, head_row<const T>(a.dout, b, q0, h), a.dout.st, kKvQueries, nT - q0, D, 1.0f, tid,
-                kKvThreads);
+      load_rows(dos, kP, head_row<const T>(a.dout, b, q0, h), a.dout.st, kKvQueries, nT - q0, D, 1.0f, tid, kKvThreads);
       if (tid < kKvQueries) {
         lses[tid] = q0 + tid < nT ? a.lse[hrow + q0 + tid] : 0.0f;
         deltas[tid] = q0 + tid < nT ? a.delta[hrow + q0 + tid] : 0.0f;

@@ -31,12 +31,12 @@ __global__ void __launch_bounds__(128) attn_dkdv_tc_kernel(AttnBwdArgs a) {
   using S = DkdvShape<kD>;
   constexpr int kP = S::kPitch, kQ = S::kQRows;
   LLM_DYNAMIC_SHARED(unsigned, smem);
-  unsigned* ks = smem;                      // [kKeys][kP]
-  unsigned* vs = ks + S::kKeys * kP;        // [kKeys][kP]
-  unsigned* qs = vs + S::kKeys * kP;        // [kQ][kP]
-  unsigned* dos = qs + kQ * kP;             // [kQ][kP]
+  unsigned* ks = smem;                                    // [kKeys][kP]
+  unsigned* vs = ks + S::kKeys * kP;                      // [kKeys][kP]
+  unsigned* qs = vs + S::kKeys * kP;                      // [kQ][kP]
+  unsigned* dos = qs + kQ * kP;                           // [kQ][kP]
   float* lse2 = reinterpret_cast<float*>(dos + kQ * kP);  // [kQ] lse * log2(e)
-  float* delta = lse2 + kQ;                                 // [kQ]
+  float* delta = lse2 + kQ;                               // [kQ]
 
   const int tid = static_cast<int>(threadIdx.x), warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   const int tile = static_cast<int>(blockIdx.x);  // key tiles near the start see the most queries
@@ -61,10 +61,9 @@ __global__ void __launch_bounds__(128) attn_dkdv_tc_kernel(AttnBwdArgs a) {
     const float* lse_h = a.lse + (int64_t(b) * a.d.Hq + h) * nT;
     const float* delta_h = a.delta + (int64_t(b) * a.d.Hq + h) * nT;
     for (int q0 = (k0 / kQ) * kQ; q0 < nT; q0 += kQ) {  // queries before k0 see none of these keys
-      __syncthreads();  // the previous query tile is no longer read
+      __syncthreads();                                  // the previous query tile is no longer read
       load_tile_tc<kD, kQ, S::kThreads>(qs, head_row<const unsigned short>(a.q, b, q0, h), a.q.st, nT - q0, tid);
-      load_tile_tc<kD, kQ, S::kThreads>(dos, head_row<const unsigned short>(a.dout, b, q0, h), a.dout.st, nT - q0,
-                                        tid);
+      load_tile_tc<kD, kQ, S::kThreads>(dos, head_row<const unsigned short>(a.dout, b, q0, h), a.dout.st, nT - q0, tid);
       if (tid < kQ) {
         const bool in = q0 + tid < nT;
         lse2[tid] = in ? lse_h[q0 + tid] * kLog2e : 0.0f;
@@ -274,8 +273,8 @@ void launch_bwd(const AttnBwdArgs& a, cudaStream_t stream) {
   using Q = DqShape<kD>;
   const auto B = static_cast<unsigned>(a.d.B);
   allow_smem(attn_dkdv_tc_kernel<T, kD>, K::kSmemBytes);
-  const dim3 kgrid(static_cast<unsigned>((a.d.Tq + K::kKeys - 1) / K::kKeys),
-                   static_cast<unsigned>(a.d.Hkv * a.parts), B);
+  const dim3 kgrid(static_cast<unsigned>((a.d.Tq + K::kKeys - 1) / K::kKeys), static_cast<unsigned>(a.d.Hkv * a.parts),
+                   B);
   LLM_LAUNCH((attn_dkdv_tc_kernel<T, kD>), kgrid, dim3(K::kThreads), K::kSmemBytes, stream, a);
   LLM_CUDA_CHECK(cudaGetLastError());
   allow_smem(attn_dq_tc_kernel<T, kD>, Q::kSmemBytes);
@@ -288,8 +287,10 @@ void launch_bwd(const AttnBwdArgs& a, cudaStream_t stream) {
 
 void attn_bwd_tc(const AttnBwdArgs& a, cudaStream_t stream) {
   const bool bf16 = a.d.dtype == AttnDtype::BF16;
-  LLM_CHECK(a.d.dtype != AttnDtype::F32 && (a.d.D == 64 || a.d.D == 128), "attention_backward: the tensor-core "
-            "kernels take f16/bf16 with head_dim 64 or 128, got head_dim ", a.d.D);
+  LLM_CHECK(a.d.dtype != AttnDtype::F32 && (a.d.D == 64 || a.d.D == 128),
+            "attention_backward: the tensor-core "
+            "kernels take f16/bf16 with head_dim 64 or 128, got head_dim ",
+            a.d.D);
   if (a.d.D == 64) {
     bf16 ? launch_bwd<__nv_bfloat16, 64>(a, stream) : launch_bwd<__half, 64>(a, stream);
   } else {

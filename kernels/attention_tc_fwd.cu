@@ -26,8 +26,8 @@ __global__ void __launch_bounds__(128) attn_fwd_tc_kernel(AttnFwdArgs a) {
   using S = FwdTcShape<kD>;
   constexpr int kKeys = S::kKeys, kP = S::kPitch;
   LLM_DYNAMIC_SHARED(unsigned, smem);
-  unsigned* ks = smem;                 // [kKeys][kP]
-  unsigned* vs = smem + kKeys * kP;    // [kKeys][kP]
+  unsigned* ks = smem;               // [kKeys][kP]
+  unsigned* vs = smem + kKeys * kP;  // [kKeys][kP]
 
   const int tid = static_cast<int>(threadIdx.x), warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   // Causal work grows with the tile index: launch the heavy tiles first.
@@ -159,8 +159,10 @@ void launch_fwd(const AttnFwdArgs& a, cudaStream_t stream) {
 
 void attn_fwd_tc(const AttnFwdArgs& a, cudaStream_t stream) {
   const bool bf16 = a.d.dtype == AttnDtype::BF16;
-  LLM_CHECK(a.d.dtype != AttnDtype::F32 && (a.d.D == 64 || a.d.D == 128), "attention_forward: the tensor-core "
-            "kernel takes f16/bf16 with head_dim 64 or 128, got head_dim ", a.d.D);
+  LLM_CHECK(a.d.dtype != AttnDtype::F32 && (a.d.D == 64 || a.d.D == 128),
+            "attention_forward: the tensor-core "
+            "kernel takes f16/bf16 with head_dim 64 or 128, got head_dim ",
+            a.d.D);
   if (a.d.D == 64) {
     bf16 ? launch_fwd<__nv_bfloat16, 64>(a, stream) : launch_fwd<__half, 64>(a, stream);
   } else {

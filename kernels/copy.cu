@@ -23,8 +23,9 @@ __device__ __forceinline__ RowAt row_offsets(const CopyShape& s, int64_t row) {
           i0 * s.dst_stride[0] + i1 * s.dst_stride[1] + i2 * s.dst_stride[2]};
 }
 
-__global__ void __launch_bounds__(kThreads) convert_kernel(const void* __restrict__ src, DType st, void* __restrict__ dst,
-                                                           DType dt, CopyShape s, int64_t chunks, int64_t items, bool vec) {
+__global__ void __launch_bounds__(kThreads)
+    convert_kernel(const void* __restrict__ src, DType st, void* __restrict__ dst, DType dt, CopyShape s,
+                   int64_t chunks, int64_t items, bool vec) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   for (int64_t it = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; it < items; it += stride) {
     const int64_t row = it / chunks, c0 = (it - row * chunks) * dev::kVec;
@@ -96,8 +97,8 @@ void launch_fill(void* p, int64_t n, uint32_t pattern, cudaStream_t stream) {
   uint4 word;
   std::memcpy(&word, lanes, sizeof word);
   const int64_t chunks = (n + int64_t(16 / sizeof(W)) - 1) / int64_t(16 / sizeof(W));
-  LLM_LAUNCH((fill_kernel<W>), dim3(dev::grid_for(chunks, kThreads)), dim3(kThreads), 0, stream, static_cast<W*>(p),
-             n, value, word, dev::aligned16(p));
+  LLM_LAUNCH((fill_kernel<W>), dim3(dev::grid_for(chunks, kThreads)), dim3(kThreads), 0, stream, static_cast<W*>(p), n,
+             value, word, dev::aligned16(p));
   LLM_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -116,8 +117,8 @@ void copy_strided(const void* src, DType src_dtype, void* dst, DType dst_dtype, 
   }
   const int64_t chunks = (s.cols + dev::kVec - 1) / dev::kVec, items = rows * chunks;
   // A chunk of kVec elements is 16 or 32 bytes, so aligned row starts make every chunk aligned.
-  const bool vec = rows_aligned(src, s.src_stride, dtype_size(src_dtype)) &&
-                   rows_aligned(dst, s.dst_stride, dtype_size(dst_dtype));
+  const bool vec =
+      rows_aligned(src, s.src_stride, dtype_size(src_dtype)) && rows_aligned(dst, s.dst_stride, dtype_size(dst_dtype));
   LLM_LAUNCH(convert_kernel, dim3(dev::grid_for(items, kThreads)), dim3(kThreads), 0, stream, src, src_dtype, dst,
              dst_dtype, s, chunks, items, vec);
   LLM_CUDA_CHECK(cudaGetLastError());

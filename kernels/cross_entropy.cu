@@ -89,8 +89,8 @@ __global__ void __launch_bounds__(kRowThreads)
   }
 }
 
-__global__ void check_targets_kernel(const int32_t* __restrict__ targets, int64_t stride, int64_t count,
-                                     int64_t vocab, int* __restrict__ flag) {
+__global__ void check_targets_kernel(const int32_t* __restrict__ targets, int64_t stride, int64_t count, int64_t vocab,
+                                     int* __restrict__ flag) {
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += step) {
     if (targets[i * stride] >= vocab) atomicMin(flag, static_cast<int>(i));
@@ -143,8 +143,7 @@ void ce_softmax_rows(float* logits, int64_t rows, int64_t vocab, const int32_t* 
   LLM_CUDA_CHECK(cudaGetLastError());
 }
 
-void ce_store_rows(const float* src, int64_t rows, int64_t cols, void* dst, DType dt, int64_t ld,
-                   cudaStream_t stream) {
+void ce_store_rows(const float* src, int64_t rows, int64_t cols, void* dst, DType dt, int64_t ld, cudaStream_t stream) {
   if (rows * cols == 0) return;
   const dim3 grid(grid_for(rows * cols, 256)), block(256);
   switch (dt) {

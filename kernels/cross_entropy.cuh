@@ -24,7 +24,6 @@ void ce_softmax_rows(float* logits, int64_t rows, int64_t vocab, const int32_t* 
                      cudaStream_t stream);
 
 // dst [rows, cols] (dtype dt, row stride ld elements) = src [rows, cols] fp32 dense, rounded once.
-void ce_store_rows(const float* src, int64_t rows, int64_t cols, void* dst, DType dt, int64_t ld,
-                   cudaStream_t stream);
+void ce_store_rows(const float* src, int64_t rows, int64_t cols, void* dst, DType dt, int64_t ld, cudaStream_t stream);
 
 }  // namespace llm::LLM_CUDA_NS

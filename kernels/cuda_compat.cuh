@@ -40,7 +40,7 @@
 #define LLM_LAUNCH(kernel, grid, block, smem_bytes, stream, ...) \
   kernel<<<(grid), (block), (smem_bytes), (stream)>>>(__VA_ARGS__)
 // Dynamic shared memory as a T*; every use in a kernel aliases the same bytes (16-byte aligned).
-#define LLM_DYNAMIC_SHARED(T, name)                                 \
+#define LLM_DYNAMIC_SHARED(T, name)                                  \
   extern __shared__ __align__(16) unsigned char llm_dynamic_smem_[]; \
   T* name = reinterpret_cast<T*>(llm_dynamic_smem_)
 
@@ -51,9 +51,9 @@
 #define LLM_CUDA_NS cuda_emu
 #define LLM_CUDA_EMULATED 1
 #define LLM_CUDA_ARCH LLM_EMU_ARCH
-#define LLM_LAUNCH(kernel, grid, block, smem_bytes, stream, ...)                                        \
-  ::llm::emu::launch_kernel(#kernel, __FILE__, __LINE__, kernel, (grid), (block), (smem_bytes), (stream) \
-                                __VA_OPT__(, ) __VA_ARGS__)
+#define LLM_LAUNCH(kernel, grid, block, smem_bytes, stream, ...)                                \
+  ::llm::emu::launch_kernel(#kernel, __FILE__, __LINE__, kernel, (grid), (block), (smem_bytes), \
+                            (stream)__VA_OPT__(, ) __VA_ARGS__)
 #define LLM_DYNAMIC_SHARED(T, name) T* name = ::llm::emu::dynamic_shared<T>()
 #endif
 
@@ -78,22 +78,22 @@ inline const char* cublas_status_name(cublasStatus_t s) {
 }  // namespace llm::cuda_detail
 
 // Throws llm::Error naming the call, its place and CUDA's message.
-#define LLM_CUDA_CHECK(call)                                                                           \
-  do {                                                                                                 \
-    const cudaError_t llm_cuda_err_ = (call);                                                          \
-    if (llm_cuda_err_ != cudaSuccess) {                                                                \
-      ::llm::fail(#call, " failed at ", __FILE__, ":", __LINE__, ": ", cudaGetErrorName(llm_cuda_err_), \
-                  " (", cudaGetErrorString(llm_cuda_err_), ")");                                       \
-    }                                                                                                  \
+#define LLM_CUDA_CHECK(call)                                                                                  \
+  do {                                                                                                        \
+    const cudaError_t llm_cuda_err_ = (call);                                                                 \
+    if (llm_cuda_err_ != cudaSuccess) {                                                                       \
+      ::llm::fail(#call, " failed at ", __FILE__, ":", __LINE__, ": ", cudaGetErrorName(llm_cuda_err_), " (", \
+                  cudaGetErrorString(llm_cuda_err_), ")");                                                    \
+    }                                                                                                         \
   } while (0)
 
-#define LLM_CUBLAS_CHECK(call)                                                                      \
-  do {                                                                                              \
-    const cublasStatus_t llm_cublas_st_ = (call);                                                   \
-    if (llm_cublas_st_ != CUBLAS_STATUS_SUCCESS) {                                                  \
-      ::llm::fail(#call, " failed at ", __FILE__, ":", __LINE__, ": ",                               \
-                  ::llm::cuda_detail::cublas_status_name(llm_cublas_st_));                          \
-    }                                                                                               \
+#define LLM_CUBLAS_CHECK(call)                                             \
+  do {                                                                     \
+    const cublasStatus_t llm_cublas_st_ = (call);                          \
+    if (llm_cublas_st_ != CUBLAS_STATUS_SUCCESS) {                         \
+      ::llm::fail(#call, " failed at ", __FILE__, ":", __LINE__, ": ",     \
+                  ::llm::cuda_detail::cublas_status_name(llm_cublas_st_)); \
+    }                                                                      \
   } while (0)
 
 // ---- tensor cores --------------------------------------------------------------------------------
@@ -160,8 +160,7 @@ __device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const unsigned a[4
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%10,%11,%12,%13};\n"
       : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
-        "f"(c[3]));
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
 #elif defined(__CUDA_ARCH__)
   // No bf16 tensor cores before Ampere, and nothing dispatches here: do not compile a shuffle
   // version that would only cost build time.
@@ -180,21 +179,18 @@ __device__ __forceinline__ void mma_m16n8k16_f16(float d[4], const unsigned a[4]
       "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
       "{%10,%11,%12,%13};\n"
       : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
-        "f"(c[3]));
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
 #elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 750
   // Turing has f16 tensor cores but only the k = 8 shape: two of them. m16n8k8's A fragment is
   // {A[g][2t, 2t+1], A[g+8][2t, 2t+1]} and its B fragment B[2t, 2t+1][g], so the k = 0..7 half is
   // (a[0], a[1], b[0]) and the k = 8..15 half (a[2], a[3], b[1]); C and D are laid out as above.
   float e[4];
-  asm volatile(
-      "mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};\n"
-      : "=f"(e[0]), "=f"(e[1]), "=f"(e[2]), "=f"(e[3])
-      : "r"(a[0]), "r"(a[1]), "r"(b[0]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
-  asm volatile(
-      "mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};\n"
-      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-      : "r"(a[2]), "r"(a[3]), "r"(b[1]), "f"(e[0]), "f"(e[1]), "f"(e[2]), "f"(e[3]));
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};\n"
+               : "=f"(e[0]), "=f"(e[1]), "=f"(e[2]), "=f"(e[3])
+               : "r"(a[0]), "r"(a[1]), "r"(b[0]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};\n"
+               : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+               : "r"(a[2]), "r"(a[3]), "r"(b[1]), "f"(e[0]), "f"(e[1]), "f"(e[2]), "f"(e[3]));
 #else
   mma_detail::mma_m16n8k16_shuffled<false>(d, a, b, c);
 #endif

@@ -70,7 +70,7 @@ __device__ __forceinline__ void load8(const void* p, DType dt, int64_t i, float 
   } else {
     const uint4 r = *reinterpret_cast<const uint4*>(static_cast<const unsigned short*>(p) + i);
     const unsigned w[4] = {r.x, r.y, r.z, r.w};
-LLM_UNROLL_8
+    LLM_UNROLL_8
     for (int k = 0; k < 4; ++k) {
       v[2 * k] = bits_to_float(w[k] & 0xffffu, dt);
       v[2 * k + 1] = bits_to_float(w[k] >> 16, dt);
@@ -84,7 +84,7 @@ __device__ __forceinline__ void store8(void* p, DType dt, int64_t i, const float
     q[1] = make_float4(v[4], v[5], v[6], v[7]);
   } else {
     unsigned w[4];
-LLM_UNROLL_8
+    LLM_UNROLL_8
     for (int k = 0; k < 4; ++k) w[k] = float_to_bits(v[2 * k], dt) | float_to_bits(v[2 * k + 1], dt) << 16;
     *reinterpret_cast<uint4*>(static_cast<unsigned short*>(p) + i) = make_uint4(w[0], w[1], w[2], w[3]);
   }
@@ -92,12 +92,11 @@ LLM_UNROLL_8
 
 // Elements [i, i + cnt) (cnt <= kVec) into v[0, cnt), zeros after; one vector access when `vec`
 // (the caller checked that element i is 16-byte aligned) and the chunk is full.
-__device__ __forceinline__ void load_chunk(const void* p, DType dt, int64_t i, int cnt, bool vec,
-                                           float (&v)[kVec]) {
+__device__ __forceinline__ void load_chunk(const void* p, DType dt, int64_t i, int cnt, bool vec, float (&v)[kVec]) {
   if (vec && cnt == kVec) {
     load8(p, dt, i, v);
   } else {
-LLM_UNROLL_8
+    LLM_UNROLL_8
     for (int k = 0; k < kVec; ++k) v[k] = k < cnt ? load(p, dt, i + k) : 0.0f;
   }
 }
@@ -105,7 +104,7 @@ __device__ __forceinline__ void store_chunk(void* p, DType dt, int64_t i, int cn
   if (vec && cnt == kVec) {
     store8(p, dt, i, v);
   } else {
-LLM_UNROLL_8
+    LLM_UNROLL_8
     for (int k = 0; k < kVec; ++k) {
       if (k < cnt) store(p, dt, i + k, v[k]);
     }
@@ -116,7 +115,7 @@ LLM_UNROLL_8
 template <class T>
 __device__ __forceinline__ T warp_sum(T v) {
   // Butterfly: every lane ends with the same sum, added in the same order on every lane.
-LLM_UNROLL_8
+  LLM_UNROLL_8
   for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
   return v;
 }
@@ -149,8 +148,8 @@ __device__ __forceinline__ T block_sum(T v, T* scratch) {
 constexpr int kColumnRows = 128;
 
 template <class Term>
-__global__ void __launch_bounds__(256) column_partial_kernel(Term term, int64_t N, int64_t C,
-                                                             float* __restrict__ partial) {
+__global__ void __launch_bounds__(256)
+    column_partial_kernel(Term term, int64_t N, int64_t C, float* __restrict__ partial) {
   __shared__ float sums[8][33];
   const int tx = static_cast<int>(threadIdx.x), ty = static_cast<int>(threadIdx.y);
   const int64_t c = static_cast<int64_t>(blockIdx.x) * 32 + tx;
@@ -164,15 +163,15 @@ __global__ void __launch_bounds__(256) column_partial_kernel(Term term, int64_t 
   __syncthreads();
   if (ty == 0 && c < C) {
     float s = sums[0][tx];
-LLM_UNROLL_8
+    LLM_UNROLL_8
     for (int k = 1; k < 8; ++k) s += sums[k][tx];
     partial[g * C + c] = s;
   }
 }
 
 template <bool kAccumulate>
-__global__ void __launch_bounds__(256) column_finish_kernel(const float* __restrict__ partial, int64_t groups,
-                                                            int64_t C, float* __restrict__ out) {
+__global__ void __launch_bounds__(256)
+    column_finish_kernel(const float* __restrict__ partial, int64_t groups, int64_t C, float* __restrict__ out) {
   const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (c >= C) return;
   float s = 0.0f;
@@ -192,8 +191,8 @@ void column_sum_accumulate(const Term& term, int64_t N, int64_t C, float* partia
   LLM_LAUNCH((column_partial_kernel<Term>), dim3(static_cast<unsigned>((C + 31) / 32), static_cast<unsigned>(groups)),
              dim3(32, 8), 0, stream, term, N, C, partial);
   LLM_CUDA_CHECK(cudaGetLastError());
-  LLM_LAUNCH((column_finish_kernel<true>), dim3(static_cast<unsigned>((C + 255) / 256)), dim3(256), 0, stream,
-             partial, groups, C, out);
+  LLM_LAUNCH((column_finish_kernel<true>), dim3(static_cast<unsigned>((C + 255) / 256)), dim3(256), 0, stream, partial,
+             groups, C, out);
   LLM_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -9,8 +9,8 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__global__ void __launch_bounds__(kThreads) add_kernel(const void* a, DType at, const void* b, DType bt, void* out,
-                                                       DType ot, int64_t n, bool vec) {
+__global__ void __launch_bounds__(kThreads)
+    add_kernel(const void* a, DType at, const void* b, DType bt, void* out, DType ot, int64_t n, bool vec) {
   const int64_t chunks = (n + dev::kVec - 1) / dev::kVec;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   for (int64_t it = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; it < chunks; it += stride) {
@@ -19,7 +19,7 @@ __global__ void __launch_bounds__(kThreads) add_kernel(const void* a, DType at, 
     float x[dev::kVec], y[dev::kVec];
     dev::load_chunk(a, at, i, cnt, vec, x);
     dev::load_chunk(b, bt, i, cnt, vec, y);
-LLM_UNROLL_8
+    LLM_UNROLL_8
     for (int k = 0; k < dev::kVec; ++k) x[k] += y[k];
     dev::store_chunk(out, ot, i, cnt, vec, x);
   }
@@ -33,7 +33,7 @@ __global__ void __launch_bounds__(kThreads) scale_kernel(void* x, DType xt, int6
     const int cnt = static_cast<int>(n - i < dev::kVec ? n - i : dev::kVec);
     float v[dev::kVec];
     dev::load_chunk(x, xt, i, cnt, vec, v);
-LLM_UNROLL_8
+    LLM_UNROLL_8
     for (int k = 0; k < dev::kVec; ++k) v[k] *= s;
     dev::store_chunk(x, xt, i, cnt, vec, v);
   }

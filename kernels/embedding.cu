@@ -23,8 +23,8 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kTile = 2048;  // keys per shared-memory tile (16 KiB), sorted by kTile / 2 threads
 
-__global__ void __launch_bounds__(kThreads) validate_kernel(const int32_t* __restrict__ ids, int64_t N, int64_t V,
-                                                            int* bad) {
+__global__ void __launch_bounds__(kThreads)
+    validate_kernel(const int32_t* __restrict__ ids, int64_t N, int64_t V, int* bad) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   for (int64_t n = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; n < N; n += stride) {
     const int32_t id = ids[n];
@@ -34,10 +34,9 @@ __global__ void __launch_bounds__(kThreads) validate_kernel(const int32_t* __res
 
 // Grid (column-chunk blocks, token rows): no 64-bit division of a flat index, whose runtime call
 // made ptxas spill registers.
-__global__ void __launch_bounds__(kThreads) gather_kernel(const int32_t* __restrict__ ids, const void* __restrict__ table,
-                                                          DType tt, int64_t ld_table, void* __restrict__ out, DType ot,
-                                                          int64_t ld_out, int64_t C, int64_t chunks, int64_t N,
-                                                          bool vec) {
+__global__ void __launch_bounds__(kThreads)
+    gather_kernel(const int32_t* __restrict__ ids, const void* __restrict__ table, DType tt, int64_t ld_table,
+                  void* __restrict__ out, DType ot, int64_t ld_out, int64_t C, int64_t chunks, int64_t N, bool vec) {
   const int64_t chunk = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   if (chunk >= chunks) return;
   const int64_t c0 = chunk * dev::kVec;
@@ -49,12 +48,12 @@ __global__ void __launch_bounds__(kThreads) gather_kernel(const int32_t* __restr
   }
 }
 
-__global__ void __launch_bounds__(kThreads) keys_kernel(const int32_t* __restrict__ ids, int64_t N, int64_t padded,
-                                                        unsigned long long* __restrict__ keys) {
+__global__ void __launch_bounds__(kThreads)
+    keys_kernel(const int32_t* __restrict__ ids, int64_t N, int64_t padded, unsigned long long* __restrict__ keys) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; i < padded; i += stride) {
-    keys[i] = i < N ? static_cast<unsigned long long>(static_cast<uint32_t>(ids[i])) << 32 | static_cast<uint64_t>(i)
-                    : ~0ull;
+    keys[i] =
+        i < N ? static_cast<unsigned long long>(static_cast<uint32_t>(ids[i])) << 32 | static_cast<uint64_t>(i) : ~0ull;
   }
 }
 
@@ -70,8 +69,8 @@ __device__ __forceinline__ void compare_exchange(unsigned long long& a, unsigned
 
 // Each block sorts (merge_k == 0: all stages k <= tile) or finishes stage merge_k (distances j < tile)
 // of its tile of `tile` keys in shared memory; blockDim.x = tile / 2.
-__global__ void __launch_bounds__(kTile / 2) bitonic_tile_kernel(unsigned long long* __restrict__ keys, int tile,
-                                                                  int64_t merge_k) {
+__global__ void __launch_bounds__(kTile / 2)
+    bitonic_tile_kernel(unsigned long long* __restrict__ keys, int tile, int64_t merge_k) {
   __shared__ unsigned long long s[kTile];
   const int64_t base = static_cast<int64_t>(blockIdx.x) * tile;
   const int p = static_cast<int>(threadIdx.x);
@@ -90,8 +89,8 @@ __global__ void __launch_bounds__(kTile / 2) bitonic_tile_kernel(unsigned long l
 }
 
 // One global step (k, j) of the network: a thread per pair.
-__global__ void __launch_bounds__(kThreads) bitonic_step_kernel(unsigned long long* __restrict__ keys, int64_t padded,
-                                                                int64_t k, int64_t j) {
+__global__ void __launch_bounds__(kThreads)
+    bitonic_step_kernel(unsigned long long* __restrict__ keys, int64_t padded, int64_t k, int64_t j) {
   const int64_t pairs = padded / 2, stride = static_cast<int64_t>(gridDim.x) * kThreads;
   for (int64_t p = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; p < pairs; p += stride) {
     const int64_t i = (p / j) * 2 * j + p % j;
@@ -104,10 +103,10 @@ __global__ void __launch_bounds__(kThreads) bitonic_step_kernel(unsigned long lo
   }
 }
 
-__global__ void __launch_bounds__(kThreads) accumulate_kernel(const unsigned long long* __restrict__ keys, int64_t N,
-                                                              const void* __restrict__ dout, DType dt, int64_t ld_dout,
-                                                              float* __restrict__ dtable, int64_t C, int64_t chunks,
-                                                              int64_t items, bool vec_dout, bool vec_table) {
+__global__ void __launch_bounds__(kThreads)
+    accumulate_kernel(const unsigned long long* __restrict__ keys, int64_t N, const void* __restrict__ dout, DType dt,
+                      int64_t ld_dout, float* __restrict__ dtable, int64_t C, int64_t chunks, int64_t items,
+                      bool vec_dout, bool vec_table) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   for (int64_t it = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; it < items; it += stride) {
     const int64_t i = it / chunks, c0 = (it - i * chunks) * dev::kVec;
@@ -123,7 +122,7 @@ __global__ void __launch_bounds__(kThreads) accumulate_kernel(const unsigned lon
       const auto pos = static_cast<int64_t>(key & 0xffffffffull);
       float g[dev::kVec];
       dev::load_chunk(dout, dt, pos * ld_dout + c0, cnt, vec_dout, g);
-LLM_UNROLL_8
+      LLM_UNROLL_8
       for (int k = 0; k < dev::kVec; ++k) acc[k] += g[k];
     }
     dev::store_chunk(row, DType::F32, c0, cnt, vec_table, acc);
@@ -148,7 +147,8 @@ void embedding_gather(const int32_t* ids, int64_t N, const void* table, DType tt
                       int64_t ld_out, int64_t C, cudaStream_t stream) {
   if (N == 0 || C == 0) return;
   const int64_t chunks = (C + dev::kVec - 1) / dev::kVec;
-  const bool vec = dev::rows_aligned16(table, ld_table, dtype_size(tt)) && dev::rows_aligned16(out, ld_out, dtype_size(ot));
+  const bool vec =
+      dev::rows_aligned16(table, ld_table, dtype_size(tt)) && dev::rows_aligned16(out, ld_out, dtype_size(ot));
   const dim3 grid(dev::grid_for(chunks, kThreads), static_cast<unsigned>(N < 65535 ? N : 65535));
   LLM_LAUNCH(gather_kernel, grid, dim3(kThreads), 0, stream, ids, table, tt, ld_table, out, ot, ld_out, C, chunks, N,
              vec);

@@ -65,8 +65,8 @@ __global__ void __launch_bounds__(kQuantizeThreads)
 }
 
 // One block per token, threads across the columns.
-__global__ void embedding_kernel(const int32_t* __restrict__ ids, QuantDev t, void* out, DType out_type,
-                                 int64_t out_ld, int* __restrict__ bad) {
+__global__ void embedding_kernel(const int32_t* __restrict__ ids, QuantDev t, void* out, DType out_type, int64_t out_ld,
+                                 int* __restrict__ bad) {
   const int64_t i = blockIdx.x;
   const int32_t id = ids[i];
   if (id < 0 || id >= t.rows) {  // the same for every thread of the block (no barrier below)

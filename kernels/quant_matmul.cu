@@ -36,7 +36,9 @@ constexpr int kGemvRows = 4;
 
 // Four consecutive x values (16-byte aligned for f32, 8-byte for the 16-bit types).
 __device__ __forceinline__ float4 load_x4(const float* p) { return *reinterpret_cast<const float4*>(p); }
-__device__ __forceinline__ float half_bits(unsigned b) { return __half2float(__ushort_as_half(static_cast<unsigned short>(b))); }
+__device__ __forceinline__ float half_bits(unsigned b) {
+  return __half2float(__ushort_as_half(static_cast<unsigned short>(b)));
+}
 __device__ __forceinline__ float4 load_x4(const __half* p) {
   const uint2 u = *reinterpret_cast<const uint2*>(p);
   return make_float4(half_bits(u.x & 0xffffu), half_bits(u.x >> 16), half_bits(u.y & 0xffffu), half_bits(u.y >> 16));
@@ -213,9 +215,9 @@ template <bool kInt4>
 __global__ void __launch_bounds__(kTileThreads) tiled_kernel(QuantDev w, FloatRows x, int64_t n, OutArgs o) {
   __shared__ __align__(16) float ws[kTileK][kTileM + kTilePad];
   __shared__ __align__(16) float xs[kTileK][kTileN + kTilePad];
-  constexpr int kCols = kInt4 ? 32 : 16;                       // columns per 16-byte load
-  constexpr int kPerRow = kTileK / kCols;                      // loads per tile row
-  constexpr int kLoaders = kTileM * kPerRow;                   // 128 (int8) or 64 (int4) threads
+  constexpr int kCols = kInt4 ? 32 : 16;      // columns per 16-byte load
+  constexpr int kPerRow = kTileK / kCols;     // loads per tile row
+  constexpr int kLoaders = kTileM * kPerRow;  // 128 (int8) or 64 (int4) threads
   const int tid = static_cast<int>(threadIdx.x), tx = tid & 15, ty = tid >> 4;
   const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kTileM, n0 = static_cast<int64_t>(blockIdx.y) * kTileN;
   float acc[4][4];

@@ -20,8 +20,8 @@ int64_t groups_for(int64_t n) {
   return g < 1 ? 1 : (g > kMaxGroups ? kMaxGroups : g);
 }
 
-__global__ void __launch_bounds__(kThreads) partial_kernel(const void* __restrict__ x, DType xt, int64_t n, bool squares,
-                                                           bool vec, double* __restrict__ partial) {
+__global__ void __launch_bounds__(kThreads) partial_kernel(const void* __restrict__ x, DType xt, int64_t n,
+                                                           bool squares, bool vec, double* __restrict__ partial) {
   __shared__ double scratch[33];
   const int64_t chunks = (n + dev::kVec - 1) / dev::kVec;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
@@ -32,13 +32,13 @@ __global__ void __launch_bounds__(kThreads) partial_kernel(const void* __restric
     float v[dev::kVec];
     dev::load_chunk(x, xt, i, cnt, vec, v);
     float s = 0.0f;
-LLM_UNROLL_8
+    LLM_UNROLL_8
     for (int k = 0; k < dev::kVec; ++k) s += squares ? v[k] * v[k] : v[k];
     if (isfinite(s)) {
       acc += s;
     } else {
       double d = 0.0;
-LLM_UNROLL_8
+      LLM_UNROLL_8
       for (int k = 0; k < dev::kVec; ++k) d += squares ? double(v[k]) * double(v[k]) : double(v[k]);
       acc += d;
     }
@@ -47,8 +47,8 @@ LLM_UNROLL_8
   if (threadIdx.x == 0) partial[blockIdx.x] = acc;
 }
 
-__global__ void __launch_bounds__(kThreads) final_kernel(const double* __restrict__ partial, int64_t groups,
-                                                         double* __restrict__ result) {
+__global__ void __launch_bounds__(kThreads)
+    final_kernel(const double* __restrict__ partial, int64_t groups, double* __restrict__ result) {
   __shared__ double scratch[33];
   double acc = 0.0;
   for (int64_t g = threadIdx.x; g < groups; g += kThreads) acc += partial[g];

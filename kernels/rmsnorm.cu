@@ -10,9 +10,9 @@
 namespace llm::LLM_CUDA_NS {
 namespace {
 
-__global__ void __launch_bounds__(256) rmsnorm_forward_kernel(NormMat a, NormMat b, NormMat s, bool add,
-                                                              const void* __restrict__ w, DType wt, float eps, NormMat y,
-                                                              float* __restrict__ rstd, int64_t C, bool vec) {
+__global__ void __launch_bounds__(256)
+    rmsnorm_forward_kernel(NormMat a, NormMat b, NormMat s, bool add, const void* __restrict__ w, DType wt, float eps,
+                           NormMat y, float* __restrict__ rstd, int64_t C, bool vec) {
   __shared__ float scratch[33];
   const int64_t n = blockIdx.x;
   const int64_t chunks = (C + dev::kVec - 1) / dev::kVec;
@@ -27,13 +27,13 @@ __global__ void __launch_bounds__(256) rmsnorm_forward_kernel(NormMat a, NormMat
     if (add) {
       float u[dev::kVec];
       dev::load_chunk(b.p, b.dt, n * b.ld + c0, cnt, vec, u);
-LLM_UNROLL_8
+      LLM_UNROLL_8
       for (int j = 0; j < dev::kVec; ++j) v[j] += u[j];
       dev::store_chunk(s.p, s.dt, n * s.ld + c0, cnt, vec, v);
-LLM_UNROLL_8
+      LLM_UNROLL_8
       for (int j = 0; j < dev::kVec; ++j) v[j] = dev::round_to(v[j], s.dt);
     }
-LLM_UNROLL_8
+    LLM_UNROLL_8
     for (int j = 0; j < dev::kVec; ++j) ss += v[j] * v[j];  // zeros past cnt add nothing
   }
   ss = dev::block_sum(ss, scratch);
@@ -45,16 +45,16 @@ LLM_UNROLL_8
     float v[dev::kVec], wv[dev::kVec];
     dev::load_chunk(x.p, x.dt, n * x.ld + c0, cnt, vec, v);  // s: this thread's own stores above
     dev::load_chunk(w, wt, c0, cnt, vec, wv);
-LLM_UNROLL_8
+    LLM_UNROLL_8
     for (int j = 0; j < dev::kVec; ++j) v[j] = wv[j] * (v[j] * r);
     dev::store_chunk(y.p, y.dt, n * y.ld + c0, cnt, vec, v);
   }
 }
 
 // dx_c = rstd * w_c * dy_c - rstd^3 / C * x_c * sum_j (w_j dy_j x_j)
-__global__ void __launch_bounds__(256) rmsnorm_backward_kernel(NormMat dy, NormMat x, const void* __restrict__ w,
-                                                               DType wt, const float* __restrict__ rstd, NormMat dx,
-                                                               bool accumulate, int64_t C, bool vec) {
+__global__ void __launch_bounds__(256)
+    rmsnorm_backward_kernel(NormMat dy, NormMat x, const void* __restrict__ w, DType wt, const float* __restrict__ rstd,
+                            NormMat dx, bool accumulate, int64_t C, bool vec) {
   __shared__ float scratch[33];
   const int64_t n = blockIdx.x;
   const int64_t chunks = (C + dev::kVec - 1) / dev::kVec;
@@ -66,7 +66,7 @@ __global__ void __launch_bounds__(256) rmsnorm_backward_kernel(NormMat dy, NormM
     dev::load_chunk(dy.p, dy.dt, n * dy.ld + c0, cnt, vec, g);
     dev::load_chunk(x.p, x.dt, n * x.ld + c0, cnt, vec, xv);
     dev::load_chunk(w, wt, c0, cnt, vec, wv);
-LLM_UNROLL_8
+    LLM_UNROLL_8
     for (int j = 0; j < dev::kVec; ++j) dot += wv[j] * g[j] * xv[j];
   }
   dot = dev::block_sum(dot, scratch);
@@ -82,10 +82,10 @@ LLM_UNROLL_8
     if (accumulate) {
       dev::load_chunk(dx.p, dx.dt, n * dx.ld + c0, cnt, vec, out);
     } else {
-LLM_UNROLL_8
+      LLM_UNROLL_8
       for (int j = 0; j < dev::kVec; ++j) out[j] = 0.0f;
     }
-LLM_UNROLL_8
+    LLM_UNROLL_8
     for (int j = 0; j < dev::kVec; ++j) {
       const float d = r * wv[j] * g[j] - kx * xv[j];
       out[j] = accumulate ? out[j] + d : d;

@@ -10,10 +10,9 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__global__ void __launch_bounds__(kThreads) rope_kernel(void* x, DType xt, int64_t T, int64_t H, int64_t half,
-                                                        int64_t s0, int64_t s1, int64_t s2, const float* __restrict__ cos,
-                                                        const float* __restrict__ sin, int64_t pos0, float sign,
-                                                        int64_t items) {
+__global__ void __launch_bounds__(kThreads)
+    rope_kernel(void* x, DType xt, int64_t T, int64_t H, int64_t half, int64_t s0, int64_t s1, int64_t s2,
+                const float* __restrict__ cos, const float* __restrict__ sin, int64_t pos0, float sign, int64_t items) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   for (int64_t it = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; it < items; it += stride) {
     const int64_t i = it % half;
@@ -32,11 +31,10 @@ __global__ void __launch_bounds__(kThreads) rope_kernel(void* x, DType xt, int64
 // Items: (Hq + Hkv) * half rotation pairs, then Hkv * D elements of v. One token's heads are few
 // (< 2^31 items), so the index arithmetic is 32-bit: a 64-bit division is a runtime call that
 // costs registers (and spills).
-__global__ void __launch_bounds__(kThreads) rope_append_kernel(void* qkv, DType dt, int Hq, int Hkv, int half,
-                                                               int64_t sh, const float* __restrict__ cos,
-                                                               const float* __restrict__ sin,
-                                                               const int32_t* __restrict__ pos, int64_t P, void* kc,
-                                                               void* vc, int64_t cst, int64_t csh) {
+__global__ void __launch_bounds__(kThreads)
+    rope_append_kernel(void* qkv, DType dt, int Hq, int Hkv, int half, int64_t sh, const float* __restrict__ cos,
+                       const float* __restrict__ sin, const int32_t* __restrict__ pos, int64_t P, void* kc, void* vc,
+                       int64_t cst, int64_t csh) {
   // Clamped into the table and the cache: a bad position must not write outside them.
   const int64_t at = *pos;
   const int64_t p = at < 0 ? 0 : at >= P ? P - 1 : at;

@@ -9,9 +9,9 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__global__ void __launch_bounds__(kThreads) swiglu_forward_kernel(const void* __restrict__ gu, DType gt, int64_t ld_gu,
-                                                                  void* __restrict__ out, DType ot, int64_t ld_out,
-                                                                  int64_t I, int64_t chunks, int64_t items, bool vec) {
+__global__ void __launch_bounds__(kThreads)
+    swiglu_forward_kernel(const void* __restrict__ gu, DType gt, int64_t ld_gu, void* __restrict__ out, DType ot,
+                          int64_t ld_out, int64_t I, int64_t chunks, int64_t items, bool vec) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   for (int64_t it = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; it < items; it += stride) {
     const int64_t n = it / chunks, i = (it - n * chunks) * dev::kVec;
@@ -19,17 +19,16 @@ __global__ void __launch_bounds__(kThreads) swiglu_forward_kernel(const void* __
     float g[dev::kVec], u[dev::kVec], o[dev::kVec];
     dev::load_chunk(gu, gt, n * ld_gu + i, cnt, vec, g);
     dev::load_chunk(gu, gt, n * ld_gu + I + i, cnt, vec, u);
-LLM_UNROLL_8
+    LLM_UNROLL_8
     for (int k = 0; k < dev::kVec; ++k) o[k] = g[k] / (1.0f + expf(-g[k])) * u[k];
     dev::store_chunk(out, ot, n * ld_out + i, cnt, vec, o);
   }
 }
 
-__global__ void __launch_bounds__(kThreads) swiglu_backward_kernel(const void* __restrict__ dout, DType dt,
-                                                                   int64_t ld_dout, const void* __restrict__ gu,
-                                                                   DType gt, int64_t ld_gu, void* __restrict__ dgu,
-                                                                   DType dgt, int64_t ld_dgu, int64_t I, int64_t chunks,
-                                                                   int64_t items, bool vec) {
+__global__ void __launch_bounds__(kThreads)
+    swiglu_backward_kernel(const void* __restrict__ dout, DType dt, int64_t ld_dout, const void* __restrict__ gu,
+                           DType gt, int64_t ld_gu, void* __restrict__ dgu, DType dgt, int64_t ld_dgu, int64_t I,
+                           int64_t chunks, int64_t items, bool vec) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   for (int64_t it = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; it < items; it += stride) {
     const int64_t n = it / chunks, i = (it - n * chunks) * dev::kVec;
@@ -38,7 +37,7 @@ __global__ void __launch_bounds__(kThreads) swiglu_backward_kernel(const void* _
     dev::load_chunk(dout, dt, n * ld_dout + i, cnt, vec, d);
     dev::load_chunk(gu, gt, n * ld_gu + i, cnt, vec, g);
     dev::load_chunk(gu, gt, n * ld_gu + I + i, cnt, vec, u);
-LLM_UNROLL_8
+    LLM_UNROLL_8
     for (int k = 0; k < dev::kVec; ++k) {
       // d/dg silu(g) u = sig (1 + g (1 - sig)) u;  d/du = silu(g). g and u are overwritten in place.
       const float sig = 1.0f / (1.0f + expf(-g[k]));
@@ -63,8 +62,8 @@ void swiglu_forward_rows(const void* gate_up, DType gt, int64_t ld_gu, void* out
   if (N == 0 || I == 0) return;
   const int64_t chunks = (I + dev::kVec - 1) / dev::kVec, items = N * chunks;
   const bool vec = half_aligned(gate_up, ld_gu, I, gt) && dev::rows_aligned16(out, ld_out, dtype_size(ot));
-  LLM_LAUNCH(swiglu_forward_kernel, dim3(dev::grid_for(items, kThreads)), dim3(kThreads), 0, stream, gate_up, gt,
-             ld_gu, out, ot, ld_out, I, chunks, items, vec);
+  LLM_LAUNCH(swiglu_forward_kernel, dim3(dev::grid_for(items, kThreads)), dim3(kThreads), 0, stream, gate_up, gt, ld_gu,
+             out, ot, ld_out, I, chunks, items, vec);
   LLM_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -74,8 +73,8 @@ void swiglu_backward_rows(const void* dout, DType dt, int64_t ld_dout, const voi
   const int64_t chunks = (I + dev::kVec - 1) / dev::kVec, items = N * chunks;
   const bool vec = dev::rows_aligned16(dout, ld_dout, dtype_size(dt)) && half_aligned(gate_up, ld_gu, I, gt) &&
                    half_aligned(dgate_up, ld_dgu, I, dgt);
-  LLM_LAUNCH(swiglu_backward_kernel, dim3(dev::grid_for(items, kThreads)), dim3(kThreads), 0, stream, dout, dt,
-             ld_dout, gate_up, gt, ld_gu, dgate_up, dgt, ld_dgu, I, chunks, items, vec);
+  LLM_LAUNCH(swiglu_backward_kernel, dim3(dev::grid_for(items, kThreads)), dim3(kThreads), 0, stream, dout, dt, ld_dout,
+             gate_up, gt, ld_gu, dgate_up, dgt, ld_dgu, I, chunks, items, vec);
   LLM_CUDA_CHECK(cudaGetLastError());
 }
 

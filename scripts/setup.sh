@@ -12,6 +12,7 @@ packages=(
   libopenmpi-dev openmpi-bin            # data parallelism on CPU
   libedit-dev                           # line editing in the llmgen REPL
   libcpp-httplib-dev                    # HTTP for llmgen --serve
+  clang-format                          # the tree follows .clang-format (tests/docs/check_format.sh)
   python3-torch python3-numpy           # the independent PyTorch reference (tests/reference)
   fortunes fortunes-zh                  # the demo corpus: real text shipped by Debian
   nodejs npm                            # the JavaScript reference tokenizer (tests)

@@ -3,12 +3,12 @@
 //   llmbench train --config FILE --batch B --seq T --steps S [--warmup W] [--threads N]
 #include <CLI/CLI.hpp>
 
+#include <omp.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <map>
 #include <iostream>
-#include <omp.h>
+#include <map>
 
 #include <random>
 #include <thread>
@@ -38,8 +38,8 @@ void print_profile(const std::map<std::string, llm::OpTime>& times, int steps) {
   }
 }
 
-int bench_train(const std::string& config_file, const std::vector<std::string>& sets, int64_t B, int64_t T,
-                int steps, int warmup, int threads, const std::string& device, bool profile) {
+int bench_train(const std::string& config_file, const std::vector<std::string>& sets, int64_t B, int64_t T, int steps,
+                int warmup, int threads, const std::string& device, bool profile) {
   using namespace llm;
   // Only the architecture matters here; precision and recompute come from --set train.* or defaults.
   const Config base = default_config(sets);
@@ -99,7 +99,6 @@ int bench_train(const std::string& config_file, const std::vector<std::string>& 
   return 0;
 }
 
-
 // Streaming read bandwidth (GB/s) with `threads` threads over a 1 GiB buffer from the backend's
 // allocator, so it sits in the same kind of pages (2 MiB, advised huge) as the weights: the
 // floor of decode. The best of several passes.
@@ -129,8 +128,8 @@ double read_bandwidth(llm::Backend& backend, int threads) {
   return best;
 }
 
-int bench_decode(const std::string& config_file, const std::string& dtype, const std::string& quant,
-                 int64_t prompt, int64_t tokens, int threads, const std::string& device, bool profile) {
+int bench_decode(const std::string& config_file, const std::string& dtype, const std::string& quant, int64_t prompt,
+                 int64_t tokens, int threads, const std::string& device, bool profile) {
   using namespace llm;
   const ModelConfig arch = config_file.empty() ? default_config({}).model.arch : load_model_section(config_file);
   auto backend = make_backend(device.empty() ? std::string("cpu") : device, threads);
@@ -298,7 +297,8 @@ int main(int argc, char** argv) {
   train->add_option("--threads", threads, "CPU threads (0: all cores)")->check(CLI::NonNegativeNumber);
   train->add_option("--device", device, "auto | cpu | cuda[:N] (default: the config's)");
   train->add_flag("--profile", profile, "print the time of every op (synchronising after each)");
-  auto* decode = app.add_subcommand("decode", "prefill and decode tokens/s with a KV cache, beside the bandwidth floor");
+  auto* decode =
+      app.add_subcommand("decode", "prefill and decode tokens/s with a KV cache, beside the bandwidth floor");
   std::string dec_config, dec_dtype = "fp32", dec_quant = "none", dec_device;
   int64_t prompt = 512, gen_tokens = 32;
   int dec_threads = 0;
@@ -311,7 +311,8 @@ int main(int argc, char** argv) {
   decode->add_option("--device", dec_device, "auto | cpu | cuda[:N] (default: cpu)");
   bool dec_profile = false;
   decode->add_flag("--profile", dec_profile, "print the time of every op over the whole run");
-  auto* serve = app.add_subcommand("serve", "continuous batching: aggregate tokens/s and time to first token for N streams");
+  auto* serve =
+      app.add_subcommand("serve", "continuous batching: aggregate tokens/s and time to first token for N streams");
   std::string srv_config, srv_tok, srv_dtype = "bf16", srv_quant = "none";
   std::vector<int64_t> streams = {1, 4, 8, 16};
   int64_t srv_prompt = 32, srv_tokens = 64;

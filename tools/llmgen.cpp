@@ -2,8 +2,8 @@
 // a terminal or a pipe (plain completion or --chat), the perplexity of a file, or an
 // OpenAI-compatible HTTP server (--serve). A thin layer over the library (include/llm/chat.h,
 // generate.h, serve.h); docs/llmgen.md and docs/serving.md describe the behaviour.
-#include <CLI/CLI.hpp>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <csignal>
 #include <filesystem>
@@ -75,7 +75,8 @@ int main(int argc, char** argv) {
   auto* ctx_opt = app.add_option("--ctx", ctx, "context (KV cache) size in tokens")->capture_default_str();
   app.add_option("--device", device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   app.add_option("--threads", threads, "CPU threads (0: all cores)")->capture_default_str();
-  app.add_option("--dtype", dtype, "weights, activations and KV cache: auto | fp32 | bf16 | f16")->capture_default_str();
+  app.add_option("--dtype", dtype, "weights, activations and KV cache: auto | fp32 | bf16 | f16")
+      ->capture_default_str();
   app.add_option("--quant", quant, "weight-only quantization: none | int8 | int4")->capture_default_str();
   app.add_option("--quant-group", quant_group, "columns per quantization scale (int8: 0 = one per row)")
       ->capture_default_str();
@@ -89,11 +90,14 @@ int main(int argc, char** argv) {
   app.add_option("--host", so.host, "--serve: address to listen on")->capture_default_str()->needs(serve_opt);
   app.add_option("--port", so.port, "--serve: port (0: any free port)")->capture_default_str()->needs(serve_opt);
   app.add_option("--parallel", parallel, "--serve: sequences decoded together (KV-cache slots)")
-      ->capture_default_str()->needs(serve_opt);
+      ->capture_default_str()
+      ->needs(serve_opt);
   app.add_option("--queue", so.queue, "--serve: requests waiting for a slot before 503")
-      ->capture_default_str()->needs(serve_opt);
+      ->capture_default_str()
+      ->needs(serve_opt);
   app.add_option("--api-key", so.api_key, "--serve: require Authorization: Bearer KEY")->needs(serve_opt);
-  app.add_option("--served-model-name", so.model_name, "--serve: the model's id in the API (default: the directory name)")
+  app.add_option("--served-model-name", so.model_name,
+                 "--serve: the model's id in the API (default: the directory name)")
       ->needs(serve_opt);
   ppl_opt->excludes(prompt_opt)->excludes(chat_opt);
   json_opt->needs(ppl_opt);

@@ -36,11 +36,10 @@ llm::Config load(const std::string& file, std::vector<std::string> sets, const s
 void print_plan(const llm::Config& cfg, int world) {
   const llm::ParamTable t(cfg.model.arch);
   const auto& m = cfg.model.arch;
-  std::cout << "model: " << with_commas(t.count()) << " parameters ("
-            << (m.tie_word_embeddings ? "tied" : "untied") << " output layer), " << m.num_hidden_layers
-            << " layers, hidden " << m.hidden_size << ", heads " << m.num_attention_heads << "/"
-            << m.num_key_value_heads << ", head_dim " << m.head_dim() << ", intermediate " << m.intermediate_size
-            << ", vocab " << m.vocab_size << "\n";
+  std::cout << "model: " << with_commas(t.count()) << " parameters (" << (m.tie_word_embeddings ? "tied" : "untied")
+            << " output layer), " << m.num_hidden_layers << " layers, hidden " << m.hidden_size << ", heads "
+            << m.num_attention_heads << "/" << m.num_key_value_heads << ", head_dim " << m.head_dim()
+            << ", intermediate " << m.intermediate_size << ", vocab " << m.vocab_size << "\n";
   std::cout << "train: seq_len " << cfg.train.seq_len << ", micro_batch " << cfg.train.micro_batch << ", grad_accum "
             << cfg.train.grad_accum << ", steps " << cfg.train.steps << ", precision "
             << llm::precision_name(cfg.train.precision) << ", recompute " << llm::recompute_name(cfg.train.recompute)
@@ -59,7 +58,7 @@ void print_plan(const llm::Config& cfg, int world) {
   po.world = world;
   po.ce_chunk_tokens = cfg.train.ce_chunk_tokens;
   llm::ModelOptions mo;
-  mo.compute_dtype = cfg.train.precision == llm::Precision::Auto ? (cuda ? llm::DType::BF16 : llm::DType::F32)
+  mo.compute_dtype = cfg.train.precision == llm::Precision::Auto   ? (cuda ? llm::DType::BF16 : llm::DType::F32)
                      : cfg.train.precision == llm::Precision::BF16 ? llm::DType::BF16
                      : cfg.train.precision == llm::Precision::FP16 ? llm::DType::F16
                                                                    : llm::DType::F32;
@@ -106,7 +105,8 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
   app.add_option("--stop-at", stop_at, "stop with a checkpoint after this step (the schedule still spans train.steps)");
   app.add_flag("--dry-run", dry_run, "print the model and the plan, allocate nothing");
   int world = 1;
-  app.add_option("--world", world, "with --dry-run: plan for this many ranks (ZeRO splits)")->check(CLI::PositiveNumber);
+  app.add_option("--world", world, "with --dry-run: plan for this many ranks (ZeRO splits)")
+      ->check(CLI::PositiveNumber);
 
   auto* prepare = app.add_subcommand("prepare", "tokenize the configured corpus into shards (skipped when up to date)");
   bool force = false;

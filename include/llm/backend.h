@@ -77,8 +77,8 @@ enum class QuantKind : uint8_t { Int8, Int4 };
 struct QuantizedMatrix {
   QuantKind kind = QuantKind::Int8;
   int64_t rows = 0, cols = 0, group = 0;  // group divides cols
-  Tensor data;    // see above
-  Tensor scales;  // f32 [rows, cols / group]
+  Tensor data;                            // see above
+  Tensor scales;                          // f32 [rows, cols / group]
 };
 
 class Backend {
@@ -121,20 +121,19 @@ class Backend {
 
   // ---- RMSNorm ----------------------------------------------------------------------------------
   // y = w * x * rstd, rstd = 1/sqrt(mean(x^2) + eps)      x, y [N, C], w [C], rstd [N] f32
-  void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& y,
-                       const Tensor& rstd);
+  void rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& y, const Tensor& rstd);
   // s = a + b, y = rmsnorm(s): the residual add fused in   a, b, s, y [N, C]; s may alias a
-  void add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps,
-                           const Tensor& s, const Tensor& y, const Tensor& rstd);
+  void add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, const Tensor& s,
+                           const Tensor& y, const Tensor& rstd);
   // dx = (accumulate ? dx : 0) + d/dx, dw += d/dw          dy, x, dx [N, C], w [C], rstd [N], dw [C] f32
-  void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd,
-                        const Tensor& dx, const Tensor& dw, bool accumulate_dx);
+  void rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dx,
+                        const Tensor& dw, bool accumulate_dx);
 
   // ---- linear algebra ---------------------------------------------------------------------------
   // c = alpha * op(a) @ op(b) + beta * c + bias         op(a) [M, K], op(b) [K, N], c [M, N], bias [N]
   // op(x) = x^T when trans_x. Rows may be strided (a column block of a fused buffer).
-  void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c,
-              float alpha, float beta, const Tensor* bias);
+  void matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c, float alpha, float beta,
+              const Tensor* bias);
   // db[c] += sum_n dy[n, c]                              dy [N, C], db [C] f32
   void bias_backward(const Tensor& dy, const Tensor& db);
 
@@ -147,12 +146,10 @@ class Backend {
   // Causal GQA: query head h reads kv head h / (Hq / Hkv); query t (of Tq) sees keys
   // 0 .. Tk - Tq + t; scale 1/sqrt(D).
   // q, out [B, Tq, Hq, D], k, v [B, Tk, Hkv, D], lse [B, Hq, Tq] f32 (empty: not kept)
-  void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                         const Tensor& lse);
+  void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse);
   // dq [B, T, Hq, D], dk, dv [B, T, Hkv, D], overwritten; out and lse from the forward (Tq == Tk).
-  void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
-                          const Tensor& out, const Tensor& lse, const Tensor& dq, const Tensor& dk,
-                          const Tensor& dv);
+  void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                          const Tensor& lse, const Tensor& dq, const Tensor& dk, const Tensor& dv);
 
   // ---- SwiGLU ---------------------------------------------------------------------------------
   // out = silu(g) * u where gate_up [N, 2I] holds g in columns [0, I) and u in [I, 2I); out [N, I]
@@ -174,8 +171,8 @@ class Backend {
   //   dh = dlogits @ w (overwritten);  dw += dlogits^T @ h  (f32)
   // h, dh [N, C], w [V, C], targets [N] i32, losses [N] f32, dw [V, C] f32
   // chunk_tokens: tokens per chunk (0: the backend's default, default_ce_chunk_tokens).
-  void cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
-                     const Tensor& dh, const Tensor& dw, float grad_scale, int64_t chunk_tokens);
+  void cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses, const Tensor& dh,
+                     const Tensor& dw, float grad_scale, int64_t chunk_tokens);
 
   // ---- weight-only quantization (inference) ------------------------------------------------------
   // out = quantize(w): per row and group, scale = max|w| / qmax, q = round-half-even(w / scale)
@@ -191,8 +188,8 @@ class Backend {
   // AdamW over flat f32 buffers param, grad, m, v [P]; for each segment, with g = grad * grad_scale:
   //   m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr * (m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps) + wd p)
   // and, when compute is not empty, compute [P] (any float dtype) = p rounded to its dtype.
-  void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
-             const Tensor& compute, std::span<const AdamWSegment> segments, const AdamWHyper& hyper);
+  void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const Tensor& compute,
+             std::span<const AdamWSegment> segments, const AdamWHyper& hyper);
   // Sum of x (float tensor, any dtype), accumulated in double; non-finite if any element is.
   double sum(const Tensor& x);
   // Sum of squares of x, accumulated in double; non-finite if any element is.
@@ -219,8 +216,7 @@ class Backend {
   virtual void do_fill(const Tensor& t, float value) = 0;
   virtual void do_embedding_forward(const Tensor& ids, const Tensor& table, const Tensor& out) = 0;
   virtual void do_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable) = 0;
-  virtual void do_rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& y,
-                                  const Tensor& rstd) = 0;
+  virtual void do_rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& y, const Tensor& rstd) = 0;
   virtual void do_add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, const Tensor& s,
                                       const Tensor& y, const Tensor& rstd) = 0;
   virtual void do_rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd,

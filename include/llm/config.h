@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "llm/data_config.h"
 #include "llm/backend.h"
+#include "llm/data_config.h"
 #include "llm/dtype.h"
 #include "llm/model.h"
 
@@ -27,19 +27,20 @@ struct ModelSection {
 enum class Precision : uint8_t { FP32, BF16, FP16, Auto };
 
 struct TrainSection {
-  std::string device = "auto";   // auto | cpu | cuda | cuda:N
-  int threads = 0;               // CPU threads (0: all cores)
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  int threads = 0;              // CPU threads (0: all cores)
   int64_t seq_len = 256;
-  int64_t micro_batch = 8;       // sequences per forward/backward
-  int64_t grad_accum = 1;        // micro-batches per optimizer step (per rank)
-  int64_t steps = 1000;          // optimizer steps in all
-  Precision precision = Precision::Auto;  // auto: fp32 on the CPU, bf16 on GPUs of compute capability >= 8.0, fp16 on older ones
+  int64_t micro_batch = 8;  // sequences per forward/backward
+  int64_t grad_accum = 1;   // micro-batches per optimizer step (per rank)
+  int64_t steps = 1000;     // optimizer steps in all
+  Precision precision =
+      Precision::Auto;  // auto: fp32 on the CPU, bf16 on GPUs of compute capability >= 8.0, fp16 on older ones
   Recompute recompute = Recompute::None;
   uint64_t seed = 1234;
-  int64_t ce_chunk_tokens = 0;   // tokens per fused output-layer chunk (0: backend default)
+  int64_t ce_chunk_tokens = 0;  // tokens per fused output-layer chunk (0: backend default)
   int64_t log_every = 1;
-  int64_t eval_every = 100;      // 0: only at the end
-  int64_t eval_batches = 0;      // validation micro-batches per eval (0: the whole validation set)
+  int64_t eval_every = 100;  // 0: only at the end
+  int64_t eval_batches = 0;  // validation micro-batches per eval (0: the whole validation set)
   // fp16 dynamic loss scaling
   double loss_scale_init = 65536.0;
   int64_t loss_scale_growth_interval = 1000;  // clean steps before the scale doubles
@@ -51,33 +52,33 @@ enum class LrSchedule : uint8_t { Cosine, Wsd, Constant };
 
 struct OptimSection {
   double lr = 3e-4;
-  double min_lr_ratio = 0.1;     // final LR as a fraction of lr (cosine, wsd)
+  double min_lr_ratio = 0.1;  // final LR as a fraction of lr (cosine, wsd)
   int64_t warmup_steps = 100;
   LrSchedule schedule = LrSchedule::Cosine;
   double wsd_decay_fraction = 0.2;  // wsd: share of the steps spent decaying at the end
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
   double weight_decay = 0.1;
   bool decay_norms_and_biases = false;
-  double grad_clip = 1.0;        // global norm; 0 disables
+  double grad_clip = 1.0;  // global norm; 0 disables
 };
 
 struct DistSection {
-  int zero = 0;                  // 0 (plain data parallel), 1 or 2
-  double timeout_s = 600;        // a collective that takes longer names the missing rank and stops
-  double bucket_mb = 25;         // gradient all-reduce bucket size
+  int zero = 0;            // 0 (plain data parallel), 1 or 2
+  double timeout_s = 600;  // a collective that takes longer names the missing rank and stops
+  double bucket_mb = 25;   // gradient all-reduce bucket size
 };
 
 struct IoSection {
   std::filesystem::path run_dir;  // checkpoints, metrics.jsonl, loss.svg
   int64_t save_every = 0;         // steps between checkpoints (0: only at the end)
   int64_t keep_last = 3;
-  bool resume = false;            // continue from run_dir's newest complete checkpoint
-  std::string sample_prompt;      // generated from after training (empty: none)
+  bool resume = false;        // continue from run_dir's newest complete checkpoint
+  std::string sample_prompt;  // generated from after training (empty: none)
   int64_t sample_tokens = 64;
 };
 
 struct Config {
-  std::filesystem::path file;     // where it was read from ("<embedded tiny>" for the default)
+  std::filesystem::path file;  // where it was read from ("<embedded tiny>" for the default)
   ModelSection model;
   TokenizerConfig tokenizer;
   DataConfig data;
@@ -85,7 +86,7 @@ struct Config {
   OptimSection optim;
   DistSection dist;
   IoSection io;
-  nlohmann::json effective;       // the merged JSON (with overrides), saved in checkpoints
+  nlohmann::json effective;  // the merged JSON (with overrides), saved in checkpoints
 };
 
 // Parses config JSON text; base_dir resolves relative paths; overrides are "section.key=value"

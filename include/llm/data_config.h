@@ -38,7 +38,7 @@ struct TokenizerConfig {
 
 // One entry of "data.inputs".
 struct DataInput {
-  std::string path;  // a file, a directory (walked recursively) or a glob(3) pattern; absolute
+  std::string path;             // a file, a directory (walked recursively) or a glob(3) pattern; absolute
   std::string format = "text";  // text | jsonl
   std::string field = "text";   // jsonl: the string field holding a document
   // text: absent means one document per file; otherwise a line equal to this string (trailing
@@ -54,15 +54,15 @@ struct DataInput {
 
 struct DataConfig {
   std::vector<DataInput> inputs;
-  std::filesystem::path out_dir;          // shards and manifest.json; absolute
-  int64_t shard_tokens = 1LL << 25;       // tokens per shard (the last one may hold fewer)
-  double val_fraction = 0.01;             // share of documents held out for validation
-  int64_t val_max_tokens = 0;             // cap on validation tokens (0: none)
-  uint64_t seed = 1234;                   // decides the validation split and the sample order
-  int threads = 0;                        // tokenisation threads, 0: all cores
-  int64_t batch_bytes = 4LL << 20;        // text read per tokenisation batch
-  int64_t max_document_bytes = 1LL << 20; // longer documents are encoded in pieces (docs/data.md)
-  int prefetch_batches = 4;               // loader: batches prepared ahead by its thread
+  std::filesystem::path out_dir;           // shards and manifest.json; absolute
+  int64_t shard_tokens = 1LL << 25;        // tokens per shard (the last one may hold fewer)
+  double val_fraction = 0.01;              // share of documents held out for validation
+  int64_t val_max_tokens = 0;              // cap on validation tokens (0: none)
+  uint64_t seed = 1234;                    // decides the validation split and the sample order
+  int threads = 0;                         // tokenisation threads, 0: all cores
+  int64_t batch_bytes = 4LL << 20;         // text read per tokenisation batch
+  int64_t max_document_bytes = 1LL << 20;  // longer documents are encoded in pieces (docs/data.md)
+  int prefetch_batches = 4;                // loader: batches prepared ahead by its thread
 };
 
 // Reads the "tokenizer" section (r is that section; finish() is called). Relative paths resolve

@@ -31,9 +31,9 @@ template <class... Args>
 
 // LLM_CHECK(cond, "rmsnorm_forward: ", "x is ", shape) throws llm::Error with the message when the
 // condition does not hold. The condition text is not included: the message must say what is wrong.
-#define LLM_CHECK(cond, ...)      \
-  do {                            \
-    if (!(cond)) {                \
-      ::llm::fail(__VA_ARGS__);   \
-    }                             \
+#define LLM_CHECK(cond, ...)    \
+  do {                          \
+    if (!(cond)) {              \
+      ::llm::fail(__VA_ARGS__); \
+    }                           \
   } while (0)

@@ -53,8 +53,8 @@ struct GenerateOptions;
 class TokenText {
  public:
   TokenText(const Tokenizer& tok, const GenerateOptions& opt);
-  std::string push(int32_t id);  // the text that became complete with this token (may be empty)
-  std::string finish();          // the rest, at the end of generation
+  std::string push(int32_t id);                       // the text that became complete with this token (may be empty)
+  std::string finish();                               // the rest, at the end of generation
   bool stopped() const { return filter_.stopped(); }  // a stop string appeared
 
  private:
@@ -65,9 +65,9 @@ class TokenText {
 };
 
 struct GenerateOptions {
-  int64_t max_tokens = 512;             // generated tokens at most; -1: until the context is full
-  std::vector<std::string> stop;        // stop strings (matched in the decoded text, not printed)
-  bool show_special = false;            // print special tokens (other than the stop ids) as text
+  int64_t max_tokens = 512;       // generated tokens at most; -1: until the context is full
+  std::vector<std::string> stop;  // stop strings (matched in the decoded text, not printed)
+  bool show_special = false;      // print special tokens (other than the stop ids) as text
 
   void validate(std::string_view prefix) const;  // prefix: "--" (flags) or "/set " (REPL)
 };
@@ -76,12 +76,12 @@ enum class StopReason { StopToken, StopString, MaxTokens, ContextFull, Interrupt
 std::string_view stop_reason_text(StopReason r);
 
 struct GenerateStats {
-  int64_t reused_tokens = 0;   // prompt tokens found in the KV cache already
-  int64_t prompt_tokens = 0;   // prompt tokens forwarded (prefill)
+  int64_t reused_tokens = 0;  // prompt tokens found in the KV cache already
+  int64_t prompt_tokens = 0;  // prompt tokens forwarded (prefill)
   double prefill_seconds = 0;
-  int64_t generated = 0;       // tokens sampled, the stop token included
-  int64_t decode_tokens = 0;   // single-token forwards during decode
-  double decode_seconds = 0;   // sampling and decode forwards
+  int64_t generated = 0;      // tokens sampled, the stop token included
+  int64_t decode_tokens = 0;  // single-token forwards during decode
+  double decode_seconds = 0;  // sampling and decode forwards
   StopReason reason = StopReason::MaxTokens;
 };
 
@@ -127,8 +127,8 @@ struct PerplexityResult {
   int64_t tokens = 0;     // in the text
   int64_t predicted = 0;  // scored: tokens - 1
   int64_t windows = 0;
-  double nll_mean = 0;    // mean negative log-likelihood (nats)
-  double ppl = 0;         // exp(nll_mean)
+  double nll_mean = 0;  // mean negative log-likelihood (nats)
+  double ppl = 0;       // exp(nll_mean)
 };
 
 // Every token after the first scored from the tokens before it: the whole sequence at once when

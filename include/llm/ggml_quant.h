@@ -30,9 +30,9 @@ enum class GgmlType : uint32_t {
   BF16 = 30,
 };
 
-std::string_view ggml_type_name(GgmlType t);   // "f32", "q8_0", "q4_K", ... (ggml's spelling)
-int64_t ggml_block_elems(GgmlType t);          // values per block (1 for f32/f16/bf16)
-size_t ggml_block_bytes(GgmlType t);           // bytes per block
+std::string_view ggml_type_name(GgmlType t);  // "f32", "q8_0", "q4_K", ... (ggml's spelling)
+int64_t ggml_block_elems(GgmlType t);         // values per block (1 for f32/f16/bf16)
+size_t ggml_block_bytes(GgmlType t);          // bytes per block
 // Bytes of n values; n must be a multiple of the block (error naming the type otherwise).
 size_t ggml_row_bytes(GgmlType t, int64_t n);
 

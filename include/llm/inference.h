@@ -24,11 +24,11 @@ QuantMode parse_quant(std::string_view s, std::string_view where);  // "none" | 
 std::string_view quant_name(QuantMode q);
 
 struct InferenceOptions {
-  int64_t context = 4096;        // KV-cache positions (capped by max_position_embeddings)
-  int64_t prefill_chunk = 256;   // tokens per prefill forward
-  DType dtype = DType::F32;      // weights and activations (when not quantized) and the KV cache
+  int64_t context = 4096;       // KV-cache positions (capped by max_position_embeddings)
+  int64_t prefill_chunk = 256;  // tokens per prefill forward
+  DType dtype = DType::F32;     // weights and activations (when not quantized) and the KV cache
   QuantMode quant = QuantMode::None;
-  int64_t quant_group = 64;      // columns per scale (int4: 32 or 64; int8: 0 = one per row)
+  int64_t quant_group = 64;  // columns per scale (int4: 32 or 64; int8: 0 = one per row)
   // Decode steps (one token, logits of the last) recorded once as a graph and replayed, on a
   // backend with a recorder() (CUDA): one launch per token instead of one per op.
   bool graphs = true;
@@ -113,8 +113,8 @@ class InferenceModel {
   InferenceOptions opt_;
   Backend* backend_;
   int64_t context_ = 0;
-  int64_t rows_ = 0;            // rows of the activation buffers: max(prefill_chunk, slots)
-  std::vector<int64_t> pos_;    // tokens cached in each slot
+  int64_t rows_ = 0;          // rows of the activation buffers: max(prefill_chunk, slots)
+  std::vector<int64_t> pos_;  // tokens cached in each slot
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Impl> impl_;
 };

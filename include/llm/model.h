@@ -56,12 +56,12 @@ ModelConfig read_hf_config(const std::filesystem::path& config_json);
 enum class ParamKind : uint8_t { Embedding, Weight, Bias, Norm, Head };
 
 struct ParamInfo {
-  std::string name;             // HF tensor name
-  std::vector<int64_t> shape;   // HF shape, [out, in] for linear weights
-  int64_t offset = 0;           // element offset in the flat buffers
+  std::string name;            // HF tensor name
+  std::vector<int64_t> shape;  // HF shape, [out, in] for linear weights
+  int64_t offset = 0;          // element offset in the flat buffers
   int64_t numel = 0;
   ParamKind kind = ParamKind::Weight;
-  int layer = -1;               // -1 outside the decoder layers
+  int layer = -1;  // -1 outside the decoder layers
 };
 
 // Flat layout: embeddings, then per layer [input_layernorm | q k v weights | q k v biases | o_proj |
@@ -75,8 +75,8 @@ class ParamTable {
   const std::vector<ParamInfo>& params() const { return params_; }
   const ParamInfo& at(std::string_view name) const;  // error naming the tensor if absent
   const ParamInfo* find(std::string_view name) const;
-  int64_t flat_size() const { return flat_size_; }   // with padding
-  int64_t count() const { return count_; }           // parameters proper
+  int64_t flat_size() const { return flat_size_; }  // with padding
+  int64_t count() const { return count_; }          // parameters proper
   // Offsets of the fused blocks of layer l.
   int64_t qkv_weight_offset(int l) const { return at(layer_name(l, "self_attn.q_proj.weight")).offset; }
   static std::string layer_name(int l, std::string_view suffix);
@@ -91,8 +91,8 @@ class ParamTable {
 // for embeddings and linear weights, zero biases, unit norm weights, zero padding. Each value is a
 // function of (seed, parameter name, element index) alone, so any range — a ZeRO shard, a chunk —
 // gets the same values as a full initialisation.
-void init_parameter_values(const ModelConfig& cfg, const ParamTable& table, uint64_t seed, int64_t begin,
-                           int64_t count, float* out);
+void init_parameter_values(const ModelConfig& cfg, const ParamTable& table, uint64_t seed, int64_t begin, int64_t count,
+                           float* out);
 
 // ---- the model -------------------------------------------------------------------------------------
 
@@ -107,10 +107,10 @@ std::string_view recompute_name(Recompute r);
 struct ModelOptions {
   DType compute_dtype = DType::F32;  // weights and activations
   Recompute recompute = Recompute::None;
-  int64_t max_batch = 1;             // micro-batch rows the activation plan is sized for
-  int64_t max_seq = 0;               // tokens per row (0: max_position_embeddings)
-  bool training = true;              // allocate gradients and backward buffers
-  int64_t ce_chunk_tokens = 0;       // tokens per chunk of the fused output layer + loss (0: the backend's default)
+  int64_t max_batch = 1;        // micro-batch rows the activation plan is sized for
+  int64_t max_seq = 0;          // tokens per row (0: max_position_embeddings)
+  bool training = true;         // allocate gradients and backward buffers
+  int64_t ce_chunk_tokens = 0;  // tokens per chunk of the fused output layer + loss (0: the backend's default)
 };
 
 // One micro-batch on the host: ids and targets [B*T]; a negative target is ignored.
@@ -121,8 +121,8 @@ struct TokenBatch {
 };
 
 struct LossSum {
-  double sum = 0.0;    // sum of per-token losses
-  int64_t count = 0;   // tokens with a target
+  double sum = 0.0;   // sum of per-token losses
+  int64_t count = 0;  // tokens with a target
   double mean() const { return count ? sum / double(count) : 0.0; }
 };
 
@@ -162,9 +162,9 @@ class Qwen2Model {
   std::vector<const Arena*> arenas() const;
 
  private:
-  struct Layer;       // views of one layer's weights and gradients
-  struct LayerActs;   // views of the activations one layer keeps for the backward
-  struct Buffers;     // every activation and scratch buffer of the plan
+  struct Layer;      // views of one layer's weights and gradients
+  struct LayerActs;  // views of the activations one layer keeps for the backward
+  struct Buffers;    // every activation and scratch buffer of the plan
 
   Layer bind_layer(int l) const;
   Buffers plan_buffers();

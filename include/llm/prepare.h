@@ -14,9 +14,9 @@
 namespace llm {
 
 struct PrepareOptions {
-  std::ostream* log = nullptr;  // progress and a summary; nullptr: quiet
-  bool tty = false;             // log is a terminal: one progress line updated in place with '\r'
-  bool force = false;           // prepare even when the manifest says the shards are up to date
+  std::ostream* log = nullptr;     // progress and a summary; nullptr: quiet
+  bool tty = false;                // log is a terminal: one progress line updated in place with '\r'
+  bool force = false;              // prepare even when the manifest says the shards are up to date
   double progress_interval_s = 0;  // 0: 0.2 s on a terminal, 10 s otherwise
   // Logging to stderr, in place when stderr is a terminal.
   static PrepareOptions to_stderr();

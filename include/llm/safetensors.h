@@ -68,8 +68,8 @@ class SafetensorsReader {
   explicit SafetensorsReader(const std::filesystem::path& path);
 
   const std::vector<SafetensorsTensor>& tensors() const { return tensors_; }  // sorted by offset
-  const SafetensorsTensor* find(std::string_view name) const;                  // nullptr if absent
-  const SafetensorsTensor& at(std::string_view name) const;  // throws naming the file and tensor
+  const SafetensorsTensor* find(std::string_view name) const;                 // nullptr if absent
+  const SafetensorsTensor& at(std::string_view name) const;                   // throws naming the file and tensor
   std::span<const std::byte> bytes(const SafetensorsTensor& t) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::filesystem::path& path() const { return path_; }

@@ -15,13 +15,13 @@
 namespace llm {
 
 struct ServeOptions {
-  std::string host = "127.0.0.1";   // loopback unless told otherwise
-  int port = 8080;                  // 0: any free port
-  int64_t queue = 64;               // requests waiting for a slot before 503 (Retry-After)
-  std::string api_key;              // when set: "Authorization: Bearer KEY" on /v1/*
+  std::string host = "127.0.0.1";  // loopback unless told otherwise
+  int port = 8080;                 // 0: any free port
+  int64_t queue = 64;              // requests waiting for a slot before 503 (Retry-After)
+  std::string api_key;             // when set: "Authorization: Bearer KEY" on /v1/*
   size_t max_body_bytes = size_t(4) << 20;
-  std::string model_name;           // the id in /v1/models and responses
-  int64_t default_max_tokens = 512; // when a request gives no max_tokens (capped by the context)
+  std::string model_name;            // the id in /v1/models and responses
+  int64_t default_max_tokens = 512;  // when a request gives no max_tokens (capped by the context)
   // Sampling when a request does not say: OpenAI's defaults (temperature 1, top_p 1) and no
   // top-k, min-p or repetition penalty.
   SamplingParams defaults{1.0f, 0, 1.0f, 0.0f, 1.0f, 0};

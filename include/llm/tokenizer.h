@@ -65,8 +65,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path);
 
 // Encodes each text on up to `threads` OpenMP threads (<= 0: all available). Result i belongs to
 // texts[i]; the ids do not depend on the thread count.
-std::vector<std::vector<int32_t>> encode_batch(const Tokenizer& tok, std::span<const std::string> texts,
-                                               int threads);
+std::vector<std::vector<int32_t>> encode_batch(const Tokenizer& tok, std::span<const std::string> texts, int threads);
 
 // ---- the `llmtrain tokenize` command's library half ----------------------------------------------
 

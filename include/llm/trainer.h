@@ -41,12 +41,12 @@ struct TrainOptions {
   // backend (owned by the caller, outliving train()) and ignores train.device and train.threads:
   // tests inject a backend the device string cannot name, such as the emulated CudaBackend.
   Backend* backend = nullptr;
-  TrainHooks hooks;              // none: a plain run
+  TrainHooks hooks;  // none: a plain run
 };
 
 struct TrainResult {
-  int64_t steps_done = 0;             // optimizer steps completed, in all
-  double last_loss = 0;               // training loss of the last step
+  int64_t steps_done = 0;  // optimizer steps completed, in all
+  double last_loss = 0;    // training loss of the last step
   std::optional<double> first_val_loss, last_val_loss;
   std::filesystem::path last_checkpoint;
   double seconds = 0;

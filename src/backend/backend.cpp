@@ -7,7 +7,8 @@
 
 namespace llm {
 
-void Backend::check_devices(const char* op, std::initializer_list<std::pair<const Tensor*, const char*>> tensors) const {
+void Backend::check_devices(const char* op,
+                            std::initializer_list<std::pair<const Tensor*, const char*>> tensors) const {
   const DeviceKind dev = device();
   for (const auto& [t, what] : tensors) check_device(*t, dev, op, what);
 }
@@ -78,10 +79,9 @@ void Backend::add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Tensor
   do_add_rmsnorm_forward(a, b, w, eps, s, y, rstd);
 }
 
-void Backend::rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd,
-                               const Tensor& dx, const Tensor& dw, bool accumulate_dx) {
-  check_devices("rmsnorm_backward",
-                {{&dy, "dy"}, {&x, "x"}, {&w, "w"}, {&rstd, "rstd"}, {&dx, "dx"}, {&dw, "dw"}});
+void Backend::rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dx,
+                               const Tensor& dw, bool accumulate_dx) {
+  check_devices("rmsnorm_backward", {{&dy, "dy"}, {&x, "x"}, {&w, "w"}, {&rstd, "rstd"}, {&dx, "dx"}, {&dw, "dw"}});
   check_rmsnorm_backward(dy, x, w, rstd, dx, dw);
   if (x.size(0) == 0) return;
   do_rmsnorm_backward(dy, x, w, rstd, dx, dw, accumulate_dx);
@@ -123,16 +123,28 @@ void Backend::attention_forward(const Tensor& q, const Tensor& k, const Tensor& 
 void Backend::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                                  const Tensor& out, const Tensor& lse, const Tensor& dq, const Tensor& dk,
                                  const Tensor& dv) {
-  check_devices("attention_backward", {{&dout, "dout"}, {&q, "q"}, {&k, "k"}, {&v, "v"}, {&out, "out"},
-                                       {&lse, "lse"}, {&dq, "dq"}, {&dk, "dk"}, {&dv, "dv"}});
+  check_devices("attention_backward", {{&dout, "dout"},
+                                       {&q, "q"},
+                                       {&k, "k"},
+                                       {&v, "v"},
+                                       {&out, "out"},
+                                       {&lse, "lse"},
+                                       {&dq, "dq"},
+                                       {&dk, "dk"},
+                                       {&dv, "dv"}});
   check_attention_backward(dout, q, k, v, out, lse, dq, dk, dv);
   do_attention_backward(dout, q, k, v, out, lse, dq, dk, dv);
 }
 
 void Backend::decode_attention(const Tensor& qkv, const Tensor& cos, const Tensor& sin, const Tensor& k_cache,
                                const Tensor& v_cache, const Tensor& pos_dev, int64_t pos, const Tensor& out) {
-  check_devices("decode_attention", {{&qkv, "qkv"}, {&cos, "cos"}, {&sin, "sin"}, {&k_cache, "k_cache"},
-                                     {&v_cache, "v_cache"}, {&pos_dev, "pos_dev"}, {&out, "out"}});
+  check_devices("decode_attention", {{&qkv, "qkv"},
+                                     {&cos, "cos"},
+                                     {&sin, "sin"},
+                                     {&k_cache, "k_cache"},
+                                     {&v_cache, "v_cache"},
+                                     {&pos_dev, "pos_dev"},
+                                     {&out, "out"}});
   check_decode_attention(qkv, cos, sin, k_cache, v_cache, pos_dev, pos, out);
   do_decode_attention(qkv, cos, sin, k_cache, v_cache, pos_dev, pos, out);
 }

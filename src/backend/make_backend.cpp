@@ -25,15 +25,17 @@ std::unique_ptr<Backend> make_backend(std::string_view device, int threads, int 
   }
   std::string why;
   if (const int n = cuda::cuda_device_count(&why); n > 0) {
-    LLM_CHECK(ordinal < n, "device: ", device, ": this process wants GPU ", ordinal, " (its local rank) but the host has ",
-              n, "; start at most ", n, " ranks per host or set CUDA_VISIBLE_DEVICES");
+    LLM_CHECK(ordinal < n, "device: ", device, ": this process wants GPU ", ordinal,
+              " (its local rank) but the host has ", n, "; start at most ", n,
+              " ranks per host or set CUDA_VISIBLE_DEVICES");
     return cuda::make_cuda_backend(ordinal);
   }
   LLM_CHECK(is_auto, "device: ", device, " requested but no CUDA device is usable: ", why);
   std::cerr << "device: auto: no CUDA device (" << why << "), using the CPU\n";
 #else
   (void)local_rank;
-  LLM_CHECK(is_auto, "device: ", device, " requested but this build has no CUDA backend (configure with -DLLM_CUDA=ON)");
+  LLM_CHECK(is_auto, "device: ", device,
+            " requested but this build has no CUDA backend (configure with -DLLM_CUDA=ON)");
 #endif
   return std::make_unique<CpuBackend>(threads);
 }

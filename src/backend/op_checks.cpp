@@ -42,7 +42,8 @@ void check_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Te
 void check_swiglu(const Tensor& gate_up, const Tensor& out, const char* op, const char* out_name) {
   check_rows(gate_up, op, "gate_up");
   check_rows(out, op, out_name);
-  LLM_CHECK(gate_up.ndim() == 2 && gate_up.size(1) % 2 == 0, op, ": gate_up must be [N, 2I], got ", gate_up.shape_str());
+  LLM_CHECK(gate_up.ndim() == 2 && gate_up.size(1) % 2 == 0, op, ": gate_up must be [N, 2I], got ",
+            gate_up.shape_str());
   check_shape(out, {gate_up.size(0), gate_up.size(1) / 2}, op, out_name);
 }
 
@@ -85,8 +86,7 @@ void check_quantized(const QuantizedMatrix& w, const char* op) {
   check_shape(w.scales, {w.rows, w.cols / w.group}, op, "the scales");
   LLM_CHECK(w.data.rows_contiguous() && w.scales.rows_contiguous(), op,
             ": the quantized data and scales must have dense rows");
-  LLM_CHECK((!w.data.empty() && !w.scales.empty()) || w.rows * w.cols == 0, op,
-            ": the quantized matrix has no data");
+  LLM_CHECK((!w.data.empty() && !w.scales.empty()) || w.rows * w.cols == 0, op, ": the quantized matrix has no data");
 }
 
 // ---- memory -----------------------------------------------------------------------------------------
@@ -102,8 +102,8 @@ void check_download(const Tensor& src) {
 void check_copy(const Tensor& src, const Tensor& dst) {
   check_same_shape(src, dst, "copy", "src", "dst");
   if (src.numel() == 0) return;  // nothing is read or written
-  LLM_CHECK(src.stride(-1) == 1 && dst.stride(-1) == 1, "copy: the last dimension must be dense (src ",
-            src.shape_str(), ", dst ", dst.shape_str(), ")");
+  LLM_CHECK(src.stride(-1) == 1 && dst.stride(-1) == 1, "copy: the last dimension must be dense (src ", src.shape_str(),
+            ", dst ", dst.shape_str(), ")");
   LLM_CHECK(src.dtype() == dst.dtype() || (is_float(src.dtype()) && is_float(dst.dtype())), "copy: cannot convert ",
             dtype_name(src.dtype()), " to ", dtype_name(dst.dtype()));
 }
@@ -205,7 +205,8 @@ void check_bias_backward(const Tensor& dy, const Tensor& db) {
 void check_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0) {
   const char* op = "rope";
   LLM_CHECK(x.ndim() == 4, op, ": x must be [B, T, H, D], got ", x.shape_str());
-  LLM_CHECK(is_float(x.dtype()) && x.stride(3) == 1, op, ": x ", x.shape_str(), " must be a float tensor with dense heads");
+  LLM_CHECK(is_float(x.dtype()) && x.stride(3) == 1, op, ": x ", x.shape_str(),
+            " must be a float tensor with dense heads");
   const int64_t T = x.size(1), D = x.size(3), half = D / 2;
   LLM_CHECK(D % 2 == 0, op, ": head_dim ", D, " must be even");
   check_dtype(cos, DType::F32, op, "cos");
@@ -251,7 +252,9 @@ void check_attention_backward(const Tensor& dout, const Tensor& q, const Tensor&
 
 // ---- SwiGLU, elementwise ------------------------------------------------------------------------------
 
-void check_swiglu_forward(const Tensor& gate_up, const Tensor& out) { check_swiglu(gate_up, out, "swiglu_forward", "out"); }
+void check_swiglu_forward(const Tensor& gate_up, const Tensor& out) {
+  check_swiglu(gate_up, out, "swiglu_forward", "out");
+}
 
 void check_swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dgate_up) {
   const char* op = "swiglu_backward";
@@ -265,7 +268,8 @@ void check_add(const Tensor& a, const Tensor& b, const Tensor& out) {
   check_same_shape(a, b, op, "a", "b");
   check_same_shape(a, out, op, "a", "out");
   for (const Tensor* t : {&a, &b, &out}) {
-    LLM_CHECK(t->is_contiguous() && is_float(t->dtype()), op, ": ", t->shape_str(), " must be a contiguous float tensor");
+    LLM_CHECK(t->is_contiguous() && is_float(t->dtype()), op, ": ", t->shape_str(),
+              " must be a contiguous float tensor");
   }
 }
 
@@ -369,8 +373,8 @@ void check_decode_attention(const Tensor& qkv, const Tensor& cos, const Tensor& 
             Hkv, " kv heads");
   check_shape(qkv, {1, 1, Hq + 2 * Hkv, D}, op, "qkv");
   check_shape(k_cache, {1, P, Hkv, D}, op, "k_cache");
-  LLM_CHECK(v_cache.ndim() == 4 && v_cache.stride(1) == k_cache.stride(1) && v_cache.stride(2) == k_cache.stride(2),
-            op, ": v_cache ", v_cache.shape_str(), " must be laid out as k_cache ", k_cache.shape_str());
+  LLM_CHECK(v_cache.ndim() == 4 && v_cache.stride(1) == k_cache.stride(1) && v_cache.stride(2) == k_cache.stride(2), op,
+            ": v_cache ", v_cache.shape_str(), " must be laid out as k_cache ", k_cache.shape_str());
   check_attention(qkv.slice(2, 0, Hq), k_cache, v_cache, out, op);
   for (const Tensor* t : {&cos, &sin}) {
     check_dtype(*t, DType::F32, op, "cos/sin");

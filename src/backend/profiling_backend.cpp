@@ -50,15 +50,15 @@ class ProfilingBackend final : public Backend {
  protected:
   // Each op runs on the inner backend (whose public op checks the arguments again) and is timed,
   // synchronising after it; while ops are being recorded nothing runs, so nothing is timed.
-#define LLM_TIMED(op, ...)                                                           \
-  do {                                                                               \
-    if (recording_) return in_->op(__VA_ARGS__);                                     \
-    const auto t0 = std::chrono::steady_clock::now();                                \
-    in_->op(__VA_ARGS__);                                                            \
-    in_->synchronize();                                                              \
-    OpTime& slot_ = (*times_)[#op];                                                   \
+#define LLM_TIMED(op, ...)                                                                         \
+  do {                                                                                             \
+    if (recording_) return in_->op(__VA_ARGS__);                                                   \
+    const auto t0 = std::chrono::steady_clock::now();                                              \
+    in_->op(__VA_ARGS__);                                                                          \
+    in_->synchronize();                                                                            \
+    OpTime& slot_ = (*times_)[#op];                                                                \
     slot_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); \
-    ++slot_.calls;                                                                   \
+    ++slot_.calls;                                                                                 \
   } while (0)
 
   void do_upload(const Tensor& d, const void* s) override { LLM_TIMED(upload, d, s); }

@@ -18,8 +18,8 @@ void Buffer::reset() {
 Buffer Arena::alloc(size_t bytes) {
   if (bytes == 0) return Buffer();
   void* p = backend_->raw_alloc(bytes);
-  LLM_CHECK(p != nullptr, "arena ", name_, ": out of memory allocating ", bytes, " bytes on ", backend_->name(),
-            " (", live_, " bytes live in this arena)");
+  LLM_CHECK(p != nullptr, "arena ", name_, ": out of memory allocating ", bytes, " bytes on ", backend_->name(), " (",
+            live_, " bytes live in this arena)");
   live_ += bytes;
   peak_ = std::max(peak_, live_);
   return Buffer(this, p, bytes);

@@ -121,8 +121,8 @@ T ConfigReader::require(std::string_view key) {
   return convert<T>(*v, key_path(key));
 }
 
-#define LLM_INSTANTIATE(T)                                                  \
-  template T ConfigReader::get<T>(std::string_view, const T&);              \
+#define LLM_INSTANTIATE(T)                                                   \
+  template T ConfigReader::get<T>(std::string_view, const T&);               \
   template std::optional<T> ConfigReader::get_optional<T>(std::string_view); \
   template T ConfigReader::require<T>(std::string_view);
 LLM_INSTANTIATE(bool)

@@ -100,8 +100,8 @@ Tensor Tensor::select(int64_t index) const {
 
 Tensor Tensor::range(int64_t begin, int64_t count) const {
   LLM_CHECK(is_contiguous(), "tensor.range: ", shape_str(), " is not contiguous");
-  LLM_CHECK(begin >= 0 && count >= 0 && begin + count <= numel(), "tensor.range: [", begin, ", ",
-            begin + count, ") out of range for ", shape_str());
+  LLM_CHECK(begin >= 0 && count >= 0 && begin + count <= numel(), "tensor.range: [", begin, ", ", begin + count,
+            ") out of range for ", shape_str());
   void* p = data_ ? static_cast<char*>(data_) + begin * static_cast<int64_t>(dtype_size(dtype_)) : nullptr;
   return Tensor(p, dtype_, {count}, device_);
 }
@@ -114,8 +114,8 @@ Tensor Tensor::flatten(int d0, int d1) const {
   for (int d = a0; d <= a1; ++d) {
     const auto u = static_cast<size_t>(d);
     if (d < a1) {
-      LLM_CHECK(stride_[u] == stride_[u + 1] * shape_[u + 1], "tensor.flatten: dims ", d0, "..", d1,
-                " of ", shape_str(), " are not contiguous with each other");
+      LLM_CHECK(stride_[u] == stride_[u + 1] * shape_[u + 1], "tensor.flatten: dims ", d0, "..", d1, " of ",
+                shape_str(), " are not contiguous with each other");
     }
     merged *= shape_[u];
   }

@@ -58,8 +58,8 @@ class DocumentReader {
   void read_more();  // fills pending_ from the current file
   void read_text_line();
   void read_jsonl_line();
-  void add_text(std::string_view s);   // appends to the current text document, cutting pieces
-  void end_document();                 // emits the current document's final piece
+  void add_text(std::string_view s);  // appends to the current text document, cutting pieces
+  void end_document();                // emits the current document's final piece
   void emit(std::string text, bool last);
 
   const DataConfig& config_;
@@ -68,11 +68,11 @@ class DocumentReader {
   std::unique_ptr<LineReader> reader_;
   const InputFile* file_ = nullptr;
   const DataInput* input_ = nullptr;
-  std::string doc_;               // current text document (not yet emitted)
-  bool doc_has_pieces_ = false;   // an earlier piece of the current document was emitted
+  std::string doc_;                    // current text document (not yet emitted)
+  bool doc_has_pieces_ = false;        // an earlier piece of the current document was emitted
   bool prev_chunk_continues_ = false;  // the last line read was a chunk of a longer line
   std::deque<DocPiece> pending_;
-  uint64_t bytes_done_ = 0;       // bytes of files already finished
+  uint64_t bytes_done_ = 0;  // bytes of files already finished
   uint64_t invalid_utf8_ = 0;
 };
 

@@ -79,7 +79,7 @@ class LineReader {
   }
 
   uint64_t line_number() const { return line_no_; }  // of the line last returned (1-based)
-  uint64_t offset() const { return consumed_; }       // bytes consumed
+  uint64_t offset() const { return consumed_; }      // bytes consumed
 
  private:
   bool fill() {
@@ -108,11 +108,13 @@ class LineReader {
 namespace {
 
 bool all_space(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; });
 }
 
 std::string_view rtrim(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -205,8 +207,8 @@ bool DocumentReader::open_next_file() {
   if (next_file_ >= files_.size()) return false;
   file_ = &files_[next_file_++];
   input_ = &config_.inputs[file_->input];
-  const size_t max_line = input_->format == "jsonl" ? std::numeric_limits<size_t>::max()
-                                                    : static_cast<size_t>(config_.max_document_bytes);
+  const size_t max_line =
+      input_->format == "jsonl" ? std::numeric_limits<size_t>::max() : static_cast<size_t>(config_.max_document_bytes);
   reader_ = std::make_unique<LineReader>(file_->path, max_line);
   prev_chunk_continues_ = false;
   return true;

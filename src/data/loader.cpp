@@ -13,15 +13,18 @@ namespace fs = std::filesystem;
 // ---- cursor -------------------------------------------------------------------------------------
 
 nlohmann::json DataCursor::to_json() const {
-  return {{"epoch", epoch}, {"sample", sample}, {"samples_per_epoch", samples_per_epoch}, {"seed", seed},
+  return {{"epoch", epoch},
+          {"sample", sample},
+          {"samples_per_epoch", samples_per_epoch},
+          {"seed", seed},
           {"seq_len", seq_len}};
 }
 
 DataCursor DataCursor::from_json(const nlohmann::json& j, const std::string& where) {
   LLM_CHECK(j.is_object(), where, ": expected a data cursor object, got ", j.dump());
   const auto get = [&](const char* key) -> uint64_t {
-    const bool ok = j.contains(key) && (j[key].is_number_unsigned() ||
-                                        (j[key].is_number_integer() && j[key].get<int64_t>() >= 0));
+    const bool ok =
+        j.contains(key) && (j[key].is_number_unsigned() || (j[key].is_number_integer() && j[key].get<int64_t>() >= 0));
     LLM_CHECK(ok, where, ".", key, ": expected a non-negative integer, got ",
               j.contains(key) ? j[key].dump() : "nothing");
     return j[key].get<uint64_t>();
@@ -33,8 +36,8 @@ DataCursor DataCursor::from_json(const nlohmann::json& j, const std::string& whe
   c.seed = get("seed");
   c.seq_len = static_cast<int64_t>(get("seq_len"));
   for (const auto& [k, v] : j.items()) {
-    LLM_CHECK(k == "epoch" || k == "sample" || k == "samples_per_epoch" || k == "seed" || k == "seq_len", where, ".",
-              k, ": unknown key; valid keys: epoch, sample, samples_per_epoch, seed, seq_len");
+    LLM_CHECK(k == "epoch" || k == "sample" || k == "samples_per_epoch" || k == "seed" || k == "seq_len", where, ".", k,
+              ": unknown key; valid keys: epoch, sample, samples_per_epoch, seed, seq_len");
   }
   LLM_CHECK(c.sample < c.samples_per_epoch, where, ": sample ", c.sample, " is not below samples_per_epoch ",
             c.samples_per_epoch);
@@ -75,15 +78,15 @@ TokenStream TokenStream::from_manifest(const fs::path& data_dir, const std::stri
   for (size_t i = 0; i < list.size(); ++i) {
     LLM_CHECK(s.shards_[i].size() == list[i].tokens, s.shards_[i].path(), ": holds ", s.shards_[i].size(),
               " tokens but ", mp, " lists ", list[i].tokens);
-    LLM_CHECK(s.vocab_size_ == m.vocab_size, s.shards_[i].path(), ": vocab size ", s.vocab_size_, " but ", mp,
-              " says ", m.vocab_size);
+    LLM_CHECK(s.vocab_size_ == m.vocab_size, s.shards_[i].path(), ": vocab size ", s.vocab_size_, " but ", mp, " says ",
+              m.vocab_size);
   }
   return s;
 }
 
 void TokenStream::read(uint64_t begin, std::span<int32_t> out) const {
-  LLM_CHECK(begin <= size() && out.size() <= size() - begin, "token stream: reading [", begin, ", ",
-            begin + out.size(), ") of ", size(), " tokens");
+  LLM_CHECK(begin <= size() && out.size() <= size() - begin, "token stream: reading [", begin, ", ", begin + out.size(),
+            ") of ", size(), " tokens");
   size_t i = static_cast<size_t>(std::upper_bound(offsets_.begin(), offsets_.end(), begin) - offsets_.begin());
   while (!out.empty()) {
     const uint64_t shard_begin = i == 0 ? 0 : offsets_[i - 1];
@@ -224,8 +227,7 @@ DataCursor ShardLoader::cursor() const {
 void ShardLoader::restore(const DataCursor& c) {
   LLM_CHECK(c.seed == opt_.seed, "data cursor: saved with data seed ", c.seed, ", this run uses ", opt_.seed,
             "; the sample order would differ");
-  LLM_CHECK(c.seq_len == opt_.seq_len, "data cursor: saved with seq_len ", c.seq_len, ", this run uses ",
-            opt_.seq_len);
+  LLM_CHECK(c.seq_len == opt_.seq_len, "data cursor: saved with seq_len ", c.seq_len, ", this run uses ", opt_.seq_len);
   LLM_CHECK(c.samples_per_epoch == samples_, "data cursor: saved with ", c.samples_per_epoch,
             " samples per epoch, the training split now has ", samples_, " (the data was prepared again?)");
   LLM_CHECK(c.sample < samples_, "data cursor: sample ", c.sample, " is not below samples_per_epoch ", samples_);

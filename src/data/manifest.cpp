@@ -47,7 +47,9 @@ nlohmann::json Manifest::to_json() const {
   return {{"format", "llm-token-shards"},
           {"version", kManifestVersion},
           {"tokenizer",
-           {{"kind", tokenizer_kind}, {"fingerprint", tokenizer_fingerprint}, {"vocab_size", vocab_size},
+           {{"kind", tokenizer_kind},
+            {"fingerprint", tokenizer_fingerprint},
+            {"vocab_size", vocab_size},
             {"eot_id", eot_id}}},
           {"train", {{"tokens", train_tokens}, {"documents", train_documents}, {"shards", shards_json(train)}}},
           {"val", {{"tokens", val_tokens}, {"documents", val_documents}, {"shards", shards_json(val)}}},
@@ -58,7 +60,8 @@ nlohmann::json Manifest::to_json() const {
 
 Manifest Manifest::from_json(const nlohmann::json& j, const std::string& where) {
   LLM_CHECK(j.is_object(), where, ": expected a JSON object");
-  LLM_CHECK(j.value("format", "") == "llm-token-shards", where, ": not a shard manifest (\"format\" is not \"llm-token-shards\")");
+  LLM_CHECK(j.value("format", "") == "llm-token-shards", where,
+            ": not a shard manifest (\"format\" is not \"llm-token-shards\")");
   const int version = field<int>(j, "version", where);
   LLM_CHECK(version == kManifestVersion, where, ": unsupported manifest version ", version, " (this build reads ",
             kManifestVersion, ")");
@@ -72,7 +75,8 @@ Manifest Manifest::from_json(const nlohmann::json& j, const std::string& where) 
   for (const char* split : {"train", "val"}) {
     const std::string sw = cat(where, ": ", split);
     const auto& s = j.contains(split) ? j.at(split) : nlohmann::json();
-    auto shards = shards_from(s.is_object() && s.contains("shards") ? s.at("shards") : nlohmann::json(), sw + ".shards");
+    auto shards =
+        shards_from(s.is_object() && s.contains("shards") ? s.at("shards") : nlohmann::json(), sw + ".shards");
     const auto tokens = field<uint64_t>(s, "tokens", sw);
     const auto docs = field<uint64_t>(s, "documents", sw);
     uint64_t sum = 0;

@@ -13,10 +13,10 @@
 
 #include "corpus.h"
 #include "hash.h"
-#include "prepare_internal.h"
 #include "llm/atomic_file.h"
 #include "llm/error.h"
 #include "llm/shard.h"
+#include "prepare_internal.h"
 #include "progress.h"
 
 namespace llm {
@@ -44,7 +44,10 @@ std::string shard_name(const std::string& split, size_t index) {
 class ShardSequence {
  public:
   ShardSequence(fs::path dir, std::string split, uint64_t shard_tokens, uint32_t vocab, std::string fingerprint)
-      : dir_(std::move(dir)), split_(std::move(split)), shard_tokens_(shard_tokens), vocab_(vocab),
+      : dir_(std::move(dir)),
+        split_(std::move(split)),
+        shard_tokens_(shard_tokens),
+        vocab_(vocab),
         fingerprint_(std::move(fingerprint)) {}
 
   void append(std::span<const int32_t> ids) {
@@ -98,11 +101,18 @@ nlohmann::json make_signature(const DataConfig& c, const Tokenizer& tok, const s
   nlohmann::json fl = nlohmann::json::array();
   for (const auto& f : files) fl.push_back({{"path", f.path.string()}, {"size", f.size}, {"mtime_ns", f.mtime_ns}});
   return {{"shard_format_version", kShardVersion},
-          {"tokenizer", {{"kind", tok.kind()}, {"fingerprint", tok.fingerprint()}, {"vocab_size", tok.vocab_size()},
-                         {"eot_id", tok.eot_id()}}},
+          {"tokenizer",
+           {{"kind", tok.kind()},
+            {"fingerprint", tok.fingerprint()},
+            {"vocab_size", tok.vocab_size()},
+            {"eot_id", tok.eot_id()}}},
           {"settings",
-           {{"inputs", inputs}, {"shard_tokens", c.shard_tokens}, {"val_fraction", c.val_fraction},
-            {"val_max_tokens", c.val_max_tokens}, {"seed", c.seed}, {"max_document_bytes", c.max_document_bytes}}},
+           {{"inputs", inputs},
+            {"shard_tokens", c.shard_tokens},
+            {"val_fraction", c.val_fraction},
+            {"val_max_tokens", c.val_max_tokens},
+            {"seed", c.seed},
+            {"max_document_bytes", c.max_document_bytes}}},
           {"files", fl}};
 }
 
@@ -178,8 +188,7 @@ PrepareResult run_prepare(const DataConfig& c, const Tokenizer& tok, const nlohm
     return result;
   }
   std::error_code ec;
-  if (fs::is_directory(c.out_dir, ec) && !fs::exists(c.out_dir / kManifestName, ec) &&
-      !fs::is_empty(c.out_dir, ec)) {
+  if (fs::is_directory(c.out_dir, ec) && !fs::exists(c.out_dir / kManifestName, ec) && !fs::is_empty(c.out_dir, ec)) {
     fail(c.out_dir, ": data.out_dir exists, is not empty and holds no ", kManifestName,
          "; refusing to replace a directory that preparation did not write");
   }
@@ -198,14 +207,16 @@ PrepareResult run_prepare(const DataConfig& c, const Tokenizer& tok, const nlohm
   uint64_t total_bytes = 0;
   for (const auto& f : files) total_bytes += f.size;
   data::Progress progress(opt.log, opt.tty, opt.progress_interval_s, total_bytes);
-  ShardSequence train(staging.dir, "train", static_cast<uint64_t>(c.shard_tokens), static_cast<uint32_t>(vocab), fingerprint);
-  ShardSequence val(staging.dir, "val", static_cast<uint64_t>(c.shard_tokens), static_cast<uint32_t>(vocab), fingerprint);
+  ShardSequence train(staging.dir, "train", static_cast<uint64_t>(c.shard_tokens), static_cast<uint32_t>(vocab),
+                      fingerprint);
+  ShardSequence val(staging.dir, "val", static_cast<uint64_t>(c.shard_tokens), static_cast<uint32_t>(vocab),
+                    fingerprint);
   data::DocumentReader reader(c, files);
 
   std::vector<DocPiece> pieces;
   std::vector<std::string> texts;
   std::vector<uint64_t> first_piece_hash;
-  bool in_document = false;   // the previous piece did not end its document
+  bool in_document = false;  // the previous piece did not end its document
   bool doc_in_val = false;
   const int32_t eot_ids[1] = {eot};
   for (;;) {
@@ -247,8 +258,8 @@ PrepareResult run_prepare(const DataConfig& c, const Tokenizer& tok, const nlohm
   train.finish();
   val.finish();
 
-  LLM_CHECK(train.documents() + val.documents() > 0, "data.inputs: no documents in ", files.size(),
-            " file(s) (", inputs_list(c), "): the corpus is empty");
+  LLM_CHECK(train.documents() + val.documents() > 0, "data.inputs: no documents in ", files.size(), " file(s) (",
+            inputs_list(c), "): the corpus is empty");
   LLM_CHECK(train.documents() > 0, "data.val_fraction: all ", val.documents(),
             " document(s) went to the validation split; lower it or add text");
 
@@ -278,12 +289,13 @@ PrepareResult run_prepare(const DataConfig& c, const Tokenizer& tok, const nlohm
     const double t = std::max(result.seconds, 1e-9);
     std::ostringstream line;
     line << std::fixed << std::setprecision(2) << "prepare: " << files.size() << " files, " << result.bytes / 1e6
-         << " MB, " << result.documents << " documents -> " << m.train_tokens << " train tokens in "
-         << m.train.size() << " shard(s), " << m.val_tokens << " validation tokens (" << m.val_documents
-         << " documents) in " << c.out_dir.string() << "; " << t << " s, " << result.bytes / 1e6 / t << " MB/s, "
-         << std::setprecision(0) << double(result.tokens) / t << " tokens/s";
+         << " MB, " << result.documents << " documents -> " << m.train_tokens << " train tokens in " << m.train.size()
+         << " shard(s), " << m.val_tokens << " validation tokens (" << m.val_documents << " documents) in "
+         << c.out_dir.string() << "; " << t << " s, " << result.bytes / 1e6 / t << " MB/s, " << std::setprecision(0)
+         << double(result.tokens) / t << " tokens/s";
     *opt.log << line.str();
-    if (reader.invalid_utf8_bytes() > 0) *opt.log << "; note: " << reader.invalid_utf8_bytes() << " bytes of invalid UTF-8";
+    if (reader.invalid_utf8_bytes() > 0)
+      *opt.log << "; note: " << reader.invalid_utf8_bytes() << " bytes of invalid UTF-8";
     if (m.val_documents == 0 && c.val_fraction > 0) *opt.log << "; warning: the validation split is empty";
     *opt.log << "\n";
   }

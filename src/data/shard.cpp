@@ -24,8 +24,8 @@ namespace fs = std::filesystem;
 namespace {
 
 // Field offsets in the header (docs/data.md has the table).
-constexpr size_t kOffMagic = 0, kOffVersion = 8, kOffHeaderBytes = 12, kOffWidth = 16, kOffVocab = 20,
-                 kOffTokens = 24, kOffDocs = 32, kOffFpLen = 40, kOffFlags = 44, kOffFp = 48;
+constexpr size_t kOffMagic = 0, kOffVersion = 8, kOffHeaderBytes = 12, kOffWidth = 16, kOffVocab = 20, kOffTokens = 24,
+                 kOffDocs = 32, kOffFpLen = 40, kOffFlags = 44, kOffFp = 48;
 
 std::string errno_text(int err) { return std::generic_category().message(err); }
 
@@ -263,8 +263,8 @@ void ShardWriter::append(std::span<const int32_t> ids) {
   unsigned char* p = buf_.data() + at;
   for (size_t i = 0; i < ids.size(); ++i) {
     const int32_t id = ids[i];
-    LLM_CHECK(id >= 0 && static_cast<uint32_t>(id) < header_.vocab_size, path_, ": token id ", id,
-              " (token ", header_.token_count + i, ") is outside the vocabulary [0, ", header_.vocab_size, ")");
+    LLM_CHECK(id >= 0 && static_cast<uint32_t>(id) < header_.vocab_size, path_, ": token id ", id, " (token ",
+              header_.token_count + i, ") is outside the vocabulary [0, ", header_.vocab_size, ")");
     const auto u = static_cast<uint32_t>(id);
     for (uint32_t k = 0; k < w; ++k) p[i * w + k] = static_cast<unsigned char>(u >> (8 * k));
   }

@@ -65,7 +65,8 @@ std::unique_ptr<Tokenizer> load_or_train_tokenizer(const TokenizerConfig& t, con
       train_sentencepiece(next, o, t.path);
     } catch (const Error&) {
       // The trainer's "no text" would hide the real cause.
-      LLM_CHECK(!exhausted || documents > 0, "data.inputs: no documents to train the tokenizer on: the corpus is empty");
+      LLM_CHECK(!exhausted || documents > 0,
+                "data.inputs: no documents to train the tokenizer on: the corpus is empty");
       throw;
     }
   }

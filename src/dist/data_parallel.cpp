@@ -56,8 +56,7 @@ double DataParallel::reduce_gradients() {
     case 1:
       comm_.reduce_scatter_ranges_sum(model_.grads(), own_grads(), partition_);
       return comm_.all_reduce_sum(be.sum_squares(own_grads()));
-    default:
-      return comm_.all_reduce_sum(be.sum_squares(acc_.t()));
+    default: return comm_.all_reduce_sum(be.sum_squares(acc_.t()));
   }
 }
 

@@ -22,7 +22,8 @@ class LocalCommunicator final : public Communicator {
     LLM_CHECK(in.data() == out.data(), "all_gather: one rank expects in to alias out");
   }
   void reduce_scatter_sum(const Tensor& in, const Tensor& out) override {
-    LLM_CHECK(in.numel() == out.numel() && in.data() == out.data(), "reduce_scatter_sum: one rank expects out to alias in");
+    LLM_CHECK(in.numel() == out.numel() && in.data() == out.data(),
+              "reduce_scatter_sum: one rank expects out to alias in");
   }
   void all_gather_ranges(const Tensor& buf, std::span<const int64_t> offsets) override {
     check_ranges("all_gather_ranges", buf, offsets, 1);

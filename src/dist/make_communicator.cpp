@@ -20,8 +20,9 @@ namespace {
 constexpr const char* kLauncherVars[] = {
     "OMPI_COMM_WORLD_SIZE",  // OpenMPI's mpirun
     "PMIX_RANK",             // PMIx: OpenMPI 5, srun --mpi=pmix
-    "PMI_RANK", "PMI_SIZE",  // MPICH/Hydra, srun --mpi=pmi2
-    "MV2_COMM_WORLD_SIZE",   // MVAPICH
+    "PMI_RANK",
+    "PMI_SIZE",             // MPICH/Hydra, srun --mpi=pmi2
+    "MV2_COMM_WORLD_SIZE",  // MVAPICH
 };
 
 // The world size the launcher announced, or -1 when it did not say.

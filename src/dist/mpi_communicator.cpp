@@ -111,7 +111,8 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm_free(&node);
     hosts_ = int(all_reduce_sum(local_rank_ == 0 ? 1.0 : 0.0));
     if (rank_ != 0) {
-      check_mpi(MPI_Irecv(&roll_call_, 1, MPI_INT64_T, 0, kRollCallTag, ctl_, &roll_req_), "dist: MPI_Irecv(roll call)");
+      check_mpi(MPI_Irecv(&roll_call_, 1, MPI_INT64_T, 0, kRollCallTag, ctl_, &roll_req_),
+                "dist: MPI_Irecv(roll call)");
     }
   }
 
@@ -141,7 +142,8 @@ class MpiCommunicator final : public Communicator {
     for (int64_t off = 0; off < n; off += chunk_) {
       const int c = static_cast<int>(std::min(chunk_, n - off));
       MPI_Request req = MPI_REQUEST_NULL;
-      check_mpi(MPI_Iallreduce(MPI_IN_PLACE, p + off, c, MPI_FLOAT, MPI_SUM, comm_, &req), "all_reduce_sum: MPI_Iallreduce");
+      check_mpi(MPI_Iallreduce(MPI_IN_PLACE, p + off, c, MPI_FLOAT, MPI_SUM, comm_, &req),
+                "all_reduce_sum: MPI_Iallreduce");
       wait({&req, 1}, {"all_reduce_sum", n, "f32"});
     }
   }
@@ -151,7 +153,8 @@ class MpiCommunicator final : public Communicator {
     LLM_CHECK(out.numel() == n * world_ && in.dtype() == out.dtype(), "all_gather: in ", in.shape_str(), " and out ",
               out.shape_str(), " do not match ", world_, " ranks");
     const Tensor mine = out.range(rank_ * n, n);
-    if (in.data() != mine.data()) std::memcpy(host_bytes(mine, "all_gather"), host_bytes(in, "all_gather"), in.nbytes());
+    if (in.data() != mine.data())
+      std::memcpy(host_bytes(mine, "all_gather"), host_bytes(in, "all_gather"), in.nbytes());
     all_gather_ranges(out, even_offsets(n));
   }
 
@@ -305,8 +308,8 @@ class MpiCommunicator final : public Communicator {
 
   [[noreturn]] void timed_out(const Op& op, double waited) {
     const double grace = std::clamp(timeout_ / 2, 2.0, 30.0);
-    std::string msg = cat(describe(op), " timed out on rank ", rank_, " after ", std::round(waited * 10) / 10, " s (dist.timeout_s = ",
-                          timeout_, "): ");
+    std::string msg = cat(describe(op), " timed out on rank ", rank_, " after ", std::round(waited * 10) / 10,
+                          " s (dist.timeout_s = ", timeout_, "): ");
     if (rank_ == 0) {
       // Roll call: ranks blocked in a collective answer from their polling loop at once.
       std::vector<int64_t> ask(size_t(world_), seq_), answer(size_t(world_), -1);
@@ -332,8 +335,10 @@ class MpiCommunicator final : public Communicator {
       }
       std::vector<int> missing, elsewhere;
       for (int r = 1; r < world_; ++r) {
-        if (!answered[size_t(r)]) missing.push_back(r);
-        else if (answer[size_t(r)] != seq_) elsewhere.push_back(r);
+        if (!answered[size_t(r)])
+          missing.push_back(r);
+        else if (answer[size_t(r)] != seq_)
+          elsewhere.push_back(r);
       }
       if (!missing.empty()) {
         msg += cat("rank(s) ", rank_list(missing), " did not arrive (dead, hung, or slower than the timeout)");
@@ -341,7 +346,8 @@ class MpiCommunicator final : public Communicator {
         msg += "every rank is waiting, so the transport itself is stuck";
       }
       for (int r : elsewhere) {
-        msg += cat("; rank ", r, " waits in collective #", answer[size_t(r)], " instead (the ranks called different "
+        msg += cat("; rank ", r, " waits in collective #", answer[size_t(r)],
+                   " instead (the ranks called different "
                    "collectives: a bug)");
       }
     } else {
@@ -386,8 +392,9 @@ bool mpi_available() { return true; }
 namespace llm {
 
 std::unique_ptr<Communicator> make_mpi_communicator(const CommOptions&) {
-  fail("dist: this build has no MPI support (configured with LLM_MPI=OFF, or MPI was not found): install "
-       "libopenmpi-dev (scripts/setup.sh) and reconfigure");
+  fail(
+      "dist: this build has no MPI support (configured with LLM_MPI=OFF, or MPI was not found): install "
+      "libopenmpi-dev (scripts/setup.sh) and reconfigure");
 }
 
 bool mpi_available() { return false; }

@@ -44,8 +44,8 @@ std::vector<int32_t> ChatHistory::begin_turn(const Tokenizer& tok, std::string u
       if (dropped) *dropped = n_dropped;
       return ids;
     }
-    LLM_CHECK(msgs.size() > 2, "chat: the system prompt and the message are ", ids.size(),
-              " tokens, more than the ", max_tokens, " the context leaves for them (--ctx, --max-tokens)");
+    LLM_CHECK(msgs.size() > 2, "chat: the system prompt and the message are ", ids.size(), " tokens, more than the ",
+              max_tokens, " the context leaves for them (--ctx, --max-tokens)");
     // The oldest turn: a user message and the answer to it.
     msgs.erase(msgs.begin() + 1);
     if (msgs.size() > 2 && msgs[1].role == "assistant") msgs.erase(msgs.begin() + 1);

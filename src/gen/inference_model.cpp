@@ -37,7 +37,8 @@ std::string_view quant_name(QuantMode q) {
 
 ModelFiles locate_model(const fs::path& path) {
   LLM_CHECK(fs::exists(path), path.string(), ": no such model directory");
-  LLM_CHECK(fs::is_directory(path), path.string(), ": not a directory (expected a run, checkpoint or HF model directory)");
+  LLM_CHECK(fs::is_directory(path), path.string(),
+            ": not a directory (expected a run, checkpoint or HF model directory)");
   ModelFiles f;
   if (fs::exists(path / "config.json")) {
     f.dir = path;
@@ -82,16 +83,16 @@ struct InferenceModel::Impl {
   std::vector<Layer> layers;
   std::vector<BlockWeights> blocks;  // views of layers, for block_forward
   OwnedTensor final_norm;
-  Linear embed;                 // the input table [V, C]
-  Linear head_own;              // lm_head when untied
-  const Linear* head = nullptr; // the output layer: embed (tied) or head_own
-  OwnedTensor k_cache, v_cache; // [L, slots, ctx, Hkv, D] each
+  Linear embed;                  // the input table [V, C]
+  Linear head_own;               // lm_head when untied
+  const Linear* head = nullptr;  // the output layer: embed (tied) or head_own
+  OwnedTensor k_cache, v_cache;  // [L, slots, ctx, Hkv, D] each
   KvCacheViews kv;
   OwnedTensor rope_cos, rope_sin;
   // activations for one batch of n <= rows tokens
   OwnedTensor ids, x, ln, qkv, att, proj, h2, gate_up, act, rstd, logits;
-  OwnedTensor step;      // i32 [2]: the token and the position of a one-token step of slot 0
-  OwnedTensor seq_pos;   // i32 [slots]: each sequence's position in a forward_batch
+  OwnedTensor step;     // i32 [2]: the token and the position of a one-token step of slot 0
+  OwnedTensor seq_pos;  // i32 [slots]: each sequence's position in a forward_batch
   // The recorded decode step (graphs), and how steps ran so far.
   std::unique_ptr<OpGraph> graph;
   std::string graph_error;
@@ -143,7 +144,8 @@ InferenceModel::InferenceModel(const ModelConfig& cfg, std::span<const float> we
     lin.quantized = true;
     lin.qdata = int4 ? m.weights.tensor(DType::U8, {nrows, cols / 2}) : m.weights.tensor(DType::I8, {nrows, cols});
     lin.qscales = m.weights.tensor(DType::F32, {nrows, cols / group});
-    lin.q = QuantizedMatrix{int4 ? QuantKind::Int4 : QuantKind::Int8, nrows, cols, group, lin.qdata.t(), lin.qscales.t()};
+    lin.q =
+        QuantizedMatrix{int4 ? QuantKind::Int4 : QuantKind::Int8, nrows, cols, group, lin.qdata.t(), lin.qscales.t()};
     be.quantize(s.t(), lin.q);
     return lin;
   };
@@ -359,18 +361,18 @@ void InferenceModel::issue_layers(const Tensor& ids, const SeqRowsList& seqs) {
   Backend& be = *backend_;
   const BlockShape s(cfg_);
   const int64_t n = ids.numel(), C = s.C, I = s.I, Q = s.Q(), HqD = s.Hq * s.D;
-  const Tensor x = m.x->range(0, n * C).view({n, C});        // [n, C] residual, updated in place
-  const Tensor ln = m.ln->range(0, n * C).view({n, C});      // [n, C] both norms' output
-  const Tensor rstd = m.rstd->range(0, n);                   // [n] both norms' rstd
+  const Tensor x = m.x->range(0, n * C).view({n, C});    // [n, C] residual, updated in place
+  const Tensor ln = m.ln->range(0, n * C).view({n, C});  // [n, C] both norms' output
+  const Tensor rstd = m.rstd->range(0, n);               // [n] both norms' rstd
   BlockActs a;
   a.ln1 = a.ln2 = ln;
   a.rstd1 = a.rstd2 = rstd;
-  a.qkv = m.qkv->range(0, n * Q).view({n, Q});               // [n, (Hq + 2Hkv) D]
-  a.att = m.att->range(0, n * HqD).view({n, HqD});           // [n, Hq D]
-  a.h2 = m.h2->range(0, n * C).view({n, C});                 // [n, C]
+  a.qkv = m.qkv->range(0, n * Q).view({n, Q});                  // [n, (Hq + 2Hkv) D]
+  a.att = m.att->range(0, n * HqD).view({n, HqD});              // [n, Hq D]
+  a.h2 = m.h2->range(0, n * C).view({n, C});                    // [n, C]
   a.gate_up = m.gate_up->range(0, n * 2 * I).view({n, 2 * I});  // [n, 2I]
-  a.act = m.act->range(0, n * I).view({n, I});               // [n, I]
-  a.proj = m.proj->range(0, n * C).view({n, C});             // [n, C]
+  a.act = m.act->range(0, n * I).view({n, I});                  // [n, I]
+  a.proj = m.proj->range(0, n * C).view({n, C});                // [n, C]
   if (m.embed.quantized) {
     be.quant_embedding(ids, m.embed.q, x);
   } else {

@@ -97,8 +97,9 @@ void apply_setting(FrontendOptions& opt, std::string_view name, std::string_view
     LLM_CHECK(o.chat, where(name), ": only in chat mode (--chat)");
     o.system = std::string(value);
   } else {
-    fail(where(name), ": unknown parameter; one of: temp, top-k, top-p, min-p, repeat-penalty, seed, max-tokens, "
-                      "stop, stats, system");
+    fail(where(name),
+         ": unknown parameter; one of: temp, top-k, top-p, min-p, repeat-penalty, seed, max-tokens, "
+         "stop, stats, system");
   }
   o.sampling.validate("/set ");
   o.gen.validate("/set ");
@@ -178,9 +179,7 @@ int run_repl(Frontend& fe, LineSource& in, const ReplIo& io) {
             io.err << "no answer yet\n";
           }
           break;
-        case ReplAction::Prompt:
-          fe.answer(c.text, io.out, io.err, io.interrupted);
-          break;
+        case ReplAction::Prompt: fe.answer(c.text, io.out, io.err, io.interrupted); break;
       }
     } catch (const Error& e) {
       io.out << std::flush;

@@ -130,8 +130,8 @@ void fsync_dir(const std::filesystem::path& dir) {
 void commit_directory(const std::filesystem::path& tmp_dir, const std::filesystem::path& final_dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  LLM_CHECK(fs::is_directory(fs::symlink_status(tmp_dir, ec)), tmp_dir,
-            ": expected a directory to commit as ", final_dir);
+  LLM_CHECK(fs::is_directory(fs::symlink_status(tmp_dir, ec)), tmp_dir, ": expected a directory to commit as ",
+            final_dir);
   LLM_CHECK(final_dir.has_filename(), final_dir, ": expected a directory path without a trailing '/'");
   fsync_dir(tmp_dir);  // its entries (the files written into it) become durable
 

@@ -173,8 +173,8 @@ float make_qx_quants(int n, int nmax, const float* x, int8_t* L) {
 
 // ggml's make_qkx2_quants: levels 0..nmax with a minimum (x ~ scale*L - the_min), weighted least
 // squares over nstep+1 candidate scales.
-float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min,
-                       uint8_t* Laux, float rmin, float rdelta, int nstep) {
+float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, uint8_t* L, float* the_min, uint8_t* Laux,
+                       float rmin, float rdelta, int nstep) {
   float min = x[0], max = x[0];
   float sum_w = weights[0];
   float sum_x = sum_w * x[0];
@@ -439,8 +439,7 @@ size_t ggml_block_bytes(GgmlType t) {
 
 size_t ggml_row_bytes(GgmlType t, int64_t n) {
   const int64_t b = ggml_block_elems(t);
-  LLM_CHECK(n >= 0 && n % b == 0, ggml_type_name(t), ": ", n, " values are not a whole number of ", b,
-            "-value blocks");
+  LLM_CHECK(n >= 0 && n % b == 0, ggml_type_name(t), ": ", n, " values are not a whole number of ", b, "-value blocks");
   return static_cast<size_t>(n / b) * ggml_block_bytes(t);
 }
 

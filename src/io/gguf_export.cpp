@@ -171,8 +171,8 @@ void add_qwen_vocab(GgufWriter& w, const fs::path& json_path, const Tokenizer& t
       if (e.is_string()) {
         merges.push_back(e.get<std::string>());
       } else {
-        LLM_CHECK(e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string(), where,
-                  ": model.merges entry ", merges.size(), " is neither \"a b\" nor [\"a\", \"b\"]");
+        LLM_CHECK(e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string(), where, ": model.merges entry ",
+                  merges.size(), " is neither \"a b\" nor [\"a\", \"b\"]");
         merges.push_back(e[0].get<std::string>() + " " + e[1].get<std::string>());
       }
     }
@@ -310,8 +310,7 @@ GgufExportResult export_gguf(const fs::path& model_dir, const fs::path& out_file
   w.add_string("general.architecture", "qwen2");
   w.add_string("general.type", "model");
   w.add_string("general.name", model_name(model_dir));
-  w.add_string("general.description",
-               cat("Qwen2 model exported by llmtrain export (", gguf_file_type_name(type), ")"));
+  w.add_string("general.description", cat("Qwen2 model exported by llmtrain export (", gguf_file_type_name(type), ")"));
   w.add_u32("general.file_type", llama_ftype(type));
   w.add_u32("qwen2.context_length", static_cast<uint32_t>(cfg.max_position_embeddings));
   w.add_u32("qwen2.embedding_length", static_cast<uint32_t>(cfg.hidden_size));

@@ -60,12 +60,12 @@ void GgufWriter::add_string(const std::string& key, std::string_view v) {
   put_string(kv_bytes_, v);
 }
 
-#define LLM_GGUF_ARRAY(CPP, TYPE, PUT)                                             \
+#define LLM_GGUF_ARRAY(CPP, TYPE, PUT)                                            \
   void GgufWriter::add_array(const std::string& key, const std::vector<CPP>& v) { \
-    begin_kv(key, GgufValueType::ARRAY);                                           \
-    put<uint32_t>(kv_bytes_, static_cast<uint32_t>(GgufValueType::TYPE));          \
-    put<uint64_t>(kv_bytes_, v.size());                                            \
-    for (const auto& e : v) PUT;                                                   \
+    begin_kv(key, GgufValueType::ARRAY);                                          \
+    put<uint32_t>(kv_bytes_, static_cast<uint32_t>(GgufValueType::TYPE));         \
+    put<uint64_t>(kv_bytes_, v.size());                                           \
+    for (const auto& e : v) PUT;                                                  \
   }
 LLM_GGUF_ARRAY(uint32_t, U32, put<uint32_t>(kv_bytes_, e))
 LLM_GGUF_ARRAY(int32_t, I32, put<int32_t>(kv_bytes_, e))
@@ -87,8 +87,8 @@ void GgufWriter::add_tensor_info(const std::string& name, const std::vector<int6
     numel *= d;
   }
   const int64_t block = ggml_block_elems(type);
-  LLM_CHECK(shape.back() % block == 0, "gguf: tensor ", name, ": rows of ", shape.back(), " values cannot be stored as ",
-            ggml_type_name(type), " (blocks of ", block, ")");
+  LLM_CHECK(shape.back() % block == 0, "gguf: tensor ", name, ": rows of ", shape.back(),
+            " values cannot be stored as ", ggml_type_name(type), " (blocks of ", block, ")");
   tensors_.push_back(Tensor{name, shape, type, ggml_row_bytes(type, numel), std::move(produce)});
 }
 

@@ -114,8 +114,9 @@ std::vector<float> read_model_weights(const std::filesystem::path& dir, const Pa
         std::vector<float> head(static_cast<size_t>(emb.numel));
         r.read_into(t.name, emb.shape, DType::F32, head.data());
         LLM_CHECK(std::memcmp(head.data(), flat.data() + emb.offset, head.size() * sizeof(float)) == 0,
-                  r.path().string(), ": lm_head.weight differs from model.embed_tokens.weight, but config.json says "
-                                     "tie_word_embeddings is true");
+                  r.path().string(),
+                  ": lm_head.weight differs from model.embed_tokens.weight, but config.json says "
+                  "tie_word_embeddings is true");
         continue;
       }
       fail(r.path().string(), ": unexpected tensor ", t.name, " for a Qwen2 model with this config");

@@ -124,11 +124,10 @@ json parse_header(const std::filesystem::path& path, std::string_view text) {
 std::map<std::string, std::string> parse_metadata(const std::filesystem::path& path, const json& v) {
   std::map<std::string, std::string> out;
   if (v.is_null()) return out;  // HF reads a null __metadata__ as absent
-  LLM_CHECK(v.is_object(), path, ": __metadata__: expected an object of strings, got ", v.type_name(), " ",
-            brief(v));
+  LLM_CHECK(v.is_object(), path, ": __metadata__: expected an object of strings, got ", v.type_name(), " ", brief(v));
   for (const auto& [key, value] : v.items()) {
-    LLM_CHECK(value.is_string(), path, ": __metadata__ \"", key, "\": expected a string, got ", value.type_name(),
-              " ", brief(value));
+    LLM_CHECK(value.is_string(), path, ": __metadata__ \"", key, "\": expected a string, got ", value.type_name(), " ",
+              brief(value));
     out.emplace(key, value.get<std::string>());
   }
   return out;
@@ -170,13 +169,13 @@ SafetensorsTensor parse_tensor(const std::filesystem::path& path, const std::str
             " overflows 64-bit byte count");
 
   const json& offs = v["data_offsets"];
-  LLM_CHECK(offs.is_array() && offs.size() == 2 && offs[0].is_number_unsigned() && offs[1].is_number_unsigned(),
-            where, ": data_offsets: expected [begin, end], two non-negative integers, got ", brief(offs));
+  LLM_CHECK(offs.is_array() && offs.size() == 2 && offs[0].is_number_unsigned() && offs[1].is_number_unsigned(), where,
+            ": data_offsets: expected [begin, end], two non-negative integers, got ", brief(offs));
   const uint64_t begin = offs[0].get<uint64_t>();
   const uint64_t end = offs[1].get<uint64_t>();
   LLM_CHECK(begin <= end, where, ": data_offsets [", begin, ", ", end, "]: end is before begin");
-  LLM_CHECK(end - begin == need, where, ": data_offsets [", begin, ", ", end, "] hold ", end - begin,
-            " bytes, but ", t.dtype, " ", shape_str(t.shape), " needs ", need);
+  LLM_CHECK(end - begin == need, where, ": data_offsets [", begin, ", ", end, "] hold ", end - begin, " bytes, but ",
+            t.dtype, " ", shape_str(t.shape), " needs ", need);
   LLM_CHECK(end <= file_size - data_start, where, ": data_offsets [", begin, ", ", end, "] (file bytes ",
             data_start + begin, "..", data_start + end, ") run past the end of the file (", file_size, " bytes)");
   t.offset = data_start + begin;
@@ -264,7 +263,8 @@ SafetensorsReader::SafetensorsReader(const std::filesystem::path& path) : path_(
   void* p = ::mmap(nullptr, file_size_, PROT_READ, MAP_PRIVATE, fd, 0);
   const int map_err = errno;
   ::close(fd);  // the mapping keeps the file alive
-  if (p == MAP_FAILED) fail(path, ": mmap of ", file_size_, " bytes failed: ", std::generic_category().message(map_err));
+  if (p == MAP_FAILED)
+    fail(path, ": mmap of ", file_size_, " bytes failed: ", std::generic_category().message(map_err));
   map_ = std::unique_ptr<const std::byte, Unmap>(static_cast<const std::byte*>(p), Unmap{file_size_});
   const std::byte* base = map_.get();
 
@@ -294,9 +294,8 @@ SafetensorsReader::SafetensorsReader(const std::filesystem::path& path) : path_(
   const SafetensorsTensor* prev = nullptr;
   for (const SafetensorsTensor& t : tensors_) {
     if (t.offset < covered) {
-      fail(path, ": tensor \"", t.name, "\" (file bytes ", t.offset, "..", t.offset + t.nbytes,
-           ") overlaps tensor \"", prev->name, "\" (file bytes ", prev->offset, "..", prev->offset + prev->nbytes,
-           ")");
+      fail(path, ": tensor \"", t.name, "\" (file bytes ", t.offset, "..", t.offset + t.nbytes, ") overlaps tensor \"",
+           prev->name, "\" (file bytes ", prev->offset, "..", prev->offset + prev->nbytes, ")");
     }
     LLM_CHECK(t.offset == covered, path, ": gap of ", t.offset - covered, " bytes at file byte ", covered,
               " before tensor \"", t.name, "\" (tensors must cover the data buffer contiguously)");
@@ -321,8 +320,8 @@ const SafetensorsTensor& SafetensorsReader::at(std::string_view name) const {
 }
 
 std::span<const std::byte> SafetensorsReader::bytes(const SafetensorsTensor& t) const {
-  LLM_CHECK(t.offset <= file_size_ && t.nbytes <= file_size_ - t.offset, path_, ": tensor \"", t.name,
-            "\": bytes ", t.offset, "..", t.offset + t.nbytes, " are outside this file (", file_size_,
+  LLM_CHECK(t.offset <= file_size_ && t.nbytes <= file_size_ - t.offset, path_, ": tensor \"", t.name, "\": bytes ",
+            t.offset, "..", t.offset + t.nbytes, " are outside this file (", file_size_,
             " bytes); is the tensor from another reader?");
   return {map_.get() + t.offset, static_cast<size_t>(t.nbytes)};
 }
@@ -432,9 +431,8 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
   if (!metadata_.empty()) header["__metadata__"] = metadata_;
   uint64_t offset = 0;
   for (const Entry& e : entries_) {
-    header[e.name] = {{"dtype", safetensors_dtype_name(e.dtype)},
-                      {"shape", e.shape},
-                      {"data_offsets", {offset, offset + e.nbytes}}};
+    header[e.name] = {
+        {"dtype", safetensors_dtype_name(e.dtype)}, {"shape", e.shape}, {"data_offsets", {offset, offset + e.nbytes}}};
     offset += e.nbytes;
   }
   std::string text = header.dump();

@@ -12,8 +12,8 @@ void KvCacheAttention::forward(Backend& be, const Tensor& qkv, const Tensor& att
     LLM_CHECK(sq.slot >= 0 && sq.slot < cache_.slots, "kv cache: slot ", sq.slot, " of ", cache_.slots);
     LLM_CHECK(n > 0 && sq.pos >= 0 && end <= cache_.context, "kv cache: positions [", sq.pos, ", ", end,
               ") exceed the context of ", cache_.context);
-    const Tensor heads = qkv.range(r0 * Q, n * Q).view({1, n, Hq + 2 * Hkv, D});  // [1, n, Hq + 2Hkv, D]
-    const Tensor out = att.range(r0 * Hq * D, n * Hq * D).view({1, n, Hq, D});    // [1, n, Hq, D]
+    const Tensor heads = qkv.range(r0 * Q, n * Q).view({1, n, Hq + 2 * Hkv, D});        // [1, n, Hq + 2Hkv, D]
+    const Tensor out = att.range(r0 * Hq * D, n * Hq * D).view({1, n, Hq, D});          // [1, n, Hq, D]
     const Tensor kc = cache_.k_at(layer_, sq.slot), vc = cache_.v_at(layer_, sq.slot);  // [1, ctx, Hkv, D]
     if (n == 1) {
       // Rope, cache write and attention at the position held in pos_dev (== pos).

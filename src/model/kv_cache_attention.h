@@ -33,7 +33,7 @@ struct KvCacheViews {
 // go to cache positions [pos, pos + rows) of its slot.
 struct SeqRows {
   int64_t slot = 0;
-  int64_t pos = 0;   // tokens already in the slot
+  int64_t pos = 0;  // tokens already in the slot
   int64_t rows = 0;
   // i32 [1] on the device holding pos. A one-token sequence reads its position from here, so a
   // decode step recorded once (CUDA graphs) serves every position.

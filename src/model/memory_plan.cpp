@@ -19,10 +19,10 @@ size_t ce_workspace_bytes(DeviceKind device, const ModelConfig& cfg, const Model
   const auto n = static_cast<size_t>(chunk);
   size_t bytes = n * V * 4;  // fp32 logits, turned into dlogits in place
   if (device == DeviceKind::CPU) {
-    bytes += 2 * n * C * 4;                                      // the chunk's h and dh in fp32
-    if (opts.compute_dtype != DType::F32) bytes += V * C * 4;    // the output layer converted for sgemm
+    bytes += 2 * n * C * 4;                                    // the chunk's h and dh in fp32
+    if (opts.compute_dtype != DType::F32) bytes += V * C * 4;  // the output layer converted for sgemm
   } else {
-    bytes += n * V * dtype_size(opts.compute_dtype);             // dlogits in the compute dtype for the GEMMs
+    bytes += n * V * dtype_size(opts.compute_dtype);  // dlogits in the compute dtype for the GEMMs
   }
   return bytes;
 }
@@ -50,12 +50,13 @@ MemoryPlan plan_training_memory(const ModelConfig& cfg, const ModelOptions& opts
   const bool sharded = plan.zero > 0 && plan.world > 1;
   const size_t shard = plan.zero > 0 ? (P + static_cast<size_t>(plan.world) - 1) / static_cast<size_t>(plan.world) : P;
   MemoryPlan m;
-  m.lines.push_back({"parameters", P * dtype_size(opts.compute_dtype),
-                     cat(table.count(), " in ", dtype_name(opts.compute_dtype))});
+  m.lines.push_back(
+      {"parameters", P * dtype_size(opts.compute_dtype), cat(table.count(), " in ", dtype_name(opts.compute_dtype))});
   if (opts.training) {
     m.lines.push_back({"gradients", P * 4, "fp32"});
     if (opts.compute_dtype != DType::F32) {
-      m.lines.push_back({"optimizer master weights", shard * 4, plan.zero > 0 ? cat("fp32, 1/", plan.world, " (ZeRO)") : "fp32"});
+      m.lines.push_back(
+          {"optimizer master weights", shard * 4, plan.zero > 0 ? cat("fp32, 1/", plan.world, " (ZeRO)") : "fp32"});
     }
     m.lines.push_back({"optimizer moments m, v", 2 * shard * 4,
                        sharded ? cat("fp32, 1/", plan.world, " (ZeRO-", plan.zero, ")") : "fp32"});
@@ -65,12 +66,13 @@ MemoryPlan plan_training_memory(const ModelConfig& cfg, const ModelOptions& opts
     const size_t bytes = static_cast<size_t>(s.per_copy * s.copies) * dtype_size(s.dtype);
     (s.activation ? act : scratch) += bytes;
   }
-  m.lines.push_back({"activations", act, cat("recompute ", recompute_name(opts.recompute), ", ", opts.max_batch, " x ",
-                                             opts.max_seq, " tokens")});
+  m.lines.push_back(
+      {"activations", act,
+       cat("recompute ", recompute_name(opts.recompute), ", ", opts.max_batch, " x ", opts.max_seq, " tokens")});
   m.lines.push_back({"backward and scratch buffers", scratch, ""});
   const int64_t chunk = default_ce_chunk_tokens(cfg.vocab_size, opts.max_batch * opts.max_seq, plan.ce_chunk_tokens);
-  m.lines.push_back({"logits chunk", ce_workspace_bytes(plan.device, cfg, opts, chunk), cat(chunk, " tokens x ",
-                                                                                            cfg.vocab_size)});
+  m.lines.push_back(
+      {"logits chunk", ce_workspace_bytes(plan.device, cfg, opts, chunk), cat(chunk, " tokens x ", cfg.vocab_size)});
   m.lines.push_back({"op workspace", op_workspace_bytes(plan.device, cfg, opts),
                      plan.device == DeviceKind::CPU ? "attention, GEMM staging" : "cuBLASLt"});
   return m;

@@ -49,9 +49,7 @@ ModelConfig read_keys(ConfigReader& r) {
 }  // namespace
 
 void ModelConfig::validate(const std::string& where) const {
-  auto positive = [&](int64_t v, const char* key) {
-    LLM_CHECK(v > 0, where, ".", key, ": must be positive, got ", v);
-  };
+  auto positive = [&](int64_t v, const char* key) { LLM_CHECK(v > 0, where, ".", key, ": must be positive, got ", v); };
   positive(vocab_size, "vocab_size");
   positive(hidden_size, "hidden_size");
   positive(intermediate_size, "intermediate_size");

@@ -97,8 +97,8 @@ const ParamInfo& ParamTable::at(std::string_view name) const {
   return *p;
 }
 
-void init_parameter_values(const ModelConfig& cfg, const ParamTable& table, uint64_t seed, int64_t begin,
-                           int64_t count, float* out) {
+void init_parameter_values(const ModelConfig& cfg, const ParamTable& table, uint64_t seed, int64_t begin, int64_t count,
+                           float* out) {
   LLM_CHECK(begin >= 0 && count >= 0 && begin + count <= table.flat_size(), "init_parameter_values: range [", begin,
             ", ", begin + count, ") is outside the ", table.flat_size(), " flat parameters");
   std::fill(out, out + count, 0.0f);  // padding between groups stays zero

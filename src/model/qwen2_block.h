@@ -21,10 +21,10 @@ namespace llm {
 
 // Sizes of one block.
 struct BlockShape {
-  int64_t C = 0;         // hidden_size
-  int64_t I = 0;         // intermediate_size
+  int64_t C = 0;  // hidden_size
+  int64_t I = 0;  // intermediate_size
   int64_t Hq = 0, Hkv = 0, D = 0;
-  float eps = 0.0f;      // rms_norm_eps
+  float eps = 0.0f;  // rms_norm_eps
   explicit BlockShape(const ModelConfig& cfg)
       : C(cfg.hidden_size),
         I(cfg.intermediate_size),
@@ -37,8 +37,8 @@ struct BlockShape {
 
 // A linear layer's weight W [out, in] (HF layout): dense in the compute dtype, or quantized.
 struct LinearWeight {
-  Tensor dense;                             // [out, in], empty when quantized
-  const QuantizedMatrix* quant = nullptr;   // set when quantized
+  Tensor dense;                            // [out, in], empty when quantized
+  const QuantizedMatrix* quant = nullptr;  // set when quantized
   // y [N, out] = x [N, in] @ W^T (+ bias [out])
   void forward(Backend& be, const Tensor& x, const Tensor& y, const Tensor* bias) const;
 };
@@ -118,8 +118,7 @@ struct BlockBackwardScratch {
 };
 
 // On entry dres [N, C] holds d loss / d x_out; on exit d loss / d x_in. Weight gradients add to g.
-void block_backward(Backend& be, const BlockWeights& w, const BlockGrads& g,
-                    const CausalAttention& attn, const Tensor& x_in, const BlockActs& a, const Tensor& dres,
-                    const BlockBackwardScratch& d);
+void block_backward(Backend& be, const BlockWeights& w, const BlockGrads& g, const CausalAttention& attn,
+                    const Tensor& x_in, const BlockActs& a, const Tensor& dres, const BlockBackwardScratch& d);
 
 }  // namespace llm

@@ -35,21 +35,39 @@ struct Qwen2Model::LayerActs {
 // Every buffer of the activation plan. A kind the recompute policy keeps has one copy per layer,
 // a recomputed kind one shared copy; a buffer the mode does not need has none.
 enum class Buf : int {
-  Ids, Targets,                         // [maxN] i32
-  Xs,                                   // [(L + 1), maxN, C] residual stream at each layer boundary
-  Ln1, Rstd1, Qkv, Att, Lse, H2, Ln2, Rstd2, GateUp, Act,  // per layer (LayerActs)
-  Proj,                                 // [maxN, C] o_proj / down_proj output before the residual add
-  XScratch,                             // [maxN, C] a recomputed layer's output (full recompute)
-  Hf, RstdF,                            // final norm output and its rstd
-  Losses,                               // [maxN] f32
-  Dhf, Dres, Dln, Datt, Dqkv, DgateUp, Dact,  // backward
-  RopeCos, RopeSin,                     // [max_seq, D/2] f32
+  Ids,
+  Targets,  // [maxN] i32
+  Xs,       // [(L + 1), maxN, C] residual stream at each layer boundary
+  Ln1,
+  Rstd1,
+  Qkv,
+  Att,
+  Lse,
+  H2,
+  Ln2,
+  Rstd2,
+  GateUp,
+  Act,       // per layer (LayerActs)
+  Proj,      // [maxN, C] o_proj / down_proj output before the residual add
+  XScratch,  // [maxN, C] a recomputed layer's output (full recompute)
+  Hf,
+  RstdF,   // final norm output and its rstd
+  Losses,  // [maxN] f32
+  Dhf,
+  Dres,
+  Dln,
+  Datt,
+  Dqkv,
+  DgateUp,
+  Dact,  // backward
+  RopeCos,
+  RopeSin,  // [max_seq, D/2] f32
   Count
 };
 
 struct BufSpec {
   const char* name;
-  bool activation;   // "activations" arena (kept between forward and backward), else "scratch"
+  bool activation;  // "activations" arena (kept between forward and backward), else "scratch"
   DType dtype;
   int64_t per_copy;  // elements of one copy
   int64_t copies;    // 0: not allocated

@@ -89,8 +89,8 @@ void Qwen2Model::check_batch(const TokenBatch& batch, bool need_targets) const {
   const auto N = static_cast<size_t>(batch.B * batch.T);
   LLM_CHECK(batch.ids.size() == N, "model: ", batch.ids.size(), " ids for a [", batch.B, ", ", batch.T, "] batch");
   for (size_t i = 0; i < N; ++i) {
-    LLM_CHECK(batch.ids[i] >= 0 && batch.ids[i] < cfg_.vocab_size, "model: token id ", batch.ids[i],
-              " at position ", i, " is outside the vocabulary [0, ", cfg_.vocab_size, ")");
+    LLM_CHECK(batch.ids[i] >= 0 && batch.ids[i] < cfg_.vocab_size, "model: token id ", batch.ids[i], " at position ", i,
+              " is outside the vocabulary [0, ", cfg_.vocab_size, ")");
   }
   if (!need_targets) return;
   LLM_CHECK(batch.targets.size() == N, "model: ", batch.targets.size(), " targets for a [", batch.B, ", ", batch.T,
@@ -113,8 +113,8 @@ void Qwen2Model::embed_and_layers(const TokenBatch& batch, int64_t B, int64_t T)
     layer_forward(l, residual(l, N), residual(l + 1, N), acts_for(l, N, B, T), B, T);
   }
   const Tensor xL = residual(static_cast<int>(cfg_.num_hidden_layers), N);
-  be.rmsnorm_forward(xL, weight("model.norm.weight"), float(cfg_.rms_norm_eps), buf_->t(Buf::Hf).range(0, N * C).view({N, C}),
-                     buf_->t(Buf::RstdF).range(0, N));
+  be.rmsnorm_forward(xL, weight("model.norm.weight"), float(cfg_.rms_norm_eps),
+                     buf_->t(Buf::Hf).range(0, N * C).view({N, C}), buf_->t(Buf::RstdF).range(0, N));
 }
 
 LossSum Qwen2Model::forward(const TokenBatch& batch, bool grad, float grad_scale) {
@@ -167,8 +167,8 @@ std::vector<float> Qwen2Model::logits(const TokenBatch& batch) {
   embed_and_layers(batch, B, T);
   const ParamInfo& head = cfg_.tie_word_embeddings ? table_.params()[0] : table_.at("lm_head.weight");
   OwnedTensor out = scratch_arena_.tensor(DType::F32, {N, V});
-  be.matmul(buf_->t(Buf::Hf).range(0, N * C).view({N, C}), false, param_view(weights_.t(), head), true, out.t(), 1.0f, 0.0f,
-            nullptr);
+  be.matmul(buf_->t(Buf::Hf).range(0, N * C).view({N, C}), false, param_view(weights_.t(), head), true, out.t(), 1.0f,
+            0.0f, nullptr);
   std::vector<float> host(static_cast<size_t>(N * V));
   be.download(out.t(), host.data());
   return host;

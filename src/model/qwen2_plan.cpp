@@ -94,7 +94,8 @@ Qwen2Model::Buffers Qwen2Model::plan_buffers() {
     ActSlot& slot = b.slots[i];
     slot.per_copy = s.per_copy;
     slot.per_layer = s.copies > 1;
-    if (s.copies > 0) slot.storage = (s.activation ? act_arena_ : scratch_arena_).tensor(s.dtype, {s.per_copy * s.copies});
+    if (s.copies > 0)
+      slot.storage = (s.activation ? act_arena_ : scratch_arena_).tensor(s.dtype, {s.per_copy * s.copies});
   }
   const int64_t half = cfg_.head_dim() / 2, P = opts_.max_seq;
   std::vector<float> cs, sn;
@@ -161,11 +162,11 @@ void Qwen2Model::layer_backward(int l, const LayerActs& a, int64_t B, int64_t T)
   const int64_t HqD = cfg_.num_attention_heads * cfg_.head_dim();
   const Buffers& b = *buf_;
   BlockBackwardScratch d;
-  d.dln = b.t(Buf::Dln).range(0, N * C).view({N, C});                    // [N, C]
-  d.dact = b.t(Buf::Dact).range(0, N * I).view({N, I});                  // [N, I]
+  d.dln = b.t(Buf::Dln).range(0, N * C).view({N, C});                   // [N, C]
+  d.dact = b.t(Buf::Dact).range(0, N * I).view({N, I});                 // [N, I]
   d.dgate_up = b.t(Buf::DgateUp).range(0, N * 2 * I).view({N, 2 * I});  // [N, 2I]
-  d.datt = b.t(Buf::Datt).range(0, N * HqD).view({N, HqD});              // [N, Hq D]
-  d.dqkv = b.t(Buf::Dqkv).range(0, N * Q).view({N, Q});                  // [N, Q]
+  d.datt = b.t(Buf::Datt).range(0, N * HqD).view({N, HqD});             // [N, Hq D]
+  d.dqkv = b.t(Buf::Dqkv).range(0, N * Q).view({N, Q});                 // [N, Q]
   const Layer& L = layers_[static_cast<size_t>(l)];
   block_backward(*backend_, L.w, L.g, attention_for(a, B, T), residual(l, N), a.b,
                  b.t(Buf::Dres).range(0, N * C).view({N, C}), d);

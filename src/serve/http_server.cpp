@@ -103,15 +103,20 @@ void Server::Impl::completion(Endpoint e, const httplib::Request& req, httplib::
     }
     const char* prompt_field = e == Endpoint::Chat ? "messages" : "prompt";
     const int64_t ctx = model.context(), n = static_cast<int64_t>(prompt.size());
-    if (n == 0) throw ApiError{400, std::string("'") + prompt_field + "' gives no tokens", "invalid_request_error", prompt_field, ""};
+    if (n == 0)
+      throw ApiError{400, std::string("'") + prompt_field + "' gives no tokens", "invalid_request_error", prompt_field,
+                     ""};
     if (n >= ctx) {
-      throw ApiError{400, "the prompt has " + std::to_string(n) + " tokens; the context is " + std::to_string(ctx) +
-                              " tokens (--ctx)", "invalid_request_error", prompt_field, "context_length_exceeded"};
+      throw ApiError{
+          400,
+          "the prompt has " + std::to_string(n) + " tokens; the context is " + std::to_string(ctx) + " tokens (--ctx)",
+          "invalid_request_error", prompt_field, "context_length_exceeded"};
     }
     if (n + r.gen.max_tokens > ctx) {
       if (r.max_tokens_given) {
-        throw ApiError{400, "max_tokens " + std::to_string(r.gen.max_tokens) + " + the prompt's " + std::to_string(n) +
-                                " tokens exceed the context of " + std::to_string(ctx) + " tokens (--ctx)",
+        throw ApiError{400,
+                       "max_tokens " + std::to_string(r.gen.max_tokens) + " + the prompt's " + std::to_string(n) +
+                           " tokens exceed the context of " + std::to_string(ctx) + " tokens (--ctx)",
                        "invalid_request_error", "max_tokens", "context_length_exceeded"};
       }
       r.gen.max_tokens = ctx - n;  // the default: as much as fits
@@ -126,7 +131,8 @@ void Server::Impl::completion(Endpoint e, const httplib::Request& req, httplib::
       case serve::BatchScheduler::Submit::Accepted: break;
       case serve::BatchScheduler::Submit::QueueFull:
         res.set_header("Retry-After", "1");
-        throw ApiError{503, "every slot is busy and the queue is full; retry shortly", "server_error", "", "overloaded"};
+        throw ApiError{503, "every slot is busy and the queue is full; retry shortly", "server_error", "",
+                       "overloaded"};
       case serve::BatchScheduler::Submit::Draining:
         res.set_header("Retry-After", "5");
         throw ApiError{503, "the server is shutting down", "server_error", "", "shutting_down"};
@@ -135,7 +141,8 @@ void Server::Impl::completion(Endpoint e, const httplib::Request& req, httplib::
                                    unix_seconds(), opt.model_name};
     if (!r.stream) {
       std::string text;
-      while (!job->take(text, std::chrono::milliseconds(1000))) {}
+      while (!job->take(text, std::chrono::milliseconds(1000))) {
+      }
       if (!job->error().empty()) throw ApiError{500, job->error(), "server_error", "", ""};
       res.set_content(serve::response_json(e, meta, text, job->reason(), n, job->completion_tokens()).dump(),
                       "application/json");
@@ -220,7 +227,10 @@ void Server::Impl::routes() {
             [this](const httplib::Request& q, httplib::Response& r) { completion(Endpoint::Completion, q, r); });
   http.Get("/v1/models", [this](const httplib::Request& q, httplib::Response& r) {
     if (!authorized(q, r)) return;
-    const json m = {{"id", opt.model_name}, {"object", "model"}, {"created", unix_seconds()}, {"owned_by", "llm"},
+    const json m = {{"id", opt.model_name},
+                    {"object", "model"},
+                    {"created", unix_seconds()},
+                    {"owned_by", "llm"},
                     {"meta", {{"n_ctx", model.context()}, {"slots", model.slots()}}}};
     r.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(), "application/json");
   });
@@ -264,7 +274,8 @@ Server::~Server() { stop(); }
 
 int Server::bind() {
   Impl& m = *impl_;
-  m.port = m.opt.port == 0 ? m.http.bind_to_any_port(m.opt.host) : (m.http.bind_to_port(m.opt.host, m.opt.port) ? m.opt.port : -1);
+  m.port = m.opt.port == 0 ? m.http.bind_to_any_port(m.opt.host)
+                           : (m.http.bind_to_port(m.opt.host, m.opt.port) ? m.opt.port : -1);
   LLM_CHECK(m.port > 0, "--host/--port: cannot listen on ", m.opt.host, ":", m.opt.port,
             " (address in use, not an address of this machine, or not allowed)");
   return m.port;

@@ -43,7 +43,8 @@ int64_t integer(const json& body, const char* name, int64_t lo, int64_t fallback
   if (!v) return fallback;
   if (!v->is_number_integer()) bad(name, std::string("'") + name + "' must be an integer");
   const auto x = v->get<int64_t>();
-  if (x < lo) bad(name, std::string("'") + name + "' is " + std::to_string(x) + ", expected at least " + std::to_string(lo));
+  if (x < lo)
+    bad(name, std::string("'") + name + "' is " + std::to_string(x) + ", expected at least " + std::to_string(lo));
   return x;
 }
 
@@ -216,8 +217,8 @@ json envelope(Endpoint e, const ResponseMeta& m, bool chunk) {
 }
 }  // namespace
 
-json response_json(Endpoint e, const ResponseMeta& m, const std::string& text, StopReason reason,
-                   int64_t prompt_tokens, int64_t completion_tokens) {
+json response_json(Endpoint e, const ResponseMeta& m, const std::string& text, StopReason reason, int64_t prompt_tokens,
+                   int64_t completion_tokens) {
   json r = envelope(e, m, false);
   json choice = {{"index", 0}, {"finish_reason", finish_reason(reason)}, {"logprobs", nullptr}};
   if (e == Endpoint::Chat) {

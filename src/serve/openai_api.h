@@ -31,15 +31,15 @@ enum class Endpoint { Chat, Completion };
 // A validated request. The prompt is text: chat messages are rendered with the ChatML template.
 struct ApiRequest {
   Endpoint endpoint = Endpoint::Chat;
-  std::string model;                 // as the client named it (may be empty)
-  std::vector<ChatMessage> messages; // chat
-  std::string prompt;                // completion
+  std::string model;                  // as the client named it (may be empty)
+  std::vector<ChatMessage> messages;  // chat
+  std::string prompt;                 // completion
   SamplingParams sampling;
   GenerateOptions gen;
-  bool max_tokens_given = false;    // else gen.max_tokens is the server's default
-  bool ignore_eos = false;          // extension (vLLM, llama-server): generate max_tokens whatever
+  bool max_tokens_given = false;  // else gen.max_tokens is the server's default
+  bool ignore_eos = false;        // extension (vLLM, llama-server): generate max_tokens whatever
   bool stream = false;
-  bool include_usage = false;        // stream_options.include_usage
+  bool include_usage = false;  // stream_options.include_usage
 };
 
 // Parses and validates a request body. Defaults: OpenAI's (temperature 1, top_p 1, no top-k,
@@ -52,8 +52,8 @@ ApiRequest parse_request(Endpoint endpoint, const std::string& body, const Sampl
 std::string finish_reason(StopReason r);
 
 struct ResponseMeta {
-  std::string id;      // chatcmpl-... / cmpl-...
-  int64_t created = 0; // unix seconds
+  std::string id;       // chatcmpl-... / cmpl-...
+  int64_t created = 0;  // unix seconds
   std::string model;
 };
 

@@ -38,7 +38,10 @@ void GenJob::finish(StopReason reason, std::string error) {
 // A sequence holding a slot: its prompt fed in chunks, then one sampled token per step.
 struct BatchScheduler::Seq {
   Seq(std::shared_ptr<GenJob> j, int64_t s, const Tokenizer& tok)
-      : job(std::move(j)), slot(s), sampler(job->sampling()), text(tok, job->gen()),
+      : job(std::move(j)),
+        slot(s),
+        sampler(job->sampling()),
+        text(tok, job->gen()),
         context(job->prompt().begin(), job->prompt().end()) {}
   std::shared_ptr<GenJob> job;
   int64_t slot;
@@ -52,8 +55,11 @@ struct BatchScheduler::Seq {
 };
 
 BatchScheduler::BatchScheduler(InferenceModel& model, const Tokenizer& tok, int64_t max_queue)
-    : model_(&model), tok_(&tok), max_queue_(max_queue),
-      slot_used_(static_cast<size_t>(model.slots()), false), thread_([this] { loop(); }) {}
+    : model_(&model),
+      tok_(&tok),
+      max_queue_(max_queue),
+      slot_used_(static_cast<size_t>(model.slots()), false),
+      thread_([this] { loop(); }) {}
 
 BatchScheduler::~BatchScheduler() {
   {
@@ -163,7 +169,8 @@ void BatchScheduler::step() {
     const auto left = static_cast<int64_t>(s.job->prompt().size() - s.fed);
     if (s.done || left == 0 || rows <= 0 || prefill_rows <= 0) continue;
     const int64_t n = std::min({left, rows, prefill_rows});
-    batch.push_back(SeqTokens{s.slot, std::span<const int32_t>(s.job->prompt()).subspan(s.fed, static_cast<size_t>(n))});
+    batch.push_back(
+        SeqTokens{s.slot, std::span<const int32_t>(s.job->prompt()).subspan(s.fed, static_cast<size_t>(n))});
     in_batch.push_back(&s);
     rows -= n;
     prefill_rows -= n;

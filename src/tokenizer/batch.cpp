@@ -1,6 +1,6 @@
 // encode_batch and tokenize_stream: the parallel front ends of Tokenizer::encode/decode.
-#include <nlohmann/json.hpp>
 #include <omp.h>
+#include <nlohmann/json.hpp>
 
 #include <charconv>
 #include <exception>

@@ -89,8 +89,7 @@ bool parse_json_string_line(std::string_view line, std::string& out) {
         append_utf8(out, static_cast<char32_t>(cp));
         break;
       }
-      default:
-        return false;
+      default: return false;
     }
   }
   while (i < line.size() && is_json_space(line[i])) ++i;

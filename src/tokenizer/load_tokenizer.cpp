@@ -19,8 +19,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path) {
     for (const auto& e : fs::directory_iterator(path)) {
       if (e.path().extension() == ".model") models.push_back(e.path());
     }
-    LLM_CHECK(models.size() == 1, path.string(), ": expected tokenizer.json, tokenizer.model or exactly one *.model file, found ",
-              models.size(), " *.model files");
+    LLM_CHECK(models.size() == 1, path.string(),
+              ": expected tokenizer.json, tokenizer.model or exactly one *.model file, found ", models.size(),
+              " *.model files");
     return tok::load_sentencepiece(models[0]);
   }
   if (path.extension() == ".json") return tok::load_qwen_tokenizer(path);

@@ -122,8 +122,8 @@ void read_merges(const Reader& r, const json& model, QwenParts& p, const Spelled
   for (int b = 0; b < 256; ++b) {
     const auto it = p.vocab.find(std::string(1, static_cast<char>(b)));
     if (it == p.vocab.end()) {
-      r.bad("model.vocab", "has no token for byte 0x", "0123456789ABCDEF"[b >> 4], "0123456789ABCDEF"[b & 15],
-            " (\"", bytes_to_byte_level(std::string(1, static_cast<char>(b))), "\"): a byte-level vocabulary needs all 256");
+      r.bad("model.vocab", "has no token for byte 0x", "0123456789ABCDEF"[b >> 4], "0123456789ABCDEF"[b & 15], " (\"",
+            bytes_to_byte_level(std::string(1, static_cast<char>(b))), "\"): a byte-level vocabulary needs all 256");
     }
     byte_ids[b] = it->second;
   }
@@ -218,7 +218,8 @@ void read_normalizer_and_split(const Reader& r, const json& root, QwenParts& p) 
           "ByteLevel with use_regex false and add_prefix_space false), got ",
           pre ? describe(*pre) : std::string("null"));
   }
-  if (const json* dec = r.find(root, "decoder"); dec && !(dec->is_object() && dec->value("type", json()) == "ByteLevel")) {
+  if (const json* dec = r.find(root, "decoder");
+      dec && !(dec->is_object() && dec->value("type", json()) == "ByteLevel")) {
     r.bad("decoder", "expected {\"type\": \"ByteLevel\"} or null, got ", describe(*dec));
   }
 }
@@ -275,11 +276,13 @@ std::string read_config(const Reader& r, const json& cfg, QwenParts& p) {
         r.bad(key, "the key must be a decimal id");
       }
       AddedToken a = read_added_token(r, t, key, &id_value);
-      const auto same_id = std::find_if(p.added.begin(), p.added.end(), [&](const AddedToken& x) { return x.id == a.id; });
+      const auto same_id =
+          std::find_if(p.added.begin(), p.added.end(), [&](const AddedToken& x) { return x.id == a.id; });
       if (same_id == p.added.end()) {
         p.added.push_back(std::move(a));
       } else if (same_id->content != a.content) {
-        r.bad(key, "content \"", a.content, "\" differs from tokenizer.json's \"", same_id->content, "\" for id ", a.id);
+        r.bad(key, "content \"", a.content, "\" differs from tokenizer.json's \"", same_id->content, "\" for id ",
+              a.id);
       }
     }
   }

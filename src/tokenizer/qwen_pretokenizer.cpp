@@ -67,8 +67,7 @@ class Scanner {
     }
     // 2. [^\r\n\p{L}\p{N}]?\p{L}+
     if (c0.cls == CharClass::kLetter) return run_end(i1, CharClass::kLetter);
-    if (c0.cls != CharClass::kNewline && c0.cls != CharClass::kNumber && i1 < n &&
-        at(i1).cls == CharClass::kLetter) {
+    if (c0.cls != CharClass::kNewline && c0.cls != CharClass::kNumber && i1 < n && at(i1).cls == CharClass::kLetter) {
       return run_end(i1, CharClass::kLetter);
     }
     // 3. \p{N}  (one character)

@@ -21,10 +21,10 @@ namespace llm::tok {
 
 struct QwenParts {
   std::filesystem::path json_path;
-  std::string json_bytes;                   // tokenizer.json as read (save() writes it back)
-  std::optional<std::string> config_bytes;  // tokenizer_config.json, when present
-  std::vector<std::string> id_bytes;        // raw bytes of each id (vocab and added tokens)
-  std::vector<uint8_t> assigned;            // id_bytes[i] belongs to a token
+  std::string json_bytes;                          // tokenizer.json as read (save() writes it back)
+  std::optional<std::string> config_bytes;         // tokenizer_config.json, when present
+  std::vector<std::string> id_bytes;               // raw bytes of each id (vocab and added tokens)
+  std::vector<uint8_t> assigned;                   // id_bytes[i] belongs to a token
   std::unordered_map<std::string, int32_t> vocab;  // raw bytes -> id, base vocabulary only
   std::vector<AddedToken> added;
   std::unique_ptr<BpeModel> bpe;

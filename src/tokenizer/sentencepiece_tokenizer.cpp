@@ -15,7 +15,7 @@ namespace llm::tok {
 
 namespace {
 
-constexpr std::string_view kSpaceMark = "\xE2\x96\x81";   // ▁, sentencepiece's space
+constexpr std::string_view kSpaceMark = "\xE2\x96\x81";     // ▁, sentencepiece's space
 constexpr std::string_view kUnkSurface = " \xE2\x81\x87 ";  // " ⁇ ", sentencepiece's default
 
 int hex_digit(char c) {
@@ -123,8 +123,8 @@ class SentencePieceTokenizer final : public Tokenizer {
     const std::string& piece = sp_.IdToPiece(id);
     if (sp_.IsByte(id)) {
       const int hi = piece.size() == 6 ? hex_digit(piece[3]) : -1, lo = piece.size() == 6 ? hex_digit(piece[4]) : -1;
-      LLM_CHECK(piece.starts_with("<0x") && piece.ends_with(">") && hi >= 0 && lo >= 0, path.string(),
-                ": byte piece ", id, " is \"", piece, "\", expected <0xAB>");
+      LLM_CHECK(piece.starts_with("<0x") && piece.ends_with(">") && hi >= 0 && lo >= 0, path.string(), ": byte piece ",
+                id, " is \"", piece, "\", expected <0xAB>");
       return std::string(1, static_cast<char>(hi * 16 + lo));
     }
     std::string out;

@@ -28,12 +28,9 @@ class Wire {
     number = static_cast<uint32_t>(key >> 3);
     type = static_cast<uint32_t>(key & 7);
     switch (type) {
-      case 0:
-        return varint(value);
-      case 1:
-        return advance(8);
-      case 5:
-        return advance(4);
+      case 0: return varint(value);
+      case 1: return advance(8);
+      case 5: return advance(4);
       case 2: {
         uint64_t len;
         if (!varint(len) || len > s_.size() - i_) return false;
@@ -41,8 +38,7 @@ class Wire {
         i_ += static_cast<size_t>(len);
         return true;
       }
-      default:
-        return false;  // groups (3, 4) are not used by sentencepiece
+      default: return false;  // groups (3, 4) are not used by sentencepiece
     }
   }
 

@@ -27,11 +27,17 @@ const UNormalizer2* nfc_instance() {
 // the JavaScript reference decides, so this is the set used.
 bool js_space(int32_t cp) {
   switch (cp) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20: case 0xA0: case 0xFEFF:
-    case 0x2028: case 0x2029:
-      return true;
-    default:
-      return u_charType(cp) == U_SPACE_SEPARATOR;
+    case 0x09:
+    case 0x0A:
+    case 0x0B:
+    case 0x0C:
+    case 0x0D:
+    case 0x20:
+    case 0xA0:
+    case 0xFEFF:
+    case 0x2028:
+    case 0x2029: return true;
+    default: return u_charType(cp) == U_SPACE_SEPARATOR;
   }
 }
 
@@ -76,8 +82,7 @@ CharClass UnicodeTables::slow_class(int32_t cp) {
 }
 
 bool UnicodeTables::slow_nfc_inert(int32_t cp) {
-  return u_getIntPropertyValue(cp, UCHAR_NFC_QUICK_CHECK) == UNORM_YES &&
-         u_getCombiningClass(cp) == 0;
+  return u_getIntPropertyValue(cp, UCHAR_NFC_QUICK_CHECK) == UNORM_YES && u_getCombiningClass(cp) == 0;
 }
 
 UnicodeTables::UnicodeTables() : bmp_(0x10000) {

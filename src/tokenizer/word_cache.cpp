@@ -33,7 +33,8 @@ struct WordCache::Table {
     for (size_t i = static_cast<size_t>(h) & mask;; i = (i + 1) & mask) {
       Slot& s = slots[i];
       if (s.ids_len == 0) return s;
-      if (s.hash == h && s.key_len == word.size() && std::memcmp(keys.data() + s.key_off, word.data(), word.size()) == 0) {
+      if (s.hash == h && s.key_len == word.size() &&
+          std::memcmp(keys.data() + s.key_off, word.data(), word.size()) == 0) {
         return s;
       }
     }
@@ -49,7 +50,7 @@ struct WordCache::Table {
 
 struct WordCache::Part {
   std::mutex mu;
-  bool ready = false;     // tables are allocated on first use: most parts stay empty
+  bool ready = false;  // tables are allocated on first use: most parts stay empty
   Table current, previous;
 };
 

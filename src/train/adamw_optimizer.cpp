@@ -34,7 +34,10 @@ std::vector<int64_t> zero_partition(int64_t n, int world, int64_t align) {
 }
 
 AdamW::AdamW(Qwen2Model& model, const OptimSection& opt, int64_t begin, int64_t count)
-    : model_(model), opt_(opt), begin_(begin), count_(count < 0 ? model.params().flat_size() - begin : count),
+    : model_(model),
+      opt_(opt),
+      begin_(begin),
+      count_(count < 0 ? model.params().flat_size() - begin : count),
       arena_(model.backend(), "optimizer") {
   const int64_t P = model.params().flat_size();
   LLM_CHECK(begin_ >= 0 && count_ >= 0 && begin_ + count_ <= P, "optimizer: range [", begin_, ", ", begin_ + count_,
@@ -90,8 +93,7 @@ void AdamW::step(float lr, int64_t step, float grad_scale, const Tensor& grad) {
   h.eps = static_cast<float>(opt_.eps);
   h.step = step;
   h.grad_scale = grad_scale;
-  const Tensor compute =
-      model_.weights().dtype() == DType::F32 ? Tensor() : model_.weights().range(begin_, count_);
+  const Tensor compute = model_.weights().dtype() == DType::F32 ? Tensor() : model_.weights().range(begin_, count_);
   model_.backend().adamw(master_, grad, m_.t(), v_.t(), compute, segments_, h);
 }
 

@@ -2,8 +2,8 @@
 #include "llm/checkpoint.h"
 
 #include <algorithm>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <regex>
 
@@ -71,8 +71,8 @@ void point_latest(const fs::path& run_dir, const fs::path& ckpt) {
 }  // namespace
 
 fs::path save_checkpoint(const fs::path& run_dir, int64_t step, const Qwen2Model& model, const AdamW& opt,
-                         const Tokenizer* tokenizer, const nlohmann::json& state, int64_t keep_last,
-                         Communicator& comm, const std::function<void(const fs::path&)>& before_commit) {
+                         const Tokenizer* tokenizer, const nlohmann::json& state, int64_t keep_last, Communicator& comm,
+                         const std::function<void(const fs::path&)>& before_commit) {
   const fs::path final_dir = checkpoint_dir(run_dir, step);
   const fs::path tmp = run_dir / cat(".", final_dir.filename().string(), ".tmp");
   if (comm.rank() == 0) {
@@ -184,7 +184,8 @@ void load_optimizer_state(const fs::path& ckpt, AdamW& opt) {
     if (lo >= hi) continue;
     for (auto [name, dst] : {std::pair{"master", &master}, {"m", &m}, {"v", &v}}) {
       const SafetensorsTensor& t = r.at(name);
-      LLM_CHECK(t.dtype == "F32" && t.shape == std::vector<int64_t>{sc}, f.string(), ": ", name, " must be F32 [", sc, "]");
+      LLM_CHECK(t.dtype == "F32" && t.shape == std::vector<int64_t>{sc}, f.string(), ": ", name, " must be F32 [", sc,
+                "]");
       std::memcpy(dst->data() + (lo - b), r.bytes(t).data() + (lo - sb) * 4, static_cast<size_t>(hi - lo) * 4);
     }
     covered += hi - lo;

@@ -63,8 +63,8 @@ ModelSection parse_model_section(ConfigReader r, const std::filesystem::path& ba
                 have[k].dump(), ")");
     }
     if (r.has("tie_word_embeddings")) {
-      LLM_CHECK(r.get<bool>("tie_word_embeddings", false) == m.arch.tie_word_embeddings, r.key_path("tie_word_embeddings"),
-                ": disagrees with ", cfg.string());
+      LLM_CHECK(r.get<bool>("tie_word_embeddings", false) == m.arch.tie_word_embeddings,
+                r.key_path("tie_word_embeddings"), ": disagrees with ", cfg.string());
     }
     r.ignore({"max_position_embeddings", "rms_norm_eps", "initializer_range", "bos_token_id", "eos_token_id",
               "architectures", "model_type", "hidden_act", "torch_dtype", "use_cache", "attention_dropout",
@@ -85,8 +85,10 @@ TrainSection parse_train(ConfigReader r) {
   t.grad_accum = r.get<int64_t>("grad_accum", t.grad_accum);
   t.steps = r.get<int64_t>("steps", t.steps);
   const std::string prec = r.get_choice("precision", "auto", {"auto", "fp32", "bf16", "fp16"});
-  t.precision = prec == "fp32" ? Precision::FP32 : prec == "bf16" ? Precision::BF16 : prec == "fp16" ? Precision::FP16
-                                                                                                     : Precision::Auto;
+  t.precision = prec == "fp32"   ? Precision::FP32
+                : prec == "bf16" ? Precision::BF16
+                : prec == "fp16" ? Precision::FP16
+                                 : Precision::Auto;
   t.recompute = parse_recompute(r.get_choice("recompute", "none", {"none", "selective", "full"}), "train.recompute");
   t.seed = static_cast<uint64_t>(r.get<int64_t>("seed", static_cast<int64_t>(t.seed)));
   t.ce_chunk_tokens = r.get<int64_t>("ce_chunk_tokens", t.ce_chunk_tokens);
@@ -180,7 +182,8 @@ Config parse_config(const std::string& text, const std::string& name, const std:
   } catch (const nlohmann::json::parse_error& e) {
     fail(name, ": not valid JSON at byte ", e.byte, ": ", e.what());
   }
-  LLM_CHECK(root.is_object(), name, ": expected a JSON object with sections model, tokenizer, data, train, optim, dist, io");
+  LLM_CHECK(root.is_object(), name,
+            ": expected a JSON object with sections model, tokenizer, data, train, optim, dist, io");
   for (const auto& o : overrides) apply_override(root, o);
   Config c;
   c.file = name;

@@ -5,7 +5,10 @@
 namespace llm {
 
 LossScaler::LossScaler(bool dynamic, double init, int64_t growth_interval, double backoff, int64_t max_skipped)
-    : dynamic_(dynamic), scale_(dynamic ? init : 1.0), growth_interval_(growth_interval), backoff_(backoff),
+    : dynamic_(dynamic),
+      scale_(dynamic ? init : 1.0),
+      growth_interval_(growth_interval),
+      backoff_(backoff),
       max_skipped_(max_skipped) {}
 
 bool LossScaler::update(bool finite) {
@@ -25,7 +28,10 @@ bool LossScaler::update(bool finite) {
 }
 
 nlohmann::json LossScaler::to_json() const {
-  return {{"dynamic", dynamic_}, {"scale", scale_}, {"clean_run", clean_run_}, {"skipped_total", skipped_total_},
+  return {{"dynamic", dynamic_},
+          {"scale", scale_},
+          {"clean_run", clean_run_},
+          {"skipped_total", skipped_total_},
           {"consecutive_skipped", consecutive_skipped_}};
 }
 

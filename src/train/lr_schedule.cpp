@@ -18,10 +18,12 @@ double learning_rate(const OptimSection& o, int64_t step, int64_t total) {
     }
     case LrSchedule::Wsd: {
       // Stable at the peak, then a linear decay to the floor over the last decay_fraction.
-      const auto decay_steps = std::max<int64_t>(1, static_cast<int64_t>(std::llround(o.wsd_decay_fraction * double(total))));
+      const auto decay_steps =
+          std::max<int64_t>(1, static_cast<int64_t>(std::llround(o.wsd_decay_fraction * double(total))));
       const int64_t decay_start = std::max(o.warmup_steps, total - decay_steps);
       if (step < decay_start) return peak;
-      const double p = std::min(1.0, double(step - decay_start + 1) / double(std::max<int64_t>(1, total - decay_start)));
+      const double p =
+          std::min(1.0, double(step - decay_start + 1) / double(std::max<int64_t>(1, total - decay_start)));
       return peak + (floor - peak) * p;
     }
   }

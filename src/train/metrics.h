@@ -70,8 +70,8 @@ class ProgressLog {
   std::chrono::steady_clock::time_point last_print_;
 };
 
-std::string format_duration(double seconds);    // "3m12s", "1h04m"
-std::string format_bytes(double bytes);         // "1.2 GB"
-std::string format_count(double n);             // "12.3k", "4.5M"
+std::string format_duration(double seconds);  // "3m12s", "1h04m"
+std::string format_bytes(double bytes);       // "1.2 GB"
+std::string format_count(double n);           // "12.3k", "4.5M"
 
 }  // namespace llm

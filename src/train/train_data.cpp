@@ -40,7 +40,8 @@ TrainData setup_data(const Config& cfg, Communicator& comm, std::ostream* log) {
   eo.rank = comm.rank();
   eo.world = comm.world();
   eo.max_batches = tc.eval_batches;
-  d.val = std::make_unique<EvalLoader>(TokenStream::from_manifest(cfg.data.out_dir, "val", d.tokenizer->fingerprint()), eo);
+  d.val =
+      std::make_unique<EvalLoader>(TokenStream::from_manifest(cfg.data.out_dir, "val", d.tokenizer->fingerprint()), eo);
   return d;
 }
 

@@ -176,8 +176,7 @@ fs::path TrainRun::save(int64_t at_step) {
   state.world_size = comm_->world();
   comm_->set_phase(cat("checkpoint of step ", at_step));
   const fs::path dir = save_checkpoint(cfg.io.run_dir, at_step, *model_, dp_->optimizer(), data_.tokenizer.get(),
-                                       state.to_json(),
-                                       cfg.io.keep_last, *comm_, opt_.hooks.before_checkpoint_commit);
+                                       state.to_json(), cfg.io.keep_last, *comm_, opt_.hooks.before_checkpoint_commit);
   if (lead_) progress_.line(cat("checkpoint: ", dir.string()));
   return dir;
 }
@@ -192,7 +191,8 @@ TrainResult TrainRun::finish() {
   if (lead_) {
     metrics_->write({{"event", "end"}, {"step", state.step}, {"seconds", result.seconds}});
     write_loss_plot(cfg.io.run_dir);
-    if (!cfg.io.sample_prompt.empty() && state.step == tc.steps) print_sample(cfg, *model_, *data_.tokenizer, progress_.out());
+    if (!cfg.io.sample_prompt.empty() && state.step == tc.steps)
+      print_sample(cfg, *model_, *data_.tokenizer, progress_.out());
   }
   return result;
 }

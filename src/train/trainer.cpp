@@ -23,7 +23,7 @@ double train_flops_per_token(const ModelConfig& c, int64_t seq_len) {
   for (const auto& p : t.params()) {
     if (p.kind == ParamKind::Weight || p.kind == ParamKind::Head) matmul_params += p.numel;
   }
-  matmul_params += c.vocab_size * c.hidden_size;  // the output layer (tied or not)
+  matmul_params += c.vocab_size * c.hidden_size;                              // the output layer (tied or not)
   if (!c.tie_word_embeddings) matmul_params -= c.vocab_size * c.hidden_size;  // Head counted already
   // causal attention: q.k and p.v, 2 FLOPs per multiply-add, half the keys on average, x3 for backward
   const double attention = 6.0 * double(c.num_hidden_layers) * double(seq_len) * double(c.hidden_size);
@@ -39,9 +39,11 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     const int64_t done = run.state.step;
     const bool final_step = done == run.last_step;
     if (tc.eval_every > 0 && (done % tc.eval_every == 0 || (final_step && done == tc.steps))) run.evaluate(done);
-    if ((cfg.io.save_every > 0 && done % cfg.io.save_every == 0) || final_step) run.result.last_checkpoint = run.save(done);
+    if ((cfg.io.save_every > 0 && done % cfg.io.save_every == 0) || final_step)
+      run.result.last_checkpoint = run.save(done);
   }
-  if (tc.eval_every == 0 && run.state.step == tc.steps && run.state.step > run.first_step()) run.evaluate(run.state.step);
+  if (tc.eval_every == 0 && run.state.step == tc.steps && run.state.step > run.first_step())
+    run.evaluate(run.state.step);
   return run.finish();
 }
 
@@ -73,9 +75,8 @@ StepStats TrainRun::step() {
   s.loss = comm_->all_reduce_sum(loss_sum) / targets;
   s.applied = scaler_->update(std::isfinite(s.loss) && std::isfinite(s.grad_norm));
   if (s.applied) {
-    const double clip = cfg.optim.grad_clip > 0 && s.grad_norm > cfg.optim.grad_clip
-                            ? cfg.optim.grad_clip / (s.grad_norm + 1e-6)
-                            : 1.0;
+    const double clip =
+        cfg.optim.grad_clip > 0 && s.grad_norm > cfg.optim.grad_clip ? cfg.optim.grad_clip / (s.grad_norm + 1e-6) : 1.0;
     dp_->apply(s.lr, ++state.adam_steps, float(clip / s.scale));
   } else if (scaler_->gave_up()) {
     const auto good = latest_checkpoint(cfg.io.run_dir);
@@ -97,10 +98,9 @@ StepStats TrainRun::step() {
 void TrainRun::report(const StepStats& s) {
   if (!lead_) return;
   const double tps = double(tokens_per_step_) / ema_step_s_;
-  nlohmann::json rec = {{"step", state.step},          {"loss", s.loss},
-                        {"lr", s.lr},                  {"grad_norm", s.grad_norm},
-                        {"tokens", state.tokens_seen}, {"tokens_per_s", tps},
-                        {"step_s", s.seconds},         {"applied", s.applied}};
+  nlohmann::json rec = {
+      {"step", state.step},          {"loss", s.loss},      {"lr", s.lr},          {"grad_norm", s.grad_norm},
+      {"tokens", state.tokens_seen}, {"tokens_per_s", tps}, {"step_s", s.seconds}, {"applied", s.applied}};
   if (mo_.compute_dtype == DType::F16) rec["loss_scale"] = s.scale;
   if (s.extra.is_object()) rec.update(s.extra);
   metrics_->write(rec);

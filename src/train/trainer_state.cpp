@@ -29,7 +29,8 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
     s.adam_steps = j.at("adam_steps").get<int64_t>();
     s.tokens_seen = j.at("tokens_seen").get<uint64_t>();
     s.elapsed_s = j.value("elapsed_s", 0.0);
-    if (j.contains("first_val_loss") && j["first_val_loss"].is_number()) s.first_val_loss = j["first_val_loss"].get<double>();
+    if (j.contains("first_val_loss") && j["first_val_loss"].is_number())
+      s.first_val_loss = j["first_val_loss"].get<double>();
     s.compute_dtype = j.at("compute_dtype").get<std::string>();
     s.data_cursor = DataCursor::from_json(j.at("data_cursor"), where + ": data_cursor");
     s.loss_scaler = j.at("loss_scaler");

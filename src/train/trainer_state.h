@@ -18,15 +18,15 @@ struct TrainerState {
   int64_t step = 0;        // optimizer steps done (applied or skipped)
   int64_t adam_steps = 0;  // steps AdamW applied (its bias correction counter)
   uint64_t tokens_seen = 0;
-  double elapsed_s = 0;    // wall time of all the runs that led here
+  double elapsed_s = 0;  // wall time of all the runs that led here
   std::optional<double> first_val_loss;
-  std::string compute_dtype;      // dtype_name of the compute dtype the run trained in
-  DataCursor data_cursor;         // global sample position (independent of the world size)
-  nlohmann::json loss_scaler;     // LossScaler::to_json
-  uint64_t seed = 0;              // train.seed (weight init)
-  uint64_t data_order_seed = 0;   // data.seed (sample order)
-  int world_size = 1;             // ranks of the run that wrote it
-  nlohmann::json config;          // the effective config of that run
+  std::string compute_dtype;     // dtype_name of the compute dtype the run trained in
+  DataCursor data_cursor;        // global sample position (independent of the world size)
+  nlohmann::json loss_scaler;    // LossScaler::to_json
+  uint64_t seed = 0;             // train.seed (weight init)
+  uint64_t data_order_seed = 0;  // data.seed (sample order)
+  int world_size = 1;            // ranks of the run that wrote it
+  nlohmann::json config;         // the effective config of that run
 
   // The JSON of trainer_state.json (save_checkpoint adds "format").
   nlohmann::json to_json() const;

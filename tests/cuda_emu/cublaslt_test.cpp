@@ -78,8 +78,8 @@ Layout layout(int64_t rows, int64_t cols, int64_t pad, const Case& c) {
 
 cublasLtMatrixLayout_t make_layout(const Layout& l, cudaDataType_t type, int batch) {
   cublasLtMatrixLayout_t desc = nullptr;
-  LLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&desc, type, static_cast<uint64_t>(l.rows),
-                                              static_cast<uint64_t>(l.cols), l.ld));
+  LLM_CUBLAS_CHECK(
+      cublasLtMatrixLayoutCreate(&desc, type, static_cast<uint64_t>(l.rows), static_cast<uint64_t>(l.cols), l.ld));
   const int32_t count = batch;
   LLM_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(desc, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
   const int64_t stride = l.stride;
@@ -122,8 +122,7 @@ void run_case(const Case& c) {
   LLM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
   if (epilogue != CUBLASLT_EPILOGUE_DEFAULT && epilogue != CUBLASLT_EPILOGUE_RELU) {
     const void* bias_ptr = dbias.get();
-    LLM_CUBLAS_CHECK(
-        cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof bias_ptr));
+    LLM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof bias_ptr));
   }
   cublasLtMatrixLayout_t ad = make_layout(la, c.ab, c.batch), bd = make_layout(lb, c.ab, c.batch);
   cublasLtMatrixLayout_t cdsc = make_layout(lc, c.cd, c.batch), dds = make_layout(ld, c.cd, c.batch);
@@ -133,8 +132,8 @@ void run_case(const Case& c) {
   int found = 0;
   LLM_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle, op, ad, bd, cdsc, dds, pref, 1, &result, &found));
   ASSERT_EQ(found, 1);
-  LLM_CUBLAS_CHECK(cublasLtMatmul(handle, op, &c.alpha, da.get(), ad, db.get(), bd, &c.beta, c_ptr, cdsc, d_ptr,
-                                  dds, &result.algo, nullptr, 0, nullptr));
+  LLM_CUBLAS_CHECK(cublasLtMatmul(handle, op, &c.alpha, da.get(), ad, db.get(), bd, &c.beta, c_ptr, cdsc, d_ptr, dds,
+                                  &result.algo, nullptr, 0, nullptr));
   LLM_CUDA_CHECK(cudaDeviceSynchronize());
   const std::vector<unsigned char> out = c.in_place ? dc.download() : dd.download();
   const std::vector<unsigned char> bias_out = dbias.download();
@@ -158,9 +157,11 @@ void run_case(const Case& c) {
           want += bias.values[static_cast<size_t>(r)];
           mass += std::abs(bias.values[static_cast<size_t>(r)]);
         }
-        if (c.epilogue == CUBLASLT_EPILOGUE_RELU || c.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS) want = std::max(want, 0.0);
+        if (c.epilogue == CUBLASLT_EPILOGUE_RELU || c.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS)
+          want = std::max(want, 0.0);
         const double got = value_at(out, c.cd, static_cast<size_t>(bt * ld.stride + r + col * ld.ld));
-        ASSERT_LE(std::abs(got - want), tol * std::max(mass, 1e-3)) << "batch " << bt << " (" << r << ", " << col << ")";
+        ASSERT_LE(std::abs(got - want), tol * std::max(mass, 1e-3))
+            << "batch " << bt << " (" << r << ", " << col << ")";
       }
     }
     // Elements between columns (ld > rows) and between batches must be untouched.
@@ -193,8 +194,10 @@ void run_case(const Case& c) {
 
 TEST(CudaCublasLt, TransposesAndLeadingDimensionsInEveryType) {
   LLM_REQUIRE_CUDA_DEVICE();
-  const std::pair<cudaDataType_t, cudaDataType_t> types[] = {{CUDA_R_32F, CUDA_R_32F},   {CUDA_R_16F, CUDA_R_16F},
-                                                             {CUDA_R_16F, CUDA_R_32F},   {CUDA_R_16BF, CUDA_R_16BF},
+  const std::pair<cudaDataType_t, cudaDataType_t> types[] = {{CUDA_R_32F, CUDA_R_32F},
+                                                             {CUDA_R_16F, CUDA_R_16F},
+                                                             {CUDA_R_16F, CUDA_R_32F},
+                                                             {CUDA_R_16BF, CUDA_R_16BF},
                                                              {CUDA_R_16BF, CUDA_R_32F}};
   for (const auto& [ab, cd] : types) {
     for (const bool ta : {false, true}) {

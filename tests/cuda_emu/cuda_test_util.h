@@ -18,8 +18,8 @@ inline bool cuda_device_present() {
 }
 
 // Skips the test with a message when no GPU is present (never under the emulator).
-#define LLM_REQUIRE_CUDA_DEVICE()                                                             \
-  do {                                                                                        \
+#define LLM_REQUIRE_CUDA_DEVICE()                                                              \
+  do {                                                                                         \
     if (!::llm::test::cuda_device_present()) GTEST_SKIP() << "no CUDA device on this machine"; \
   } while (0)
 

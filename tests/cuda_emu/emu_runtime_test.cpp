@@ -24,7 +24,8 @@ __global__ void coordinates_kernel(int* out) {
 
 __global__ void big_shared_kernel(float* out, int n) {
   LLM_DYNAMIC_SHARED(float, s);
-  for (int i = static_cast<int>(threadIdx.x); i < n; i += static_cast<int>(blockDim.x)) s[i] = static_cast<float>(i % 4);
+  for (int i = static_cast<int>(threadIdx.x); i < n; i += static_cast<int>(blockDim.x))
+    s[i] = static_cast<float>(i % 4);
   __syncthreads();
   if (threadIdx.x == 0) {
     float sum = 0;

@@ -6,8 +6,8 @@
 #include <cstdio>
 #include <vector>
 
-#include "emu/fiber.h"
 #include "cuda_test_util.h"
+#include "emu/fiber.h"
 #include "harness_kernels.cuh"
 #include "test_util.h"
 
@@ -74,10 +74,11 @@ TEST(CudaEmuPerf, EmulatedKernelThroughput) {
   for (int i = 0; i < reps; ++i) harness::block_reduce_warp0(din.get(), dsum.get(), threads);
   const double reduce_s = seconds_since(t0);
   const double total = static_cast<double>(blocks) * threads;
-  std::printf("[perf] %u worker threads: empty kernel %.0f ns/thread, __syncthreads %.0f ns/thread/barrier, "
-              "256-thread shuffle block reduction %.1f us/block\n",
-              emu::emu_settings().worker_threads, empty_s * 1e9 / total, (sync_s - empty_s) * 1e9 / (total * syncs),
-              reduce_s * 1e6 / reps);
+  std::printf(
+      "[perf] %u worker threads: empty kernel %.0f ns/thread, __syncthreads %.0f ns/thread/barrier, "
+      "256-thread shuffle block reduction %.1f us/block\n",
+      emu::emu_settings().worker_threads, empty_s * 1e9 / total, (sync_s - empty_s) * 1e9 / (total * syncs),
+      reduce_s * 1e6 / reps);
 }
 
 }  // namespace

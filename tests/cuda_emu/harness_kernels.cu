@@ -105,10 +105,9 @@ __device__ __forceinline__ unsigned pack2(bool bf16, float lo, float hi) {
 __global__ void mma_kernel(const float* a, const float* b, const float* c, float* d, int bf16) {
   const int lane = static_cast<int>(threadIdx.x), g = lane >> 2, t2 = (lane & 3) * 2;
   const bool h = bf16 != 0;
-  const unsigned fa[4] = {pack2(h, a[g * 16 + t2], a[g * 16 + t2 + 1]),
-                          pack2(h, a[(g + 8) * 16 + t2], a[(g + 8) * 16 + t2 + 1]),
-                          pack2(h, a[g * 16 + t2 + 8], a[g * 16 + t2 + 9]),
-                          pack2(h, a[(g + 8) * 16 + t2 + 8], a[(g + 8) * 16 + t2 + 9])};
+  const unsigned fa[4] = {
+      pack2(h, a[g * 16 + t2], a[g * 16 + t2 + 1]), pack2(h, a[(g + 8) * 16 + t2], a[(g + 8) * 16 + t2 + 1]),
+      pack2(h, a[g * 16 + t2 + 8], a[g * 16 + t2 + 9]), pack2(h, a[(g + 8) * 16 + t2 + 8], a[(g + 8) * 16 + t2 + 9])};
   const unsigned fb[2] = {pack2(h, b[t2 * 8 + g], b[(t2 + 1) * 8 + g]),
                           pack2(h, b[(t2 + 8) * 8 + g], b[(t2 + 9) * 8 + g])};
   const float fc[4] = {c[g * 8 + t2], c[g * 8 + t2 + 1], c[(g + 8) * 8 + t2], c[(g + 8) * 8 + t2 + 1]};
@@ -208,9 +207,9 @@ __global__ void sync_kernel_k(int syncs, int* out) {
 
 }  // namespace
 
-#define LLM_HARNESS_LAUNCH(...)  \
-  do {                           \
-    LLM_LAUNCH(__VA_ARGS__);     \
+#define LLM_HARNESS_LAUNCH(...)         \
+  do {                                  \
+    LLM_LAUNCH(__VA_ARGS__);            \
     LLM_CUDA_CHECK(cudaGetLastError()); \
   } while (0)
 
@@ -262,9 +261,7 @@ void bug_misaligned_atomic(int* buf) {
   LLM_HARNESS_LAUNCH(misaligned_atomic_kernel, dim3(1), dim3(1), 0, nullptr, buf);
 }
 void bug_spin(const int* flag) { LLM_HARNESS_LAUNCH(spin_kernel, dim3(1), dim3(32), 0, nullptr, flag); }
-void activemask_groups(unsigned* out) {
-  LLM_HARNESS_LAUNCH(activemask_kernel, dim3(1), dim3(32), 0, nullptr, out);
-}
+void activemask_groups(unsigned* out) { LLM_HARNESS_LAUNCH(activemask_kernel, dim3(1), dim3(32), 0, nullptr, out); }
 void empty_kernel(int blocks, int threads) {
   LLM_HARNESS_LAUNCH(empty_kernel_k, dim3(static_cast<unsigned>(blocks)), dim3(static_cast<unsigned>(threads)), 0,
                      nullptr);

@@ -34,15 +34,15 @@ void match_any(const int* key, unsigned* out);
 void mma_tile(const float* a, const float* b, const float* c, float* d, bool bf16);
 
 // ---- planted bugs (emulator tests only; never launched on a GPU) ---------------------------------
-void bug_barrier_divergence(int* out);       // two __syncthreads on different lines
-void bug_exit_before_barrier(int* out);      // half the block returns, the rest waits
-void bug_barrier_shuffle_deadlock(int* out); // half at __syncthreads, half in a shuffle
-void bug_shuffle_reads_exited(int* out);     // lanes 16-31 return; 0-15 read them
-void bug_mask_mismatch(int* out);            // lanes disagree on the mask
-void bug_out_of_bounds(float* buf, int n);   // writes buf[n]
-void bug_shared_out_of_bounds(int* out);     // writes past dynamic shared memory
-void bug_misaligned_atomic(int* buf);        // atomicAdd on an odd address
-void bug_spin(const int* flag);              // waits for *flag != 0, which never comes
+void bug_barrier_divergence(int* out);        // two __syncthreads on different lines
+void bug_exit_before_barrier(int* out);       // half the block returns, the rest waits
+void bug_barrier_shuffle_deadlock(int* out);  // half at __syncthreads, half in a shuffle
+void bug_shuffle_reads_exited(int* out);      // lanes 16-31 return; 0-15 read them
+void bug_mask_mismatch(int* out);             // lanes disagree on the mask
+void bug_out_of_bounds(float* buf, int n);    // writes buf[n]
+void bug_shared_out_of_bounds(int* out);      // writes past dynamic shared memory
+void bug_misaligned_atomic(int* buf);         // atomicAdd on an odd address
+void bug_spin(const int* flag);               // waits for *flag != 0, which never comes
 // One warp: lanes take three branches by lane % 3 and record __activemask() (emulator only:
 // convergence after divergence is not guaranteed on a GPU).
 void activemask_groups(unsigned* out);

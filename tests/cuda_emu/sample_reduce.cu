@@ -9,8 +9,8 @@ __device__ __forceinline__ float warp_sum(float v) {
 }
 
 template <int kThreads>
-__global__ void __launch_bounds__(kThreads) block_sums_kernel(const float* __restrict__ x, int64_t n,
-                                                              float* __restrict__ partial) {
+__global__ void __launch_bounds__(kThreads)
+    block_sums_kernel(const float* __restrict__ x, int64_t n, float* __restrict__ partial) {
   static_assert(kThreads % 32 == 0 && kThreads <= 1024, "whole warps");
   __shared__ float warp_sums[kThreads / 32];
   const int lane = static_cast<int>(threadIdx.x) & 31;
@@ -57,8 +57,8 @@ void sample_row_sums(const float* x, int rows, int cols, float* out, int threads
   LLM_CHECK(threads % 32 == 0 && threads >= 32 && threads <= 1024, "sample_row_sums: threads is ", threads,
             ", expected a multiple of 32 in [32, 1024]");
   const size_t smem = static_cast<size_t>(threads / 32) * sizeof(float);
-  LLM_LAUNCH(row_sums_kernel, dim3(static_cast<unsigned>(rows)), dim3(static_cast<unsigned>(threads)), smem, stream,
-             x, cols, out);
+  LLM_LAUNCH(row_sums_kernel, dim3(static_cast<unsigned>(rows)), dim3(static_cast<unsigned>(threads)), smem, stream, x,
+             cols, out);
   LLM_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -23,7 +23,8 @@ int shuffle_reference(const std::vector<int>& in, Shuffle mode, int lane, int pa
   const int segment = lane / width * width;
   switch (mode) {
     case Shuffle::Idx: return in[static_cast<size_t>(segment + param % width)];
-    case Shuffle::Up: return lane % width >= param ? in[static_cast<size_t>(lane - param)] : in[static_cast<size_t>(lane)];
+    case Shuffle::Up:
+      return lane % width >= param ? in[static_cast<size_t>(lane - param)] : in[static_cast<size_t>(lane)];
     case Shuffle::Down:
       return lane % width + param < width ? in[static_cast<size_t>(lane + param)] : in[static_cast<size_t>(lane)];
     case Shuffle::Xor: {

@@ -53,8 +53,8 @@ const Mode kModes[] = {
 
 struct Greedy {
   std::vector<int32_t> tokens;
-  std::vector<double> margin;               // top logit minus the runner-up, per step
-  std::vector<std::vector<float>> logits;   // per step
+  std::vector<double> margin;              // top logit minus the runner-up, per step
+  std::vector<std::vector<float>> logits;  // per step
 };
 
 // kTokens greedy tokens after the prompt: the argmax over the tokenizer's ids (lowest id on

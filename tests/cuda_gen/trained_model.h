@@ -8,11 +8,11 @@
 // near-ties at almost every step: a poor test of token equality.)
 #pragma once
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/file.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <filesystem>
@@ -85,8 +85,13 @@ inline std::string train_into(const fs::path& dir) {
   write_bytes(dir / "fortunes.txt", copies);
   const nlohmann::json cfg = {
       {"model",
-       {{"vocab_size", so.vocab_size}, {"hidden_size", 64}, {"intermediate_size", 192}, {"num_hidden_layers", 2},
-        {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"max_position_embeddings", 256},
+       {{"vocab_size", so.vocab_size},
+        {"hidden_size", 64},
+        {"intermediate_size", 192},
+        {"num_hidden_layers", 2},
+        {"num_attention_heads", 4},
+        {"num_key_value_heads", 2},
+        {"max_position_embeddings", 256},
         {"tie_word_embeddings", true}}},
       {"tokenizer", {{"kind", "sentencepiece"}, {"path", (dir / "tok.model").string()}}},
       {"data",
@@ -94,8 +99,7 @@ inline std::string train_into(const fs::path& dir) {
         {"out_dir", (dir / "shards").string()},
         {"val_fraction", 0.02}}},
       {"train",
-       {{"device", "cpu"}, {"threads", 2}, {"seq_len", 64}, {"micro_batch", 8}, {"steps", 200},
-        {"eval_every", 0}}},
+       {{"device", "cpu"}, {"threads", 2}, {"seq_len", 64}, {"micro_batch", 8}, {"steps", 200}, {"eval_every", 0}}},
       {"optim", {{"lr", 0.01}, {"warmup_steps", 10}, {"weight_decay", 0.0}}},
       {"io", {{"run_dir", (dir / "run").string()}}}};
   std::ostringstream log;

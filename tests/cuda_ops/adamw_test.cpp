@@ -38,7 +38,8 @@ TEST_F(CudaAdamw, SegmentsMatchCpu) {
 }
 
 TEST_F(CudaAdamw, BadInputs) {
-  OwnedTensor p = dev.tensor(DType::F32, {100}), g16 = dev.tensor(DType::F16, {100}), small = dev.tensor(DType::F32, {99});
+  OwnedTensor p = dev.tensor(DType::F32, {100}), g16 = dev.tensor(DType::F16, {100}),
+              small = dev.tensor(DType::F32, {99});
   OwnedTensor c = dev.tensor(DType::I32, {100});
   const std::vector<AdamWSegment> ok = {{0, 100, 0.1f}}, outside = {{50, 51, 0.1f}};
   AdamWHyper hp;

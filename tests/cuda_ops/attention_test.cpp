@@ -72,7 +72,8 @@ TEST_P(CudaAttentionForward, MatchesCpu) {
   Pair vc = pair(c.dt, {c.B, ctx, c.Hkv, c.D}, randn(g, size_t(c.B * ctx * c.Hkv * c.D)));
   auto views = [&](const Tensor& fused, const Tensor& kcache, const Tensor& vcache) {
     const Tensor q = fused.slice(2, 0, c.Hq);
-    if (c.Tq == c.Tk) return std::array<Tensor, 3>{q, fused.slice(2, c.Hq, c.Hq + c.Hkv), fused.slice(2, c.Hq + c.Hkv, H)};
+    if (c.Tq == c.Tk)
+      return std::array<Tensor, 3>{q, fused.slice(2, c.Hq, c.Hq + c.Hkv), fused.slice(2, c.Hq + c.Hkv, H)};
     return std::array<Tensor, 3>{q, kcache.slice(1, 0, c.Tk), vcache.slice(1, 0, c.Tk)};
   };
   const auto hv = views(qkv.h.t(), kc.h.t(), vc.h.t());
@@ -102,18 +103,16 @@ TEST_P(CudaAttentionForward, MatchesCpu) {
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, CudaAttentionForward,
-    ::testing::Values(Case{2, 17, 17, 7, 1, 64, DType::F32},     // FMA tiles, GQA 7
-                      Case{1, 300, 300, 2, 1, 128, DType::F32},  // several tiles, GQA 2
-                      Case{1, 128, 128, 7, 1, 64, DType::F16},   // tensor cores, GQA 7
-                      Case{1, 300, 300, 1, 1, 128, DType::BF16}, // tensor cores, 5 query tiles
-                      Case{2, 17, 17, 2, 2, 128, DType::F16},
-                      Case{1, 300, 300, 7, 1, 64, DType::BF16},
-                      Case{2, 33, 100, 4, 2, 64, DType::BF16},   // a prefill chunk after a cache
+    ::testing::Values(Case{2, 17, 17, 7, 1, 64, DType::F32},      // FMA tiles, GQA 7
+                      Case{1, 300, 300, 2, 1, 128, DType::F32},   // several tiles, GQA 2
+                      Case{1, 128, 128, 7, 1, 64, DType::F16},    // tensor cores, GQA 7
+                      Case{1, 300, 300, 1, 1, 128, DType::BF16},  // tensor cores, 5 query tiles
+                      Case{2, 17, 17, 2, 2, 128, DType::F16}, Case{1, 300, 300, 7, 1, 64, DType::BF16},
+                      Case{2, 33, 100, 4, 2, 64, DType::BF16},  // a prefill chunk after a cache
                       Case{1, 70, 90, 2, 1, 128, DType::F16},
-                      Case{1, 5, 40, 3, 1, 96, DType::F32},      // other head dims: FMA tiles
-                      Case{1, 50, 50, 2, 1, 96, DType::F16},
-                      Case{1, 19, 23, 2, 2, 32, DType::BF16},
-                      Case{1, 1, 1, 7, 1, 64, DType::BF16},      // one token
+                      Case{1, 5, 40, 3, 1, 96, DType::F32},  // other head dims: FMA tiles
+                      Case{1, 50, 50, 2, 1, 96, DType::F16}, Case{1, 19, 23, 2, 2, 32, DType::BF16},
+                      Case{1, 1, 1, 7, 1, 64, DType::BF16},  // one token
                       // decode (Tq == 1) over caches of several lengths; group 9 takes two blocks
                       Case{1, 1, 17, 14, 2, 64, DType::BF16}, Case{2, 1, 300, 14, 2, 64, DType::F16},
                       Case{1, 1, 700, 7, 1, 128, DType::F32}, Case{1, 1, 129, 9, 1, 128, DType::BF16},
@@ -175,18 +174,17 @@ TEST_P(CudaAttentionBackward, MatchesCpu) {
   check(c.Hq + c.Hkv, H, "dv");
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, CudaAttentionBackward,
-    ::testing::Values(Case{1, 1, 1, 7, 1, 64, DType::BF16},       // one token
-                      Case{2, 17, 17, 7, 1, 64, DType::F32},      // FMA tiles, GQA 7
-                      Case{1, 300, 300, 2, 2, 128, DType::F32},
-                      Case{1, 17, 17, 7, 1, 128, DType::F16},     // tensor cores, GQA 7, split heads
-                      Case{1, 128, 128, 7, 1, 64, DType::BF16},
-                      Case{1, 300, 300, 1, 1, 64, DType::F16},    // 5 query tiles, partial last one
-                      Case{1, 300, 300, 2, 1, 128, DType::BF16},
-                      Case{2, 128, 128, 2, 2, 128, DType::F16},
-                      Case{1, 40, 40, 3, 1, 96, DType::BF16}),    // other head dims: FMA tiles
-    [](const ::testing::TestParamInfo<Case>& i) { return name_of(i.param); });
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaAttentionBackward,
+                         ::testing::Values(Case{1, 1, 1, 7, 1, 64, DType::BF16},   // one token
+                                           Case{2, 17, 17, 7, 1, 64, DType::F32},  // FMA tiles, GQA 7
+                                           Case{1, 300, 300, 2, 2, 128, DType::F32},
+                                           Case{1, 17, 17, 7, 1, 128, DType::F16},  // tensor cores, GQA 7, split heads
+                                           Case{1, 128, 128, 7, 1, 64, DType::BF16},
+                                           Case{1, 300, 300, 1, 1, 64, DType::F16},  // 5 query tiles, partial last one
+                                           Case{1, 300, 300, 2, 1, 128, DType::BF16},
+                                           Case{2, 128, 128, 2, 2, 128, DType::F16},
+                                           Case{1, 40, 40, 3, 1, 96, DType::BF16}),  // other head dims: FMA tiles
+                         [](const ::testing::TestParamInfo<Case>& i) { return name_of(i.param); });
 
 // ---- properties -----------------------------------------------------------------------------------
 // The scratch memory grows with T, not T^2: at T = 1024 the T x T fp32 scores of one head alone

@@ -26,8 +26,8 @@ std::vector<int32_t> random_targets(std::mt19937_64& g, int64_t N, int64_t V) {
   std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(V - 1));
   std::vector<int32_t> t(static_cast<size_t>(N));
   for (auto& x : t) x = id(g);
-  if (N > 2) t[1] = -100;        // the usual ignore index
-  if (N > 4) t[N - 2] = -1;      // any negative target is ignored
+  if (N > 2) t[1] = -100;            // the usual ignore index
+  if (N > 4) t[N - 2] = -1;          // any negative target is ignored
   if (N > 3) t[2] = int32_t(V - 1);  // the last vocabulary row
   return t;
 }
@@ -132,7 +132,8 @@ TEST_F(CudaCrossEntropy, Deterministic) {
   OwnedTensor h = to_device(H), w = to_device(W), t = to_device(T);
   std::vector<float> first[3];
   for (int run = 0; run < 2; ++run) {
-    OwnedTensor l = dev.tensor(DType::F32, {N}), dh = dev.tensor(DType::BF16, {N, C}), dw = dev.zeros(DType::F32, {V, C});
+    OwnedTensor l = dev.tensor(DType::F32, {N}), dh = dev.tensor(DType::BF16, {N, C}),
+                dw = dev.zeros(DType::F32, {V, C});
     cuda.cross_entropy(h, w, t, l, dh, dw, 0.5f, 8);
     const std::vector<float> now[3] = {values(l), values(dh), values(dw)};
     for (int i = 0; i < 3; ++i) {

@@ -54,8 +54,8 @@ class CudaOpTest : public ::testing::Test {
 };
 
 // Elementwise |got - want| <= tol * max(|want|, rms(want), floor).
-inline void expect_near_rel(const std::vector<float>& got, const std::vector<float>& want, double tol,
-                            const char* what, double floor = 1e-6) {
+inline void expect_near_rel(const std::vector<float>& got, const std::vector<float>& want, double tol, const char* what,
+                            double floor = 1e-6) {
   ASSERT_EQ(got.size(), want.size()) << what;
   double ss = 0;
   for (float w : want) ss += double(w) * w;

@@ -15,7 +15,8 @@ TEST_F(CudaElementwise, AddEveryDtypeCombination) {
           Pair a = rand_pair(at, {n}), b = rand_pair(bt, {n}), out = rand_pair(ot, {n});
           cpu.add(a.h, b.h, out.h);
           cuda.add(a.d, b.d, out.d);
-          expect_same(out, tol_of(ot), cat("add ", dtype_name(at), "+", dtype_name(bt), "->", dtype_name(ot), " n ", n));
+          expect_same(out, tol_of(ot),
+                      cat("add ", dtype_name(at), "+", dtype_name(bt), "->", dtype_name(ot), " n ", n));
         }
       }
     }
@@ -49,7 +50,8 @@ TEST_F(CudaElementwise, Scale) {
 }
 
 TEST_F(CudaElementwise, BadInputs) {
-  OwnedTensor a = dev.tensor(DType::F32, {4, 6}), b = dev.tensor(DType::F32, {4, 5}), i = dev.tensor(DType::I32, {4, 6});
+  OwnedTensor a = dev.tensor(DType::F32, {4, 6}), b = dev.tensor(DType::F32, {4, 5}),
+              i = dev.tensor(DType::I32, {4, 6});
   expect_error([&] { cuda.add(a, b, a); }, "add: ", "differ in shape");
   expect_error([&] { cuda.add(a, i, a); }, "add: ", "must be a contiguous float tensor");
   expect_error([&] { cuda.add(a.t().slice(1, 0, 5), b, b); }, "add: ", "must be a contiguous float tensor");

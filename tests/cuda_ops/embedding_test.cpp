@@ -37,8 +37,8 @@ TEST_F(CudaEmbedding, ForwardMatchesCpu) {
 
 TEST_F(CudaEmbedding, BackwardMatchesCpuBitwise) {
   for (DType dt : float_dtypes()) {
-    for (auto [V, N, C] : {std::tuple<int64_t, int64_t, int64_t>{7, 300, 33}, {1000, 1, 64}, {40, 3000, 9},
-                           {5000, 2100, 8}}) {
+    for (auto [V, N, C] :
+         {std::tuple<int64_t, int64_t, int64_t>{7, 300, 33}, {1000, 1, 64}, {40, 3000, 9}, {5000, 2100, 8}}) {
       const std::vector<int32_t> idv = random_ids(g, N, V);
       HostTensor ids(DType::I32, {N}, idv);
       OwnedTensor dids = to_device(ids);
@@ -81,8 +81,8 @@ TEST_F(CudaEmbedding, IdsOutsideTheVocabulary) {
   EXPECT_EQ(values(dtable.d), dbefore);
   OwnedTensor f_ids = dev.tensor(DType::F32, {N});
   expect_error([&] { cuda.embedding_forward(f_ids, table.d, out.d); }, "embedding_forward: ", "ids");
-  expect_error([&] { cuda.embedding_backward(dids, out.d, table.d.t().slice(1, 0, 4)); }, "embedding_backward: ",
-               "dtable");
+  expect_error([&] { cuda.embedding_backward(dids, out.d, table.d.t().slice(1, 0, 4)); },
+               "embedding_backward: ", "dtable");
 }
 
 }  // namespace

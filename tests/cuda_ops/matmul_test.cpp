@@ -107,7 +107,8 @@ TEST_F(CudaBiasBackward, MatchesCpu) {
 }
 
 TEST_F(CudaMatmul, BadInputs) {
-  OwnedTensor a = dev.tensor(DType::F32, {4, 6}), b = dev.tensor(DType::F32, {5, 6}), c = dev.tensor(DType::F32, {4, 5});
+  OwnedTensor a = dev.tensor(DType::F32, {4, 6}), b = dev.tensor(DType::F32, {5, 6}),
+              c = dev.tensor(DType::F32, {4, 5});
   OwnedTensor bias = dev.tensor(DType::F32, {4}), db16 = dev.tensor(DType::F16, {6});
   expect_error([&] { cuda.matmul(a, false, b, false, c, 1, 0, nullptr); }, "matmul: ", "inner dimensions differ");
   expect_error([&] { cuda.matmul(a, false, b, true, b, 1, 0, nullptr); }, "matmul: ", "c");

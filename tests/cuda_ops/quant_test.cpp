@@ -24,7 +24,8 @@ struct HostQuant {
   std::vector<float> scales;
   QuantizedMatrix m;
   HostQuant(QuantKind kind, int64_t rows, int64_t cols, int64_t group)
-      : data(static_cast<size_t>(rows * row_bytes(kind, cols)) + 16), scales(static_cast<size_t>(rows * (cols / group)) + 4) {
+      : data(static_cast<size_t>(rows * row_bytes(kind, cols)) + 16),
+        scales(static_cast<size_t>(rows * (cols / group)) + 4) {
     m.kind = kind;
     m.rows = rows;
     m.cols = cols;
@@ -95,9 +96,10 @@ TEST_F(CudaQuant, QuantizeMatchesCpuBitwise) {
     QuantKind kind;
     int64_t rows, cols, group;
   };
-  const Case cases[] = {{QuantKind::Int8, 33, 192, 192}, {QuantKind::Int8, 31, 192, 32}, {QuantKind::Int8, 3, 192, 6},
-                        {QuantKind::Int8, 1, 4099, 4099}, {QuantKind::Int4, 33, 192, 32}, {QuantKind::Int4, 31, 192, 64},
-                        {QuantKind::Int4, 5, 192, 2},     {QuantKind::Int4, 4, 198, 6}};
+  const Case cases[] = {{QuantKind::Int8, 33, 192, 192}, {QuantKind::Int8, 31, 192, 32},
+                        {QuantKind::Int8, 3, 192, 6},    {QuantKind::Int8, 1, 4099, 4099},
+                        {QuantKind::Int4, 33, 192, 32},  {QuantKind::Int4, 31, 192, 64},
+                        {QuantKind::Int4, 5, 192, 2},    {QuantKind::Int4, 4, 198, 6}};
   for (const Case& c : cases) {
     for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
       SCOPED_TRACE(cat(c.kind == QuantKind::Int4 ? "int4" : "int8", " ", c.rows, "x", c.cols, " group ", c.group, " ",
@@ -158,8 +160,8 @@ struct MmCase {
 
 std::string name_of(const MmCase& c) {
   return cat(c.kind == QuantKind::Int4 ? "int4" : "int8", " ", c.rows, "x", c.cols, " g", c.group, " N", c.N, " x ",
-             dtype_name(c.x_type), " y ", dtype_name(c.y_type), c.bias ? " bias" : "", " pad ", c.data_pad,
-             " xoff ", c.x_offset);
+             dtype_name(c.x_type), " y ", dtype_name(c.y_type), c.bias ? " bias" : "", " pad ", c.data_pad, " xoff ",
+             c.x_offset);
 }
 
 TEST_F(CudaQuant, QuantMatmulMatchesCpu) {
@@ -204,10 +206,16 @@ TEST_F(CudaQuant, QuantMatmulMatchesCpu) {
     cpu.quant_matmul(xh, q.m, Y, c.bias ? &B.t() : nullptr);
     OwnedTensor xb = to_device(Xb), b = to_device(B), y = dev.tensor(c.y_type, {c.N, c.rows});
     const Tensor xd = xb.t().slice(1, c.x_offset, xw);
-    const LLM_CUDA_NS::QuantDev view{c.kind == K::Int4, c.rows, c.cols, c.group, dq.m.data.ptr<uint8_t>(),
-                                  dq.m.data.size(0) > 1 ? dq.m.data.stride(0) : dq.m.data.size(1),
-                                  dq.m.scales.ptr<float>(), c.cols / c.group};
-    paths.insert(LLM_CUDA_NS::quant_matmul_path(view, {xd.data(), c.x_type, xd.size(0) > 1 ? xd.stride(0) : c.cols}, c.N));
+    const LLM_CUDA_NS::QuantDev view{c.kind == K::Int4,
+                                     c.rows,
+                                     c.cols,
+                                     c.group,
+                                     dq.m.data.ptr<uint8_t>(),
+                                     dq.m.data.size(0) > 1 ? dq.m.data.stride(0) : dq.m.data.size(1),
+                                     dq.m.scales.ptr<float>(),
+                                     c.cols / c.group};
+    paths.insert(
+        LLM_CUDA_NS::quant_matmul_path(view, {xd.data(), c.x_type, xd.size(0) > 1 ? xd.stride(0) : c.cols}, c.N));
     cuda.quant_matmul(xd, dq.m, y, c.bias ? &b.t() : nullptr);
     expect_near_rel(values(y), Y.values(), c.y_type == F32 ? 1e-5 : 1e-2, "y");
   }
@@ -236,7 +244,8 @@ TEST_F(CudaQuant, QuantMatmulChecksArguments) {
     cuda.quant_matmul(x, dq.m, y, nullptr);
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("quant_matmul: x is [2, 63] f32, expected [N, 64] (the quantized matrix has 64 columns)"),
+    EXPECT_NE(std::string(e.what()).find(
+                  "quant_matmul: x is [2, 63] f32, expected [N, 64] (the quantized matrix has 64 columns)"),
               std::string::npos)
         << e.what();
   }
@@ -252,7 +261,9 @@ TEST_F(CudaQuant, QuantEmbeddingMatchesCpuBitwise) {
     QuantKind kind;
     int64_t rows, cols, group;
   };
-  const Case cases[] = {{QuantKind::Int8, 33, 192, 192}, {QuantKind::Int8, 31, 66, 6}, {QuantKind::Int4, 33, 192, 32},
+  const Case cases[] = {{QuantKind::Int8, 33, 192, 192},
+                        {QuantKind::Int8, 31, 66, 6},
+                        {QuantKind::Int4, 33, 192, 32},
                         {QuantKind::Int4, 17, 4098, 2}};
   for (const Case& c : cases) {
     for (DType dt : {DType::F32, DType::F16, DType::BF16}) {
@@ -265,8 +276,8 @@ TEST_F(CudaQuant, QuantEmbeddingMatchesCpuBitwise) {
       std::uniform_int_distribution<int32_t> id(0, int32_t(c.rows - 1));
       std::vector<int32_t> ids(33);
       for (auto& v : ids) v = id(g);
-      ids[5] = ids[6];                     // a repeated id
-      ids[7] = int32_t(c.rows - 1);       // the last row
+      ids[5] = ids[6];               // a repeated id
+      ids[7] = int32_t(c.rows - 1);  // the last row
       const int64_t N = int64_t(ids.size());
       HostTensor I(DType::I32, {N}, ids), O(dt, {N, c.cols});
       cpu.quant_embedding(I, q.m, O);
@@ -282,8 +293,10 @@ TEST_F(CudaQuant, QuantEmbeddingRejectsIdsOutsideTheTable) {
   HostQuant q(QuantKind::Int4, 33, 64, 32);
   const DevQuant dq = upload(q);
   for (const auto& [ids, want] :
-       {std::pair{std::vector<int32_t>{0, 5, 40, 33}, "quant_embedding: token id 40 at position 2 is outside the vocabulary [0, 33)"},
-        std::pair{std::vector<int32_t>{-1, 5}, "quant_embedding: token id -1 at position 0 is outside the vocabulary [0, 33)"}}) {
+       {std::pair{std::vector<int32_t>{0, 5, 40, 33},
+                  "quant_embedding: token id 40 at position 2 is outside the vocabulary [0, 33)"},
+        std::pair{std::vector<int32_t>{-1, 5},
+                  "quant_embedding: token id -1 at position 0 is outside the vocabulary [0, 33)"}}) {
     HostTensor I(DType::I32, {int64_t(ids.size())}, ids);
     OwnedTensor i = to_device(I), o = dev.tensor(DType::F32, {int64_t(ids.size()), 64});
     try {

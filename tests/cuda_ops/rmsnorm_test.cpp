@@ -90,7 +90,8 @@ TEST_F(CudaRmsnorm, BackwardIsDeterministic) {
 
 TEST_F(CudaRmsnorm, BadInputs) {
   OwnedTensor x = dev.tensor(DType::F32, {4, 8}), w = dev.tensor(DType::F32, {8}), w7 = dev.tensor(DType::F32, {7});
-  OwnedTensor rstd = dev.tensor(DType::F32, {4}), rstd16 = dev.tensor(DType::F16, {4}), y = dev.tensor(DType::F32, {4, 8});
+  OwnedTensor rstd = dev.tensor(DType::F32, {4}), rstd16 = dev.tensor(DType::F16, {4}),
+              y = dev.tensor(DType::F32, {4, 8});
   OwnedTensor dw16 = dev.tensor(DType::F16, {8});
   expect_error([&] { cuda.rmsnorm_forward(x, w7, 1e-6f, y, rstd); }, "rmsnorm_forward: ", "w");
   expect_error([&] { cuda.rmsnorm_forward(x, w, 1e-6f, y, rstd16); }, "rmsnorm_forward: ", "rstd");

@@ -48,8 +48,11 @@ TEST_F(CudaSwiglu, BadInputs) {
   expect_error([&] { cuda.swiglu_forward(gu, out); }, "swiglu_forward: ", "gate_up must be [N, 2I]");
   expect_error([&] { cuda.swiglu_forward(gu2, out2); }, "swiglu_forward: ", "out");
   expect_error([&] { cuda.swiglu_backward(out2, gu2, gu2); }, "swiglu_backward: ", "dout");
-  expect_error([&] { cuda.swiglu_backward(dev.tensor(DType::F32, {4, 4}), gu2, gu); }, "swiglu_backward: ",
-               "differ in shape");
+  expect_error(
+      [&] {
+        cuda.swiglu_backward(dev.tensor(DType::F32, {4, 4}), gu2, gu);
+      },
+      "swiglu_backward: ", "differ in shape");
 }
 
 }  // namespace

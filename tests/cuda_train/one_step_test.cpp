@@ -118,7 +118,7 @@ TEST_P(CudaTrainStep, ForwardBackwardMatchesCpu) {
       const std::vector<float> exact = slice(grads_f32);
       const double ratio = norm_rel_err(got, exact) / std::max(norm_rel_err(want, exact), 1e-7);
       EXPECT_LE(ratio, 2.0) << p.name << ": the CUDA gradient is " << ratio
-                             << "x as far from the fp32 one as the CPU gradient";
+                            << "x as far from the fp32 one as the CPU gradient";
       worst_ratio = std::max(worst_ratio, ratio);
     }
   }

@@ -51,8 +51,14 @@ class CudaTrainSteps : public TrainFixture, public ::testing::WithParamInterface
     j["tokenizer"] = fixture["tokenizer"];
     j["data"] = fixture["data"];
     j["model"]["vocab_size"] = 512;
-    j["train"].update({{"threads", 2}, {"seq_len", 64}, {"micro_batch", 1}, {"steps", 20}, {"precision", precision},
-                       {"eval_every", 0}, {"eval_batches", 1}, {"log_every", 100}});
+    j["train"].update({{"threads", 2},
+                       {"seq_len", 64},
+                       {"micro_batch", 1},
+                       {"steps", 20},
+                       {"precision", precision},
+                       {"eval_every", 0},
+                       {"eval_batches", 1},
+                       {"log_every", 100}});
     j["io"].update({{"run_dir", (dir / run_name).string()}, {"save_every", 0}, {"sample_prompt", ""}});
     return parse_config(j.dump(), "tiny+" + precision + ".json", dir.path());
   }
@@ -95,10 +101,11 @@ TEST_P(CudaTrainSteps, TracksCpuLossCurve) {
   ASSERT_TRUE(r_cpu.last_val_loss && r_cuda.last_val_loss);
   const double val_err = std::abs(*r_cuda.last_val_loss - *r_cpu.last_val_loss) / *r_cpu.last_val_loss;
   EXPECT_LE(val_err, 0.01) << "val loss: cuda " << *r_cuda.last_val_loss << ", cpu " << *r_cpu.last_val_loss;
-  std::printf("%s: loss %.4f -> %.4f; worst per-step loss deviation %.2e (step %zu), final val loss deviation %.2e; "
-              "skipped steps %lld; cpu %.1f s, cuda (emulated) %.1f s\n",
-              precision.c_str(), want.front().loss, want.back().loss, worst, worst_at, val_err,
-              static_cast<long long>(r_cpu.skipped_steps), r_cpu.seconds, r_cuda.seconds);
+  std::printf(
+      "%s: loss %.4f -> %.4f; worst per-step loss deviation %.2e (step %zu), final val loss deviation %.2e; "
+      "skipped steps %lld; cpu %.1f s, cuda (emulated) %.1f s\n",
+      precision.c_str(), want.front().loss, want.back().loss, worst, worst_at, val_err,
+      static_cast<long long>(r_cpu.skipped_steps), r_cpu.seconds, r_cuda.seconds);
 }
 
 INSTANTIATE_TEST_SUITE_P(Precisions, CudaTrainSteps, ::testing::Values("fp32", "bf16", "fp16"),

@@ -43,7 +43,8 @@ DataConfig one_input(const fs::path& p, nlohmann::json opts = nlohmann::json::ob
 
 TEST(DocumentReader, SeparatorModes) {
   TempDir dir;
-  const std::string text = "\n\nfirst doc\nline two  \n%\n%\r\n\nsecond\r\nthird line\n% \n   \n%\nlast without newline";
+  const std::string text =
+      "\n\nfirst doc\nline two  \n%\n%\r\n\nsecond\r\nthird line\n% \n   \n%\nlast without newline";
   write_file(dir / "f.txt", text);
   EXPECT_EQ(texts(read_docs(one_input(dir / "f.txt", {{"doc_separator", "%"}}))),
             (std::vector<std::string>{"first doc\nline two", "second\nthird line", "last without newline"}));
@@ -56,9 +57,12 @@ TEST(DocumentReader, SeparatorModes) {
 }
 
 TEST(DocumentReader, TerminalCodesAndInvalidUtf8) {
-  EXPECT_EQ(data::strip_terminal_codes("\x1b[32m《感遇・其一》\x1b[m\n\x1b[33m作者：张九龄\x1b[m"), "《感遇・其一》\n作者：张九龄");
+  EXPECT_EQ(data::strip_terminal_codes("\x1b[32m《感遇・其一》\x1b[m\n\x1b[33m作者：张九龄\x1b[m"),
+            "《感遇・其一》\n作者：张九龄");
   EXPECT_EQ(data::strip_terminal_codes("_\bH_\bi b\bbo\bol\bld\bd"), "Hi bold");
-  EXPECT_EQ(data::strip_terminal_codes("\x1b" "7x\x1b[1;31;40my"), "xy");
+  EXPECT_EQ(data::strip_terminal_codes("\x1b"
+                                       "7x\x1b[1;31;40my"),
+            "xy");
   EXPECT_EQ(data::count_invalid_utf8("ok \xff\xfe bad \xe8\xaf end \xe8\xaf\x97"), 4u);
   EXPECT_EQ(data::count_invalid_utf8("\xc0\xaf\xed\xa0\x80"), 5u);  // overlong '/', a UTF-16 surrogate
   EXPECT_EQ(data::count_invalid_utf8("plain 诗 text 𝄞"), 0u);

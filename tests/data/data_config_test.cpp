@@ -9,7 +9,9 @@ using nlohmann::json;
 
 json good_data() {
   return {{"inputs",
-           {{{"path", "/usr/share/games/fortunes"}, {"doc_separator", "%"}, {"strip_terminal_codes", true},
+           {{{"path", "/usr/share/games/fortunes"},
+             {"doc_separator", "%"},
+             {"strip_terminal_codes", true},
              {"exclude", {"*.dat", "*.u8"}}},
             {{"path", "corpus/*.jsonl"}, {"format", "jsonl"}, {"field", "content"}},
             "books/"}},
@@ -86,9 +88,11 @@ TEST(DataConfig, Errors) {
 }
 
 TEST(TokenizerConfig, ParsesTrainingOptions) {
-  const json j = {{"kind", "sentencepiece"},
-                  {"path", "../runs/tiny/tokenizer.model"},
-                  {"train", {{"vocab_size", 4096}, {"special_tokens", {"<|endoftext|>", "<|im_start|>"}}, {"model_type", "unigram"}}}};
+  const json j = {
+      {"kind", "sentencepiece"},
+      {"path", "../runs/tiny/tokenizer.model"},
+      {"train",
+       {{"vocab_size", 4096}, {"special_tokens", {"<|endoftext|>", "<|im_start|>"}}, {"model_type", "unigram"}}}};
   ConfigReader r(j, "tokenizer");
   const TokenizerConfig c = parse_tokenizer_config(r, "/work/configs");
   EXPECT_EQ(c.kind, "sentencepiece");
@@ -114,12 +118,22 @@ TEST(TokenizerConfig, Errors) {
   };
   expect_error([&] { parse({{"kind", "wordpiece"}, {"path", "x"}}); }, {"tokenizer.kind", "sentencepiece, qwen-bpe"});
   expect_error([&] { parse({{"kind", "sentencepiece"}}); }, {"tokenizer.path", "required"});
-  expect_error([&] { parse({{"kind", "qwen-bpe"}, {"path", "x"}, {"train", {{"vocab_size", 100}}}}); },
-               {"tokenizer.train", "only available for kind \"sentencepiece\""});
-  expect_error([&] { parse({{"path", "x"}, {"train", {{"vocab", 100}}}}); },
-               {"tokenizer.train.vocab", "unknown key", "vocab_size", "byte_fallback"});
+  expect_error(
+      [&] {
+        parse({{"kind", "qwen-bpe"}, {"path", "x"}, {"train", {{"vocab_size", 100}}}});
+      },
+      {"tokenizer.train", "only available for kind \"sentencepiece\""});
+  expect_error(
+      [&] {
+        parse({{"path", "x"}, {"train", {{"vocab", 100}}}});
+      },
+      {"tokenizer.train.vocab", "unknown key", "vocab_size", "byte_fallback"});
   expect_error([&] { parse({{"path", "x"}, {"train", {{"vocab_size", 10}}}}); }, {"tokenizer.train.vocab_size", "64"});
-  expect_error([&] { parse({{"path", "x"}, {"colour", "red"}}); }, {"tokenizer.colour", "unknown key", "kind", "path", "train"});
+  expect_error(
+      [&] {
+        parse({{"path", "x"}, {"colour", "red"}});
+      },
+      {"tokenizer.colour", "unknown key", "kind", "path", "train"});
 }
 
 }  // namespace

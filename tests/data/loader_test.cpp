@@ -71,7 +71,8 @@ TEST(ShardLoader, EveryEpochSampleOnceAcrossRanks) {
     std::vector<std::unique_ptr<ShardLoader>> ranks;
     for (int r = 0; r < world; ++r) {
       ranks.push_back(std::make_unique<ShardLoader>(
-          c.stream(), LoaderOptions{.batch_size = B, .seq_len = T, .rank = r, .world = world, .seed = seed, .prefetch = 3}));
+          c.stream(),
+          LoaderOptions{.batch_size = B, .seq_len = T, .rank = r, .world = world, .seed = seed, .prefetch = 3}));
     }
     ASSERT_EQ(ranks[0]->samples_per_epoch(), N);
     // Two epochs: the step that crosses the boundary must complete the first and start the second.
@@ -177,7 +178,8 @@ TEST(ShardLoader, ResumeWithAnotherWorldSizeStillSeesEachSampleOnce) {
   // Two ranks with B = 3 for a few steps, then three ranks with B = 2 to the end of the epoch.
   std::vector<std::unique_ptr<ShardLoader>> two;
   for (int r = 0; r < 2; ++r)
-    two.push_back(std::make_unique<ShardLoader>(c.stream(), LoaderOptions{.batch_size = 3, .seq_len = T, .rank = r, .world = 2, .seed = seed}));
+    two.push_back(std::make_unique<ShardLoader>(
+        c.stream(), LoaderOptions{.batch_size = 3, .seq_len = T, .rank = r, .world = 2, .seed = seed}));
   for (int s = 0; s < 7; ++s) {
     for (auto& l : two) {
       const Batch b = l->next();
@@ -188,7 +190,8 @@ TEST(ShardLoader, ResumeWithAnotherWorldSizeStillSeesEachSampleOnce) {
   EXPECT_EQ(cur, two[1]->cursor());  // the cursor does not depend on the rank
   std::vector<std::unique_ptr<ShardLoader>> three;
   for (int r = 0; r < 3; ++r) {
-    three.push_back(std::make_unique<ShardLoader>(c.stream(), LoaderOptions{.batch_size = 2, .seq_len = T, .rank = r, .world = 3, .seed = seed}));
+    three.push_back(std::make_unique<ShardLoader>(
+        c.stream(), LoaderOptions{.batch_size = 2, .seq_len = T, .rank = r, .world = 3, .seed = seed}));
     three.back()->restore(cur);
   }
   for (uint64_t pos = cur.position(); pos < N; pos += 6) {
@@ -278,7 +281,8 @@ TEST(EvalLoader, FixedOrderSplitAcrossRanksWithPadding) {
     Corpus c(g, 100 + g() % 300, 2);
     const std::vector<Window> expected = c.all_windows(T);  // in stream order
     std::vector<EvalLoader> ranks;
-    for (int r = 0; r < world; ++r) ranks.emplace_back(c.stream(), EvalOptions{.batch_size = B, .seq_len = T, .rank = r, .world = world});
+    for (int r = 0; r < world; ++r)
+      ranks.emplace_back(c.stream(), EvalOptions{.batch_size = B, .seq_len = T, .rank = r, .world = world});
     const int64_t nb = ranks[0].num_batches();
     EXPECT_EQ(uint64_t(nb), (expected.size() + uint64_t(world * B) - 1) / uint64_t(world * B));
     std::vector<Window> seen;
@@ -311,8 +315,11 @@ TEST(TokenStream, ShardsFromDifferentTokenizersAreRejected) {
   const std::vector<int32_t> ids = {1, 2, 3};
   write_shard(dir / "a.tok", ids, 100, "fp-a", 1);
   write_shard(dir / "b.tok", ids, 100, "fp-b", 1);
-  expect_error([&] { TokenStream s({dir / "a.tok", dir / "b.tok"}, ""); },
-               {(dir / "b.tok").string(), "fp-b", "fp-a", "one tokenizer"});
+  expect_error(
+      [&] {
+        TokenStream s({dir / "a.tok", dir / "b.tok"}, "");
+      },
+      {(dir / "b.tok").string(), "fp-b", "fp-a", "one tokenizer"});
   expect_error([&] { TokenStream s({dir / "a.tok"}, "fp-b"); }, {(dir / "a.tok").string(), "fp-a", "fp-b"});
 }
 

@@ -35,7 +35,8 @@ std::vector<std::string> random_docs(std::mt19937_64& g, size_t n) {
 }
 
 // Documents of a split, read back by cutting the token stream at end-of-text.
-std::vector<std::string> split_docs(const fs::path& dir, const std::string& split, const std::string& fp = "byte-tokenizer-v1") {
+std::vector<std::string> split_docs(const fs::path& dir, const std::string& split,
+                                    const std::string& fp = "byte-tokenizer-v1") {
   const TokenStream s = TokenStream::from_manifest(dir, split, fp);
   std::vector<int32_t> ids(s.size());
   s.read(0, ids);
@@ -54,8 +55,8 @@ std::vector<std::string> split_docs(const fs::path& dir, const std::string& spli
 }
 
 DataConfig config_for(const TempDir& dir, json inputs, json extra = json::object()) {
-  json j = {{"inputs", inputs}, {"out_dir", "out"}, {"shard_tokens", 97}, {"val_fraction", 0.2}, {"seed", 5},
-            {"threads", 2}, {"batch_bytes", 300}};
+  json j = {{"inputs", inputs}, {"out_dir", "out"}, {"shard_tokens", 97}, {"val_fraction", 0.2},
+            {"seed", 5},        {"threads", 2},     {"batch_bytes", 300}};
   for (auto& [k, v] : extra.items()) j[k] = v;
   return parse_data_config(j, dir.path());
 }
@@ -78,10 +79,11 @@ MixedCorpus write_mixed(std::mt19937_64& g, const TempDir& dir) {
     if (i % 17 == 0) jsonl += "   \n";  // blank lines are skipped
   }
   write_file(dir / "in/docs.jsonl", jsonl);
-  for (size_t i = 120; i < 150; ++i) write_file(dir / ("in/dir/sub/f" + std::to_string(1000 + i) + ".txt"), m.docs[i] + "\n\n");
-  write_file(dir / "in/dir/sub/binary.bin", std::string("abc\0def", 7));  // skipped: binary
-  write_file(dir / "in/dir/index.dat", "excluded");                       // skipped: excluded
-  write_file(dir / "in/dir/.hidden", "hidden");                           // skipped: hidden
+  for (size_t i = 120; i < 150; ++i)
+    write_file(dir / ("in/dir/sub/f" + std::to_string(1000 + i) + ".txt"), m.docs[i] + "\n\n");
+  write_file(dir / "in/dir/sub/binary.bin", std::string("abc\0def", 7));      // skipped: binary
+  write_file(dir / "in/dir/index.dat", "excluded");                           // skipped: excluded
+  write_file(dir / "in/dir/.hidden", "hidden");                               // skipped: hidden
   fs::create_symlink(dir / "in/dir/sub/f1120.txt", dir / "in/dir/sub/z.u8");  // the same file twice
   m.inputs = json::array({{{"path", "in/fortunes"}, {"format", "text"}, {"doc_separator", "%"}},
                           {{"path", "in/*.jsonl"}, {"format", "jsonl"}, {"field", "content"}},
@@ -142,7 +144,8 @@ TEST(Prepare, MixedInputsBecomeShardsExactly) {
     const std::string n = e.path().filename().string();
     EXPECT_TRUE(n == "manifest.json" || n.ends_with(".tok")) << n;
   }
-  for (const auto& e : fs::directory_iterator(dir.path())) EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos);
+  for (const auto& e : fs::directory_iterator(dir.path()))
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos);
 }
 
 TEST(Prepare, SplitIsDeterministicBySeed) {
@@ -238,8 +241,9 @@ TEST(Prepare, InterruptedRunKeepsThePreviousOutput) {
   std::ofstream(dir / "in/fortunes", std::ios::app) << "changed\n";
   expect_error([&] { prepare_corpus(c, bad); }, {"asked to fail"});
   EXPECT_EQ(read_file(c.out_dir / "manifest.json"), manifest);  // the old, complete preparation
-  split_docs(c.out_dir, "train");                                // still readable
-  for (const auto& e : fs::directory_iterator(dir.path())) EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos);
+  split_docs(c.out_dir, "train");                               // still readable
+  for (const auto& e : fs::directory_iterator(dir.path()))
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos);
 }
 
 TEST(Prepare, LongDocumentsArePiecesOfOneDocument) {
@@ -252,9 +256,9 @@ TEST(Prepare, LongDocumentsArePiecesOfOneDocument) {
   while (oneline.size() < 2000) oneline += "诗é";
   write_file(dir / "long.txt", longdoc + "\n%\n" + oneline + "\n");
   write_file(dir / "long.jsonl", json{{"text", longdoc}}.dump() + "\n");
-  const DataConfig c = config_for(dir,
-                                  {{{"path", "long.txt"}, {"doc_separator", "%"}}, {{"path", "long.jsonl"}, {"format", "jsonl"}}},
-                                  {{"max_document_bytes", 64}, {"val_fraction", 0}});
+  const DataConfig c =
+      config_for(dir, {{{"path", "long.txt"}, {"doc_separator", "%"}}, {{"path", "long.jsonl"}, {"format", "jsonl"}}},
+                 {{"max_document_bytes", 64}, {"val_fraction", 0}});
   ByteTokenizer tok;
   prepare_corpus(c, tok);
   EXPECT_EQ(split_docs(c.out_dir, "train"), (std::vector<std::string>{longdoc, oneline, longdoc}));
@@ -276,7 +280,8 @@ TEST(PrepareErrors, EmptyCorpus) {
   TempDir dir;
   write_file(dir / "empty.txt", "%\n   \n%\n\n%\n");
   write_file(dir / "empty.jsonl", "\n{\"text\": \"  \"}\n");
-  const DataConfig c = config_for(dir, {{{"path", "empty.txt"}, {"doc_separator", "%"}}, {{"path", "empty.jsonl"}, {"format", "jsonl"}}});
+  const DataConfig c = config_for(
+      dir, {{{"path", "empty.txt"}, {"doc_separator", "%"}}, {{"path", "empty.jsonl"}, {"format", "jsonl"}}});
   ByteTokenizer tok;
   expect_error([&] { prepare_corpus(c, tok); },
                {"data.inputs", "no documents", "2 file(s)", (dir / "empty.txt").string(), "the corpus is empty"});
@@ -292,8 +297,11 @@ TEST(PrepareErrors, MissingInputs) {
                {(dir / "in/*.jsonl").string(), "matches no files", "data.inputs[0]"});
   fs::create_directories(dir / "emptydir");
   write_file(dir / "emptydir/x.dat", "excluded");
-  expect_error([&] { prepare_corpus(config_for(dir, {{{"path", "emptydir"}, {"exclude", {"*.dat"}}}}), tok); },
-               {(dir / "emptydir").string(), "no text files", "data.inputs[0]"});
+  expect_error(
+      [&] {
+        prepare_corpus(config_for(dir, {{{"path", "emptydir"}, {"exclude", {"*.dat"}}}}), tok);
+      },
+      {(dir / "emptydir").string(), "no text files", "data.inputs[0]"});
   write_file(dir / "bin", std::string("ab\0", 3));
   expect_error([&] { prepare_corpus(config_for(dir, {"bin"}), tok); },
                {(dir / "bin").string(), "looks binary", "byte offset 2"});
@@ -305,12 +313,21 @@ TEST(PrepareErrors, MalformedJsonl) {
   write_file(dir / "b.jsonl", "{\"text\": \"fine\"}\n{\"body\": \"no text\"}\n");
   write_file(dir / "c.jsonl", "[1, 2]\n");
   ByteTokenizer tok;
-  expect_error([&] { prepare_corpus(config_for(dir, {{{"path", "a.jsonl"}, {"format", "jsonl"}}}), tok); },
-               {(dir / "a.jsonl").string() + ":3", "malformed JSON line"});
-  expect_error([&] { prepare_corpus(config_for(dir, {{{"path", "b.jsonl"}, {"format", "jsonl"}}}), tok); },
-               {(dir / "b.jsonl").string() + ":2", "string field \"text\"", "absent"});
-  expect_error([&] { prepare_corpus(config_for(dir, {{{"path", "c.jsonl"}, {"format", "jsonl"}}}), tok); },
-               {(dir / "c.jsonl").string() + ":1", "expected a JSON object"});
+  expect_error(
+      [&] {
+        prepare_corpus(config_for(dir, {{{"path", "a.jsonl"}, {"format", "jsonl"}}}), tok);
+      },
+      {(dir / "a.jsonl").string() + ":3", "malformed JSON line"});
+  expect_error(
+      [&] {
+        prepare_corpus(config_for(dir, {{{"path", "b.jsonl"}, {"format", "jsonl"}}}), tok);
+      },
+      {(dir / "b.jsonl").string() + ":2", "string field \"text\"", "absent"});
+  expect_error(
+      [&] {
+        prepare_corpus(config_for(dir, {{{"path", "c.jsonl"}, {"format", "jsonl"}}}), tok);
+      },
+      {(dir / "c.jsonl").string() + ":1", "expected a JSON object"});
 }
 
 TEST(PrepareErrors, RefusesToReplaceAForeignDirectory) {
@@ -318,7 +335,8 @@ TEST(PrepareErrors, RefusesToReplaceAForeignDirectory) {
   write_file(dir / "a.txt", "text");
   write_file(dir / "out/precious.txt", "keep me");
   ByteTokenizer tok;
-  expect_error([&] { prepare_corpus(config_for(dir, {"a.txt"}), tok); }, {(dir / "out").string(), "holds no manifest.json", "refusing"});
+  expect_error([&] { prepare_corpus(config_for(dir, {"a.txt"}), tok); },
+               {(dir / "out").string(), "holds no manifest.json", "refusing"});
   EXPECT_EQ(read_file(dir / "out/precious.txt"), "keep me");
 }
 
@@ -343,7 +361,8 @@ TEST(Prepare, ProgressLines) {
   ByteTokenizer tok;
   std::ostringstream plain, tty;
   prepare_corpus(config_for(dir, m.inputs, {{"out_dir", "p"}}), tok, {.log = &plain, .progress_interval_s = 1e-9});
-  prepare_corpus(config_for(dir, m.inputs, {{"out_dir", "t"}}), tok, {.log = &tty, .tty = true, .progress_interval_s = 1e-9});
+  prepare_corpus(config_for(dir, m.inputs, {{"out_dir", "t"}}), tok,
+                 {.log = &tty, .tty = true, .progress_interval_s = 1e-9});
   EXPECT_NE(plain.str().find("MB/s"), std::string::npos);
   EXPECT_NE(plain.str().find("tok/s"), std::string::npos);
   EXPECT_EQ(plain.str().find('\r'), std::string::npos);

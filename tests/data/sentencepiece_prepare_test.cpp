@@ -11,8 +11,8 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 std::vector<std::string> make_docs(std::mt19937_64& g, size_t n) {
-  static const std::vector<std::string> words = {"the", "moon", "river", "poem", "night", "wine", "friend",
-                                                 "mountain", "月", "山", "酒", "诗", "江", "春", "风", "花"};
+  static const std::vector<std::string> words = {"the", "moon", "river", "poem", "night", "wine", "friend", "mountain",
+                                                 "月",  "山",   "酒",    "诗",   "江",    "春",   "风",     "花"};
   std::vector<std::string> docs;
   for (size_t i = 0; i < n; ++i) {
     std::string d;
@@ -43,10 +43,11 @@ void make_setup(SpCorpus& s, std::mt19937_64& g) {
                               {"shard_tokens", 500},
                               {"val_fraction", 0.1}},
                              s.dir.path());
-  ConfigReader r(json{{"kind", "sentencepiece"},
-                      {"path", "run/tokenizer.model"},
-                      {"train", {{"vocab_size", 320}, {"special_tokens", {"<|endoftext|>", "<|im_start|>", "<|im_end|>"}}}}},
-                 "tokenizer");
+  ConfigReader r(
+      json{{"kind", "sentencepiece"},
+           {"path", "run/tokenizer.model"},
+           {"train", {{"vocab_size", 320}, {"special_tokens", {"<|endoftext|>", "<|im_start|>", "<|im_end|>"}}}}},
+      "tokenizer");
   s.tok = parse_tokenizer_config(r, s.dir.path());
 }
 

@@ -43,9 +43,9 @@ TEST(Shard, RoundTripTwoAndFourByteTokens) {
     // The bytes on disk follow docs/data.md, read here independently of the reader.
     const std::string raw = read_file(p);
     EXPECT_EQ(raw.substr(0, 8), "LLMTOKEN");
-    EXPECT_EQ(le(raw, 8, 4), 1u);           // version
-    EXPECT_EQ(le(raw, 12, 4), 256u);        // header bytes
-    EXPECT_EQ(le(raw, 16, 4), width);       // token width
+    EXPECT_EQ(le(raw, 8, 4), 1u);      // version
+    EXPECT_EQ(le(raw, 12, 4), 256u);   // header bytes
+    EXPECT_EQ(le(raw, 16, 4), width);  // token width
     EXPECT_EQ(le(raw, 20, 4), uint64_t(vocab));
     EXPECT_EQ(le(raw, 24, 8), ids.size());  // token count
     EXPECT_EQ(le(raw, 32, 8), 17u);         // documents
@@ -124,7 +124,7 @@ TEST_F(ShardErrors, TokenOutsideVocab) {
   auto g = rng();
   const size_t k = g() % ids_.size();
   patch(path_, 256 + 2 * k, {0xE8, 0x03});  // 1000 == vocab
-  ShardFile f(path_);  // the header is fine
+  ShardFile f(path_);                       // the header is fine
   const std::string where = "token " + std::to_string(k) + " at byte offset " + std::to_string(256 + 2 * k);
   expect_error([&] { f.verify_tokens(); }, {path_.string(), where, "is 1000", "vocab size 1000"});
   std::vector<int32_t> out(ids_.size() - k);

@@ -168,12 +168,12 @@ TEST_F(DistFixture, ResumeAtAnotherWorldSizeContinuesTheSameRun) {
   fs::copy(dir / "base", dir / "w3", fs::copy_options::recursive | fs::copy_options::copy_symlinks);
   fs::copy(dir / "base", dir / "w1", fs::copy_options::recursive | fs::copy_options::copy_symlinks);
 
-  const auto w3 = llmtrain(3, "w3", {"train.micro_batch=2", "dist.zero=2", "train.eval_every=0"}, log("log_w3"),
-                           "--resume");
+  const auto w3 =
+      llmtrain(3, "w3", {"train.micro_batch=2", "dist.zero=2", "train.eval_every=0"}, log("log_w3"), "--resume");
   ASSERT_EQ(w3.status, 0) << w3.output;
   EXPECT_NE(w3.output.find("written by 2 ranks, continuing with 3"), std::string::npos) << w3.output;
-  const auto w1 = llmtrain(0, "w1", {"train.micro_batch=3", "train.grad_accum=2", "train.eval_every=0"},
-                           log("log_w1"), "--resume");
+  const auto w1 =
+      llmtrain(0, "w1", {"train.micro_batch=3", "train.grad_accum=2", "train.eval_every=0"}, log("log_w1"), "--resume");
   ASSERT_EQ(w1.status, 0) << w1.output;
 
   const auto r = records("ref", "loss");
@@ -211,15 +211,16 @@ TEST_F(TrainFixture, ZeroStagesOnOneLocalRankEqualPlainTraining) {
   std::vector<std::vector<float>> master;
   for (int zero : {0, 1, 2}) {
     const std::string name = cat("local_z", zero);
-    const Config c = config({cat("dist.zero=", zero), "train.grad_accum=2", "train.micro_batch=2", "train.steps=4",
-                             "train.eval_every=0"},
-                            name);
+    const Config c = config(
+        {cat("dist.zero=", zero), "train.grad_accum=2", "train.micro_batch=2", "train.steps=4", "train.eval_every=0"},
+        name);
     std::ostringstream log;
     TrainOptions o;
     o.log = &log;
     train(c, o);
     loss.push_back(losses(c.io.run_dir));
-    master.push_back(SafetensorsReader(c.io.run_dir / "step_00000004" / "optimizer.rank00000.safetensors").read_f32("master"));
+    master.push_back(
+        SafetensorsReader(c.io.run_dir / "step_00000004" / "optimizer.rank00000.safetensors").read_f32("master"));
   }
   for (size_t z = 1; z < 3; ++z) {
     ASSERT_EQ(loss[z].size(), 4u);

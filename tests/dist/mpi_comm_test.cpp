@@ -139,8 +139,9 @@ TEST(MpiCollectives, PassUnderMpirunWithTwoAndThreeRanks) {
   ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
   ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
   for (int np : {2, 3}) {
-    const std::string cmd = cat(LLM_MPIEXEC, " --oversubscribe --bind-to none -np ", np,
-                                " -x LLM_TEST_MPI_INNER=1 /proc/", ::getpid(), "/exe --gtest_filter='MpiInner.*' --gtest_color=no 2>&1");
+    const std::string cmd =
+        cat(LLM_MPIEXEC, " --oversubscribe --bind-to none -np ", np, " -x LLM_TEST_MPI_INNER=1 /proc/", ::getpid(),
+            "/exe --gtest_filter='MpiInner.*' --gtest_color=no 2>&1");
     const CommandResult r = run_command(cmd);
     EXPECT_EQ(r.status, 0) << r.output;
     // Every rank ran every inner test and none was skipped.

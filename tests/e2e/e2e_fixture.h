@@ -41,8 +41,8 @@ struct Proc {
 // Runs a tool of the build with arguments, capturing stdout and stderr.
 inline Proc run_tool(const std::string& tool, const std::string& args, const fs::path& scratch) {
   const fs::path out = scratch / "out.txt", err = scratch / "err.txt";
-  const std::string cmd = cat(LLM_TOOLS_DIR, "/", tool, " ", args, " > ", shell_quote(out.string()), " 2> ",
-                              shell_quote(err.string()));
+  const std::string cmd =
+      cat(LLM_TOOLS_DIR, "/", tool, " ", args, " > ", shell_quote(out.string()), " 2> ", shell_quote(err.string()));
   const int st = std::system(cmd.c_str());
   return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, read_bytes(out), read_bytes(err)};
 }
@@ -62,8 +62,13 @@ class EndToEnd : public ::testing::Test {
     write_bytes(d / "fortunes.txt", text);
     const nlohmann::json general = {
         {"model",
-         {{"vocab_size", 640}, {"hidden_size", 128}, {"intermediate_size", 256}, {"num_hidden_layers", 2},
-          {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"max_position_embeddings", 256},
+         {{"vocab_size", 640},
+          {"hidden_size", 128},
+          {"intermediate_size", 256},
+          {"num_hidden_layers", 2},
+          {"num_attention_heads", 4},
+          {"num_key_value_heads", 2},
+          {"max_position_embeddings", 256},
           {"tie_word_embeddings", true}}},
         {"tokenizer",
          {{"kind", "sentencepiece"}, {"path", (d / "tok.model").string()}, {"train", {{"vocab_size", 640}}}}},
@@ -72,8 +77,13 @@ class EndToEnd : public ::testing::Test {
           {"out_dir", (d / "general_shards").string()},
           {"val_fraction", 0.05}}},
         {"train",
-         {{"device", "cpu"}, {"threads", 2}, {"seq_len", 64}, {"micro_batch", 8}, {"steps", 150},
-          {"eval_every", 0}, {"eval_batches", 4}}},
+         {{"device", "cpu"},
+          {"threads", 2},
+          {"seq_len", 64},
+          {"micro_batch", 8},
+          {"steps", 150},
+          {"eval_every", 0},
+          {"eval_batches", 4}}},
         {"optim", {{"lr", 0.004}, {"warmup_steps", 10}}},
         {"io", {{"run_dir", (d / "general").string()}}}};
     write_bytes(d / "general.json", general.dump(2));
@@ -93,8 +103,11 @@ class EndToEnd : public ::testing::Test {
                    {"out_dir", (d / "memorise_shards").string()},
                    {"val_fraction", 0.05}};
     // Windows longer than a copy of the text: every position is learned with all of it in view.
-    mem["model"].update({{"max_position_embeddings", 256}, {"hidden_size", 192}, {"intermediate_size", 512},
-                         {"num_attention_heads", 6}, {"num_key_value_heads", 2}});
+    mem["model"].update({{"max_position_embeddings", 256},
+                         {"hidden_size", 192},
+                         {"intermediate_size", 512},
+                         {"num_attention_heads", 6},
+                         {"num_key_value_heads", 2}});
     mem["train"].update({{"steps", 600}, {"seq_len", 192}, {"micro_batch", 4}});
     mem["optim"] = {{"lr", 0.004}, {"warmup_steps", 20}, {"weight_decay", 0.0}, {"min_lr_ratio", 0.2}};
     mem["io"] = {{"run_dir", (d / "memorised").string()}};

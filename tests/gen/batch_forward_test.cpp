@@ -30,8 +30,8 @@ double rel_diff(std::span<const float> a, std::span<const float> b) {
 }
 
 struct Greedy {
-  std::vector<int32_t> tokens;               // greedy tokens after the prompt
-  std::vector<std::vector<float>> logits;    // the logits each token was chosen from
+  std::vector<int32_t> tokens;             // greedy tokens after the prompt
+  std::vector<std::vector<float>> logits;  // the logits each token was chosen from
 };
 
 // The single-sequence path: prefill the prompt, then decode one token at a time.

@@ -46,8 +46,8 @@ int64_t block(const std::string& role, const std::string& content) {
 TEST(ChatHistory, DropsTheOldestTurnsToFit) {
   const ByteTokenizer tok;
   const int64_t gen_prompt = 1 + 9 + 1;  // <|im_start|>assistant\n
-  const int64_t full = block("system", "S") + 2 * (block("user", "u1") + block("assistant", "a1")) +
-                       block("user", "u3") + gen_prompt;
+  const int64_t full =
+      block("system", "S") + 2 * (block("user", "u1") + block("assistant", "a1")) + block("user", "u3") + gen_prompt;
   ASSERT_EQ(full, 82);
   auto make = [&] {
     ChatHistory h("S");
@@ -146,8 +146,8 @@ TEST(ChatFrontend, LaterTurnsReuseTheCacheAndAnswerAsAFreshModel) {
   std::ostringstream out, err;
   const GenerateResult r1 = fe.answer("Hi there", out, err);
   EXPECT_EQ(out.str(), r1.text + "\n");
-  const size_t first_prompt = tok.encode(render_chatml(std::vector<ChatMessage>{{"system", "S"}, {"user", "Hi there"}},
-                                                       true)).size();
+  const size_t first_prompt =
+      tok.encode(render_chatml(std::vector<ChatMessage>{{"system", "S"}, {"user", "Hi there"}}, true)).size();
   const GenerateResult r2 = fe.answer("And then?", out, err);
   EXPECT_GE(r2.stats.reused_tokens, int64_t(first_prompt));
   // The second prompt is the whole conversation so far; a fresh model answers it the same way.

@@ -2,8 +2,8 @@
 // sentencepiece tokenizer trained on a small synthetic corpus): its output against the library
 // on the same model, and one clear error with a non-zero exit for each kind of bad input.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <sys/wait.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <fstream>
@@ -44,7 +44,8 @@ class LlmgenCli : public ::testing::Test {
     dir_ = new fs::path(fs::temp_directory_path() / ("llm_gen_cli_" + std::to_string(::getpid())));
     fs::remove_all(*dir_);
     fs::create_directories(*dir_ / "model");
-    const auto corpus = std::make_shared<std::vector<std::string>>(write_sentencepiece_model(*dir_ / "model", base_seed()));
+    const auto corpus =
+        std::make_shared<std::vector<std::string>>(write_sentencepiece_model(*dir_ / "model", base_seed()));
     // The same model without a tokenizer, and without weights.
     fs::create_directories(*dir_ / "notok");
     fs::copy(*dir_ / "model/config.json", *dir_ / "notok/config.json");
@@ -139,22 +140,24 @@ TEST_F(LlmgenCli, PromptPrintsExactlyTheLibrarysAnswer) {
   EXPECT_EQ(r.out, library_greedy("the cat sat", 12, false) + "\n");
   EXPECT_EQ(r.err.find("capped"), std::string::npos) << "the default context fits the model quietly: " << r.err;
   // An explicit --ctx beyond the model is capped with a note.
-  const CliRun big = run("--model " + quote(model().string()) + " --prompt 'the cat sat' --max-tokens 12 --ctx 4096" +
-                         kGreedy);
+  const CliRun big =
+      run("--model " + quote(model().string()) + " --prompt 'the cat sat' --max-tokens 12 --ctx 4096" + kGreedy);
   ASSERT_EQ(big.status, 0) << big.err;
   EXPECT_EQ(big.out, r.out);
   EXPECT_NE(big.err.find("--ctx 4096 capped at the model's 256 positions"), std::string::npos) << big.err;
 }
 
 TEST_F(LlmgenCli, ChatPromptUsesTheTemplate) {
-  const CliRun r = run("--model " + quote(model().string()) + " --chat --prompt 'hello world' --max-tokens 10" + kGreedy);
+  const CliRun r =
+      run("--model " + quote(model().string()) + " --chat --prompt 'hello world' --max-tokens 10" + kGreedy);
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(r.out, library_greedy("hello world", 10, true) + "\n");
 }
 
 TEST_F(LlmgenCli, SameSeedSameTextAndStatsOnStderr) {
-  const std::string args = "--model " + quote(model().string()) +
-                           " --prompt 'a dog' --max-tokens 20 --device cpu --threads 1 --temp 1.2 --top-k 0 --top-p 1 --seed 42";
+  const std::string args =
+      "--model " + quote(model().string()) +
+      " --prompt 'a dog' --max-tokens 20 --device cpu --threads 1 --temp 1.2 --top-k 0 --top-p 1 --seed 42";
   const CliRun a = run(args), b = run(args + " --stats");
   ASSERT_EQ(a.status, 0) << a.err;
   ASSERT_EQ(b.status, 0) << b.err;
@@ -181,7 +184,7 @@ TEST_F(LlmgenCli, PipedPromptsAreAnsweredLineByLine) {
 TEST_F(LlmgenCli, PerplexityJsonMatchesTheLibrary) {
   const fs::path text = *dir_ / "text.txt";
   const CliRun r = run("--model " + quote(model().string()) + " --perplexity " + quote(text.string()) +
-                    " --json --ctx 24 --device cpu --threads 1");
+                       " --json --ctx 24 --device cpu --threads 1");
   ASSERT_EQ(r.status, 0) << r.err;
   ASSERT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
   const auto j = nlohmann::json::parse(r.out);
@@ -198,7 +201,7 @@ TEST_F(LlmgenCli, PerplexityJsonMatchesTheLibrary) {
   EXPECT_NEAR(j["ppl"].get<double>(), want.ppl, 1e-9 * want.ppl);
 
   const CliRun plain = run("--model " + quote(model().string()) + " --perplexity " + quote(text.string()) +
-                        " --ctx 24 --device cpu --threads 1");
+                           " --ctx 24 --device cpu --threads 1");
   ASSERT_EQ(plain.status, 0) << plain.err;
   EXPECT_EQ(plain.out.rfind("perplexity: ", 0), 0u) << plain.out;
 }

@@ -124,9 +124,9 @@ inline std::unique_ptr<InferenceModel> make_model(std::mt19937_64& g, Backend& b
 // the corpus lines.
 inline std::vector<std::string> write_sentencepiece_model(const std::filesystem::path& dir, uint64_t weight_seed) {
   std::filesystem::create_directories(dir);
-  const std::vector<std::string> words = {"the", "cat", "sat", "on", "a", "mat", "dog", "ran", "far", "away",
-                                          "and", "then", "it", "was", "happy", "sad", "big", "small", "red",
-                                          "blue", "hello", "world", "model", "text", "token", "over", "under"};
+  const std::vector<std::string> words = {"the",  "cat",  "sat",   "on",    "a",     "mat",   "dog",   "ran",  "far",
+                                          "away", "and",  "then",  "it",    "was",   "happy", "sad",   "big",  "small",
+                                          "red",  "blue", "hello", "world", "model", "text",  "token", "over", "under"};
   std::mt19937_64 g(12345);
   std::uniform_int_distribution<size_t> w(0, words.size() - 1), len(3, 12);
   std::vector<std::string> corpus;

@@ -61,8 +61,8 @@ TEST_P(KvCacheTest, DecodeMatchesFullForwardFor100Steps) {
     ASSERT_LE(e.err, 1e-5) << "position " << t << ", vocab entry " << e.at;
   }
   EXPECT_EQ(inf.position(), T);
-  std::printf("GQA %lld/%lld: worst relative logit error over %lld decode steps: %.2e\n", (long long)hq,
-              (long long)hkv, (long long)steps, worst);
+  std::printf("GQA %lld/%lld: worst relative logit error over %lld decode steps: %.2e\n", (long long)hq, (long long)hkv,
+              (long long)steps, worst);
 
   // forward_all over the whole sequence from an empty cache gives the same rows.
   inf.reset();
@@ -91,7 +91,8 @@ TEST(KvCache, RejectsOverflowingTheContext) {
     inf.forward(ids);
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("6 cached + 6 new tokens exceed the context of 8 positions"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("6 cached + 6 new tokens exceed the context of 8 positions"),
+              std::string::npos)
         << e.what();
   }
 }

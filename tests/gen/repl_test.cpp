@@ -153,8 +153,8 @@ TEST_F(ReplLoop, AnswersPromptsRunsCommandsAndStopsAtQuit) {
   FrontendOptions fo;
   fo.gen.max_tokens = 3;
   Frontend fe(*m, tok_, fo);
-  ScriptedLines in({"/set temp 0", "/set repeat-penalty 1", "abc", "/bogus", "/stats", "", "xyz", "/set",
-                    "/quit", "never"});
+  ScriptedLines in(
+      {"/set temp 0", "/set repeat-penalty 1", "abc", "/bogus", "/stats", "", "xyz", "/set", "/quit", "never"});
   std::ostringstream out, err;
   const int failed = run_repl(fe, in, ReplIo{out, err, false, {}, {}});
   EXPECT_EQ(failed, 1);
@@ -162,7 +162,7 @@ TEST_F(ReplLoop, AnswersPromptsRunsCommandsAndStopsAtQuit) {
   EXPECT_NE(err.str().find("error: /bogus: unknown command"), std::string::npos) << err.str();
   EXPECT_NE(err.str().find("prefill: 3 tokens"), std::string::npos) << err.str();  // /stats after "abc"
   EXPECT_NE(err.str().find("temp 0 (greedy)"), std::string::npos) << err.str();    // /set
-  EXPECT_EQ(in.prompts_, "");  // not interactive: no prompts
+  EXPECT_EQ(in.prompts_, "");                                                      // not interactive: no prompts
 }
 
 TEST_F(ReplLoop, CtrlCAtThePromptCancelsTheLineAndInterruptsAnswers) {

@@ -189,8 +189,8 @@ TEST(Sampler, DrawsFromATruncatedDistributionStayInItsSupport) {
   auto g = rng();
   const std::vector<float> l = logits_for({0.3, 0.25, 0.2, 0.1, 0.08, 0.07});
   SamplingParams p = plain(1.0f);
-  p.top_k = 5;    // drops 0.07
-  p.top_p = 0.7f; // of 0.93: before-masses 0, .323, .591, .806 -> {0, 1, 2}
+  p.top_k = 5;     // drops 0.07
+  p.top_p = 0.7f;  // of 0.93: before-masses 0, .323, .591, .806 -> {0, 1, 2}
   p.seed = g();
   Sampler s(p);
   expect_draws_match(s, l, {{0, 0.3 / 0.75}, {1, 0.25 / 0.75}, {2, 0.2 / 0.75}}, 20000);

@@ -23,7 +23,13 @@ std::vector<std::string> stream(const std::vector<std::string>& pieces) {
 
 TEST(Utf8Stream, HoldsSplitCharactersUntilComplete) {
   // é = C3 A9, 中 = E4 B8 AD, 😀 = F0 9F 98 80
-  EXPECT_EQ(stream({"a\xC3", "\xA9" "b"}), (std::vector<std::string>{"a", "\xC3\xA9" "b", ""}));
+  EXPECT_EQ(stream({"a\xC3",
+                    "\xA9"
+                    "b"}),
+            (std::vector<std::string>{"a",
+                                      "\xC3\xA9"
+                                      "b",
+                                      ""}));
   EXPECT_EQ(stream({"\xE4", "\xB8", "\xAD"}), (std::vector<std::string>{"", "", "\xE4\xB8\xAD", ""}));
   EXPECT_EQ(stream({"\xF0", "\x9F\x98\x80"}), (std::vector<std::string>{"", "\xF0\x9F\x98\x80", ""}));
   EXPECT_EQ(stream({"x\xF0\x9F", "\x98\x80\xE4", "\xB8\xAD"}),
@@ -40,15 +46,18 @@ TEST(Utf8Stream, InvalidBytesBecomeReplacementCharacters) {
   // A surrogate (ED A0 80): three maximal subparts of one byte each.
   EXPECT_EQ(stream({"\xED", "\xA0", "\x80"}), (std::vector<std::string>{"", kFFFD + kFFFD, kFFFD, ""}));
   // Overlong E0 80: E0 is not a prefix of any character with 80 next.
-  EXPECT_EQ(stream({"\xE0", "\x80" "z"}), (std::vector<std::string>{"", kFFFD + kFFFD + "z", ""}));
+  EXPECT_EQ(stream({"\xE0",
+                    "\x80"
+                    "z"}),
+            (std::vector<std::string>{"", kFFFD + kFFFD + "z", ""}));
 }
 
 TEST(Utf8Stream, RandomSplitsGiveTheTokenizersLossyDecoding) {
   auto g = rng();
   const ByteTokenizer tok;
   // Bytes biased to UTF-8 structure: ASCII, continuation bytes, lead bytes, invalid bytes.
-  const std::vector<uint8_t> alphabet = {'a', ' ', 0x80, 0x8F, 0x9F, 0xA0, 0xBF, 0xC2, 0xC3, 0xDF, 0xE0, 0xE4,
-                                         0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF, 0xC0};
+  const std::vector<uint8_t> alphabet = {'a',  ' ',  0x80, 0x8F, 0x9F, 0xA0, 0xBF, 0xC2, 0xC3, 0xDF,
+                                         0xE0, 0xE4, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF, 0xC0};
   std::uniform_int_distribution<size_t> pick(0, alphabet.size() - 1), piece(1, 4);
   for (int rep = 0; rep < 2000; ++rep) {
     std::vector<int32_t> ids;

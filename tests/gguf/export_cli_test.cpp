@@ -48,7 +48,8 @@ TEST(ExportCli, WritesAFileAndRefusesBadInput) {
   TempDir dir;
   make_model(dir / "m");
   const std::string m = shell_quote((dir / "m").string());
-  CliResult r = llmtrain(dir, cat("export --model ", m, " --to gguf --type q8_0 --out ", shell_quote((dir / "m.gguf").string())));
+  CliResult r =
+      llmtrain(dir, cat("export --model ", m, " --to gguf --type q8_0 --out ", shell_quote((dir / "m.gguf").string())));
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(fs::exists(dir / "m.gguf"));
   EXPECT_NE(r.err.find("q8_0"), std::string::npos) << r.err;
@@ -64,8 +65,7 @@ TEST(ExportCli, WritesAFileAndRefusesBadInput) {
   expect_refused(cat("export --model ", shell_quote((dir / "nope").string()), " --out ", x), "no such model directory");
   expect_refused(cat("export --model ", m, " --type q3_k --out ", x), "\"q3_k\" is not one of");
   expect_refused(cat("export --model ", m, " --to onnx --out ", x), "\"onnx\" is not a supported format");
-  expect_refused(cat("export --model ", m, " --out ", shell_quote((dir / "no/dir/x.gguf").string())),
-                 "does not exist");
+  expect_refused(cat("export --model ", m, " --out ", shell_quote((dir / "no/dir/x.gguf").string())), "does not exist");
   fs::create_directories(dir / "ro");
   fs::permissions(dir / "ro", fs::perms::owner_read | fs::perms::owner_exec);
   if (::geteuid() != 0) {  // root writes anywhere

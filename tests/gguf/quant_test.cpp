@@ -143,8 +143,8 @@ TEST(GgmlQuant, Q4_KDecodesAndRoundsAsSpecified) {
         if (fd != 0) {
           const double exact = (double(x[size_t(k)]) + double(float(float(dmin) * float(m)))) / fd;
           if (!near_tie(exact)) {
-        EXPECT_EQ(level, std::clamp<long>(std::lround(exact), 0, 15)) << k;
-      }
+            EXPECT_EQ(level, std::clamp<long>(std::lround(exact), 0, 15)) << k;
+          }
         }
         err2 += (y[size_t(k)] - x[size_t(k)]) * double(y[size_t(k)] - x[size_t(k)]);
         x2 += double(x[size_t(k)]) * x[size_t(k)];
@@ -182,8 +182,8 @@ TEST(GgmlQuant, Q6_KDecodesAndRoundsAsSpecified) {
       if (fd != 0) {
         const double exact = double(x[size_t(k)]) / fd;
         if (!near_tie(exact)) {
-        EXPECT_EQ(level, std::clamp<long>(std::lround(exact), -32, 31)) << k;
-      }
+          EXPECT_EQ(level, std::clamp<long>(std::lround(exact), -32, 31)) << k;
+        }
       }
       err2 += (y[size_t(k)] - x[size_t(k)]) * double(y[size_t(k)] - x[size_t(k)]);
       x2 += double(x[size_t(k)]) * x[size_t(k)];

@@ -47,7 +47,8 @@ std::string le_i64(std::initializer_list<int64_t> vs) {
 std::vector<uint16_t> random_finite_f16_bits(std::mt19937_64& g, size_t n) {
   std::vector<uint16_t> v(n);
   for (auto& h : v) {
-    do h = static_cast<uint16_t>(g()); while ((h & 0x7c00u) == 0x7c00u);
+    do h = static_cast<uint16_t>(g());
+    while ((h & 0x7c00u) == 0x7c00u);
   }
   return v;
 }
@@ -83,10 +84,14 @@ TEST(Safetensors, RoundTripAllDtypesScalarsAndEmptyTensors) {
     std::string bytes;
   };
   const std::vector<Want> want = {
-      {"model.layers.0.w", "F32", {3, 5}, as_bytes(f32)}, {"h", "F16", {7}, as_bytes(f16)},
-      {"b", "BF16", {2, 3, 4}, as_bytes(bf16)},           {"ids", "I32", {6}, as_bytes(i32)},
-      {"empty_f32", "F32", {0, 3}, ""},                   {"bytes", "U8", {11}, as_bytes(u8)},
-      {"scalar", "F32", {}, as_bytes(scalar)},            {"empty_bf16", "BF16", {4, 0}, ""},
+      {"model.layers.0.w", "F32", {3, 5}, as_bytes(f32)},
+      {"h", "F16", {7}, as_bytes(f16)},
+      {"b", "BF16", {2, 3, 4}, as_bytes(bf16)},
+      {"ids", "I32", {6}, as_bytes(i32)},
+      {"empty_f32", "F32", {0, 3}, ""},
+      {"bytes", "U8", {11}, as_bytes(u8)},
+      {"scalar", "F32", {}, as_bytes(scalar)},
+      {"empty_bf16", "BF16", {4, 0}, ""},
       {"after_u8", "F32", {3}, as_bytes(after_u8)},
   };
   SafetensorsWriter w;
@@ -217,8 +222,8 @@ TEST(Safetensors, ReadsHandBuiltFileFieldByField) {
       "\"\xc3\xa4\":{\"dtype\":\"BF16\",\"shape\":[],\"data_offsets\":[16,18]},"
       "\"z\":{\"data_offsets\":[18,18],\"shape\":[0,5],\"dtype\":\"F16\"},"
       "\"a\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]}}   ";
-  const std::string data = le_f32({1.5f, -2.0f}) + std::string("\x07\x00\x00\x00\xff\xff\xff\xff", 8) +
-                           le_u16({0xc040});  // bf16 -3.0
+  const std::string data =
+      le_f32({1.5f, -2.0f}) + std::string("\x07\x00\x00\x00\xff\xff\xff\xff", 8) + le_u16({0xc040});  // bf16 -3.0
   ASSERT_EQ(data.size(), 18u);
   TempDir dir;
   const fs::path path = dir / "hand.safetensors";
@@ -293,8 +298,8 @@ TEST(Safetensors, ReadIntoConvertsBetweenFloatTypes) {
   std::vector<uint16_t> bf16(n);
   for (auto& b : bf16) b = static_cast<uint16_t>(g());
   std::vector<float> f32 = test::randn(g, n, 100.0f);
-  f32[0] = 65519.0f;  // rounds to f16 max 65504
-  f32[1] = 1.0f + 0x1p-11f;  // exact f16 tie: rounds to even (1.0)
+  f32[0] = 65519.0f;          // rounds to f16 max 65504
+  f32[1] = 1.0f + 0x1p-11f;   // exact f16 tie: rounds to even (1.0)
   f32[2] = -0x1p-25f * 1.5f;  // subnormal f16 range
   std::vector<double> f64(n);
   for (auto& d : f64) d = std::normal_distribution<double>(0.0, 10.0)(g);
@@ -348,8 +353,8 @@ TEST(Safetensors, ReadIntoConvertsBetweenFloatTypes) {
 TEST(Safetensors, ReadIntoFromF64RoundsOnce) {
   // Just above an f16 / bf16 tie: rounding through f32 first would land exactly on the tie and
   // then go to even (down); rounding once goes up.
-  const std::vector<double> v = {1.0 + 0x1p-11 + 0x1p-40, 1.0 + 0x1p-11, 1.0 + 0x1p-8 + 0x1p-40, 1.0 + 0x1p-8,
-                                 -1e300, 1e-300, 0.1};
+  const std::vector<double> v = {
+      1.0 + 0x1p-11 + 0x1p-40, 1.0 + 0x1p-11, 1.0 + 0x1p-8 + 0x1p-40, 1.0 + 0x1p-8, -1e300, 1e-300, 0.1};
   std::string data;
   for (double d : v) data += le_u64(std::bit_cast<uint64_t>(d));
   TempDir dir;
@@ -420,8 +425,8 @@ TEST(SafetensorsWriter, BadInputsAreErrors) {
 // ---- cross-check with an independent reader/writer (Python json + numpy) --------------------------
 
 std::string script_command(const std::string& mode, const fs::path& file) {
-  return cat(LLM_PYTHON, " ", test::shell_quote(cat(LLM_SOURCE_DIR, "/tests/io/read_safetensors.py")), " ", mode,
-             " ", test::shell_quote(file.string()));
+  return cat(LLM_PYTHON, " ", test::shell_quote(cat(LLM_SOURCE_DIR, "/tests/io/read_safetensors.py")), " ", mode, " ",
+             test::shell_quote(file.string()));
 }
 
 TEST(SafetensorsPython, IndependentReaderSeesWhatWeWrote) {
@@ -431,7 +436,8 @@ TEST(SafetensorsPython, IndependentReaderSeesWhatWeWrote) {
   const std::vector<uint16_t> f16 = random_finite_f16_bits(g, 5);
   std::vector<uint16_t> bf16(6);
   for (auto& b : bf16) {
-    do b = static_cast<uint16_t>(g()); while ((b & 0x7f80u) == 0x7f80u);  // finite
+    do b = static_cast<uint16_t>(g());
+    while ((b & 0x7f80u) == 0x7f80u);  // finite
   }
   std::vector<int32_t> i32(4);
   for (auto& v : i32) v = static_cast<int32_t>(g());

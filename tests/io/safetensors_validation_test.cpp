@@ -60,7 +60,8 @@ TEST(SafetensorsValidation, HeaderNotJson) {
   // The bad token 'x' is header byte 5, file byte 13.
   expect_bad_file(safetensors_bytes("{\"a\":x}"), {"not valid UTF-8 JSON", "near file byte 13"});
   expect_bad_file(safetensors_bytes("{\"a\":{}"), {"not valid UTF-8 JSON"});
-  expect_bad_file(safetensors_bytes(std::string_view("{}\0\0", 4)), {"not valid UTF-8 JSON", "NUL byte at file byte 10"});  // NUL padding
+  expect_bad_file(safetensors_bytes(std::string_view("{}\0\0", 4)),
+                  {"not valid UTF-8 JSON", "NUL byte at file byte 10"});  // NUL padding
   expect_bad_file(safetensors_bytes(std::string_view("{}\0junk", 7)), {"NUL byte at file byte 10"});
 }
 

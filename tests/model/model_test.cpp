@@ -4,9 +4,9 @@
 #include <cstring>
 #include <fstream>
 
+#include <map>
 #include "backend/cpu/cpu_backend.h"
 #include "llm/memory_plan.h"
-#include <map>
 #include "model/model_test_util.h"
 #include "test_util.h"
 

@@ -29,9 +29,9 @@ void run_case(const ModelConfig& cfg, int64_t B, int64_t T, bool ignore_some) {
   bw.add("targets", DType::I32, {B, T}, batch.targets.data());
   bw.write(dir / "batch.safetensors");
 
-  const std::string cmd = cat(LLM_PYTHON, " ", LLM_SOURCE_DIR, "/tests/reference/qwen2_ref.py --model ", dir.path(),
-                              " --batch ", dir / "batch.safetensors", " --out ", dir / "ref.safetensors",
-                              " --dtype float64 --threads 1");
+  const std::string cmd =
+      cat(LLM_PYTHON, " ", LLM_SOURCE_DIR, "/tests/reference/qwen2_ref.py --model ", dir.path(), " --batch ",
+          dir / "batch.safetensors", " --out ", dir / "ref.safetensors", " --dtype float64 --threads 1");
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   const SafetensorsReader ref(dir / "ref.safetensors");
 
@@ -70,8 +70,8 @@ void run_case(const ModelConfig& cfg, int64_t B, int64_t T, bool ignore_some) {
     EXPECT_LE(e, 1e-4) << p.name;
     if (e > worst) worst = e, worst_name = p.name;
   }
-  std::printf("parity: loss %.6f, logits max rel err %.2e, |loss - ref| %.2e, worst gradient %s %.2e\n", want_loss, le.err,
-              std::abs(loss.mean() - want_loss), worst_name.c_str(), worst);
+  std::printf("parity: loss %.6f, logits max rel err %.2e, |loss - ref| %.2e, worst gradient %s %.2e\n", want_loss,
+              le.err, std::abs(loss.mean() - want_loss), worst_name.c_str(), worst);
 }
 
 TEST(ReferenceParity, Gqa7HeadDim64) { run_case(gqa7_config(), 2, 40, false); }

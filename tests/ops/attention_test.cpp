@@ -17,7 +17,8 @@ TEST_P(AttentionForwardTest, MatchesFloat64) {
   const auto q = rounded(randn(g, size_t(c.B * c.Tq * c.Hq * c.D)), c.dt);
   const auto k = rounded(randn(g, size_t(c.B * c.Tk * c.Hkv * c.D)), c.dt);
   const auto v = rounded(randn(g, size_t(c.B * c.Tk * c.Hkv * c.D)), c.dt);
-  HostTensor Q(c.dt, {c.B, c.Tq, c.Hq, c.D}, q), K(c.dt, {c.B, c.Tk, c.Hkv, c.D}, k), V(c.dt, {c.B, c.Tk, c.Hkv, c.D}, v);
+  HostTensor Q(c.dt, {c.B, c.Tq, c.Hq, c.D}, q), K(c.dt, {c.B, c.Tk, c.Hkv, c.D}, k),
+      V(c.dt, {c.B, c.Tk, c.Hkv, c.D}, v);
   HostTensor O(c.dt, {c.B, c.Tq, c.Hq, c.D}), L(DType::F32, {c.B, c.Hq, c.Tq});
   cpu.attention_forward(Q, K, V, O, L);
   ref::Vec lse;
@@ -28,10 +29,10 @@ TEST_P(AttentionForwardTest, MatchesFloat64) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionForwardTest,
                          ::testing::Values(AttnCase{1, 1, 1, 1, 1, 2, DType::F32},       // one token
-                                           AttnCase{2, 17, 17, 7, 1, 64, DType::F32},   // GQA 7
-                                           AttnCase{1, 300, 300, 4, 2, 16, DType::F32}, // several query blocks
-                                           AttnCase{2, 3, 31, 6, 3, 8, DType::F32},     // queries after a cache
-                                           AttnCase{1, 1, 129, 14, 2, 64, DType::F32},  // one decode step
+                                           AttnCase{2, 17, 17, 7, 1, 64, DType::F32},    // GQA 7
+                                           AttnCase{1, 300, 300, 4, 2, 16, DType::F32},  // several query blocks
+                                           AttnCase{2, 3, 31, 6, 3, 8, DType::F32},      // queries after a cache
+                                           AttnCase{1, 1, 129, 14, 2, 64, DType::F32},   // one decode step
                                            AttnCase{1, 33, 33, 2, 2, 128, DType::BF16},
                                            AttnCase{2, 31, 31, 4, 1, 64, DType::F16}));
 
@@ -45,7 +46,8 @@ TEST_F(OpTest, AttentionReadsFusedQkvBuffer) {
   ref::Vec qd, kd, vd;
   for (int64_t bt = 0; bt < B * T; ++bt)
     for (int64_t h = 0; h < H; ++h)
-      for (int64_t d = 0; d < D; ++d) (h < Hq ? qd : h < Hq + Hkv ? kd : vd).push_back(all[size_t((bt * H + h) * D + d)]);
+      for (int64_t d = 0; d < D; ++d)
+        (h < Hq ? qd : h < Hq + Hkv ? kd : vd).push_back(all[size_t((bt * H + h) * D + d)]);
   expect_close(O.values(), ref::attention(qd, kd, vd, B, T, T, Hq, Hkv, D), 1e-5, "out");
 }
 
@@ -65,9 +67,8 @@ Grads run_backward(CpuBackend& cpu, const std::vector<float>& q, const std::vect
 }
 
 TEST_F(OpTest, AttentionBackwardMatchesFiniteDifferences) {
-  for (auto [B, T, Hq, Hkv, D] : {std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>{1, 1, 1, 1, 2},
-                                  {2, 9, 4, 2, 8},
-                                  {1, 7, 7, 1, 6}}) {
+  for (auto [B, T, Hq, Hkv, D] :
+       {std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>{1, 1, 1, 1, 2}, {2, 9, 4, 2, 8}, {1, 7, 7, 1, 6}}) {
     const auto q = randn(g, size_t(B * T * Hq * D)), k = randn(g, size_t(B * T * Hkv * D));
     const auto v = randn(g, size_t(B * T * Hkv * D)), r = randn(g, size_t(B * T * Hq * D));
     const Grads got = run_backward(cpu, q, k, v, r, B, T, Hq, Hkv, D);

@@ -47,8 +47,9 @@ TEST_F(OpTest, EmbeddingRejectsOutOfRangeIds) {
     cpu.embedding_forward(Ids, Table, Out);
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("embedding_forward: token id 9 at position 1 is outside the vocabulary [0, 5)"),
-              std::string::npos)
+    EXPECT_NE(
+        std::string(e.what()).find("embedding_forward: token id 9 at position 1 is outside the vocabulary [0, 5)"),
+        std::string::npos)
         << e.what();
   }
 }

@@ -29,22 +29,22 @@ TEST_P(MatmulTest, MatchesFloat64) {
   expect_close(C.values(), want, std::max(storage_tol(c.out), 2e-5), "c");
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, MatmulTest,
-    ::testing::Values(MatmulCase{1, 1, 1, false, true, DType::F32, DType::F32, false, 0.0f},
-                      MatmulCase{31, 33, 17, false, true, DType::F32, DType::F32, true, 0.0f},
-                      MatmulCase{1, 33, 17, false, false, DType::F32, DType::F32, true, 1.0f},   // decode rows
-                      MatmulCase{1, 4099, 65, false, true, DType::F32, DType::F32, false, 0.0f},
-                      MatmulCase{33, 31, 65, true, false, DType::F32, DType::F32, false, 1.0f},
-                      MatmulCase{7, 129, 33, true, true, DType::F32, DType::F32, true, 1.0f},
-                      MatmulCase{17, 9, 4099, false, false, DType::F32, DType::F32, false, 0.0f},
-                      MatmulCase{31, 33, 17, false, true, DType::BF16, DType::BF16, true, 0.0f},
-                      MatmulCase{31, 33, 17, true, false, DType::BF16, DType::F32, false, 1.0f},
-                      MatmulCase{19, 23, 29, false, true, DType::F16, DType::F16, true, 1.0f},
-                      // a few rows against half-precision weights: the in-place decode path
-                      MatmulCase{1, 4099, 65, false, true, DType::BF16, DType::BF16, true, 0.0f},
-                      MatmulCase{3, 33, 31, false, true, DType::BF16, DType::F32, false, 1.0f},
-                      MatmulCase{8, 129, 17, false, true, DType::F16, DType::F16, true, 1.0f}));
+INSTANTIATE_TEST_SUITE_P(Shapes, MatmulTest,
+                         ::testing::Values(MatmulCase{1, 1, 1, false, true, DType::F32, DType::F32, false, 0.0f},
+                                           MatmulCase{31, 33, 17, false, true, DType::F32, DType::F32, true, 0.0f},
+                                           MatmulCase{1, 33, 17, false, false, DType::F32, DType::F32, true,
+                                                      1.0f},  // decode rows
+                                           MatmulCase{1, 4099, 65, false, true, DType::F32, DType::F32, false, 0.0f},
+                                           MatmulCase{33, 31, 65, true, false, DType::F32, DType::F32, false, 1.0f},
+                                           MatmulCase{7, 129, 33, true, true, DType::F32, DType::F32, true, 1.0f},
+                                           MatmulCase{17, 9, 4099, false, false, DType::F32, DType::F32, false, 0.0f},
+                                           MatmulCase{31, 33, 17, false, true, DType::BF16, DType::BF16, true, 0.0f},
+                                           MatmulCase{31, 33, 17, true, false, DType::BF16, DType::F32, false, 1.0f},
+                                           MatmulCase{19, 23, 29, false, true, DType::F16, DType::F16, true, 1.0f},
+                                           // a few rows against half-precision weights: the in-place decode path
+                                           MatmulCase{1, 4099, 65, false, true, DType::BF16, DType::BF16, true, 0.0f},
+                                           MatmulCase{3, 33, 31, false, true, DType::BF16, DType::F32, false, 1.0f},
+                                           MatmulCase{8, 129, 17, false, true, DType::F16, DType::F16, true, 1.0f}));
 
 TEST_F(OpTest, MatmulReadsStridedRows) {
   // A column block [N, 5] of a wider [N, 12] buffer, as the fused q/k/v buffer is read.

@@ -26,8 +26,8 @@ void expect_close(const A& got, const ref::Vec& want, double tol, const char* wh
   for (double w : want) ss += w * w;
   const double rms = want.empty() ? 0.0 : std::sqrt(ss / double(want.size()));
   const RelErr e = max_rel_err(got, want, std::max(rms, abs_floor));
-  EXPECT_LE(e.err, tol) << what << ": worst at " << e.at << ": got " << got[e.at] << ", want " << want[e.at]
-                        << " (rms " << rms << ")";
+  EXPECT_LE(e.err, tol) << what << ": worst at " << e.at << ": got " << got[e.at] << ", want " << want[e.at] << " (rms "
+                        << rms << ")";
 }
 
 }  // namespace llm::test

@@ -79,7 +79,8 @@ TEST_F(OpTest, QuantizeInt8LayoutByHand) {
     QMat Q(QuantKind::Int8, 2, 4, 4);
     cpu.quantize(W, Q.m);
     const std::vector<uint8_t> want = {2, uint8_t(-4), 127, 1, 0, 0, 0, 0};
-    for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(Q.byte(i), want[i]) << "byte " << i << " from " << dtype_name(dt);
+    for (size_t i = 0; i < want.size(); ++i)
+      EXPECT_EQ(Q.byte(i), want[i]) << "byte " << i << " from " << dtype_name(dt);
     EXPECT_EQ(Q.scale_at(0), 0.5f);
     EXPECT_EQ(Q.scale_at(1), 0.0f);
   }
@@ -114,7 +115,8 @@ void check_round_trip(const std::vector<float>& w, const QMat& Q, const char* wh
   for (int64_t r = 0; r < m.rows; ++r) {
     for (int64_t g = 0; g < m.cols / m.group; ++g) {
       float amax = 0;
-      for (int64_t c = g * m.group; c < (g + 1) * m.group; ++c) amax = std::max(amax, std::fabs(w[size_t(r * m.cols + c)]));
+      for (int64_t c = g * m.group; c < (g + 1) * m.group; ++c)
+        amax = std::max(amax, std::fabs(w[size_t(r * m.cols + c)]));
       const float s = Q.scale(r, g * m.group);
       ASSERT_EQ(s, amax / qmax) << what << ": scale of row " << r << " group " << g;
       for (int64_t c = g * m.group; c < (g + 1) * m.group; ++c) {
@@ -122,7 +124,8 @@ void check_round_trip(const std::vector<float>& w, const QMat& Q, const char* wh
         ASSERT_LE(std::abs(q), int(qmax)) << what;
         const double err = std::abs(double(q) * s - double(w[size_t(r * m.cols + c)]));
         // Half a step, plus the rounding of w / scale in fp32 (half an ulp of qmax).
-        ASSERT_LE(err, double(s) * (0.5 + double(qmax) * 0x1p-24)) << what << ": row " << r << " col " << c << " q " << q;
+        ASSERT_LE(err, double(s) * (0.5 + double(qmax) * 0x1p-24))
+            << what << ": row " << r << " col " << c << " q " << q;
       }
     }
   }
@@ -212,32 +215,31 @@ TEST_P(QuantMatmulTest, EveryKernelMatchesFloat64AndEachOther) {
 }
 
 constexpr QuantKind I8 = QuantKind::Int8, I4 = QuantKind::Int4;
-INSTANTIATE_TEST_SUITE_P(
-    Shapes, QuantMatmulTest,
-    ::testing::Values(
-        // int8, one scale per row (group == cols)
-        MatmulCase{I8, 1, 64, 64, 1, DType::F32, DType::F32, false},
-        MatmulCase{I8, 31, 896, 896, 3, DType::F32, DType::F32, true},
-        MatmulCase{I8, 33, 4864, 4864, 17, DType::F32, DType::F32, false},
-        MatmulCase{I8, 4099, 896, 896, 1, DType::F32, DType::F32, true},
-        MatmulCase{I8, 4099, 64, 64, 17, DType::BF16, DType::F32, false},
-        MatmulCase{I8, 33, 896, 896, 5, DType::F16, DType::F16, true},
-        // int4, groups of 32 and 64
-        MatmulCase{I4, 1, 64, 32, 17, DType::F32, DType::F32, true},
-        MatmulCase{I4, 33, 896, 32, 1, DType::F32, DType::F32, false},
-        MatmulCase{I4, 31, 4864, 32, 3, DType::F32, DType::F32, false},
-        MatmulCase{I4, 4099, 896, 64, 17, DType::F32, DType::F32, false},
-        MatmulCase{I4, 1, 4864, 64, 1, DType::F32, DType::F32, true},
-        MatmulCase{I4, 33, 4864, 64, 17, DType::BF16, DType::BF16, true},
-        MatmulCase{I4, 4099, 64, 64, 3, DType::F32, DType::F32, false},
-        // more tokens than one block of the prefill kernels, columns not a multiple of its blocks
-        MatmulCase{I8, 67, 896, 896, 50, DType::F32, DType::F32, true},
-        MatmulCase{I4, 70, 1056, 32, 31, DType::F32, DType::F32, false},
-        // groups the vector kernels leave to the portable one: same function, same bits
-        MatmulCase{I8, 5, 100, 100, 1, DType::F32, DType::F32, false},
-        MatmulCase{I8, 9, 96, 48, 7, DType::F32, DType::F32, true},
-        MatmulCase{I4, 7, 80, 2, 3, DType::F32, DType::F32, false},
-        MatmulCase{I4, 6, 112, 16, 9, DType::F32, DType::F32, true}));
+INSTANTIATE_TEST_SUITE_P(Shapes, QuantMatmulTest,
+                         ::testing::Values(
+                             // int8, one scale per row (group == cols)
+                             MatmulCase{I8, 1, 64, 64, 1, DType::F32, DType::F32, false},
+                             MatmulCase{I8, 31, 896, 896, 3, DType::F32, DType::F32, true},
+                             MatmulCase{I8, 33, 4864, 4864, 17, DType::F32, DType::F32, false},
+                             MatmulCase{I8, 4099, 896, 896, 1, DType::F32, DType::F32, true},
+                             MatmulCase{I8, 4099, 64, 64, 17, DType::BF16, DType::F32, false},
+                             MatmulCase{I8, 33, 896, 896, 5, DType::F16, DType::F16, true},
+                             // int4, groups of 32 and 64
+                             MatmulCase{I4, 1, 64, 32, 17, DType::F32, DType::F32, true},
+                             MatmulCase{I4, 33, 896, 32, 1, DType::F32, DType::F32, false},
+                             MatmulCase{I4, 31, 4864, 32, 3, DType::F32, DType::F32, false},
+                             MatmulCase{I4, 4099, 896, 64, 17, DType::F32, DType::F32, false},
+                             MatmulCase{I4, 1, 4864, 64, 1, DType::F32, DType::F32, true},
+                             MatmulCase{I4, 33, 4864, 64, 17, DType::BF16, DType::BF16, true},
+                             MatmulCase{I4, 4099, 64, 64, 3, DType::F32, DType::F32, false},
+                             // more tokens than one block of the prefill kernels, columns not a multiple of its blocks
+                             MatmulCase{I8, 67, 896, 896, 50, DType::F32, DType::F32, true},
+                             MatmulCase{I4, 70, 1056, 32, 31, DType::F32, DType::F32, false},
+                             // groups the vector kernels leave to the portable one: same function, same bits
+                             MatmulCase{I8, 5, 100, 100, 1, DType::F32, DType::F32, false},
+                             MatmulCase{I8, 9, 96, 48, 7, DType::F32, DType::F32, true},
+                             MatmulCase{I4, 7, 80, 2, 3, DType::F32, DType::F32, false},
+                             MatmulCase{I4, 6, 112, 16, 9, DType::F32, DType::F32, true}));
 
 // Token n's result does not depend on the rest of the batch (decode and prefill agree bit for
 // bit) nor on the thread count.
@@ -254,7 +256,8 @@ TEST_F(OpTest, QuantMatmulIsBatchAndThreadInvariant) {
       cpu::quant_matmul_isa(X, Q.m, Y, nullptr, isa);
       const auto all = bits(Y);
       for (int64_t n : {int64_t{0}, int64_t{5}, N - 1}) {
-        HostTensor X1(DType::F32, {1, c.cols}, std::vector<float>(x.begin() + n * c.cols, x.begin() + (n + 1) * c.cols));
+        HostTensor X1(DType::F32, {1, c.cols},
+                      std::vector<float>(x.begin() + n * c.cols, x.begin() + (n + 1) * c.cols));
         HostTensor Y1(DType::F32, {1, c.rows});
         cpu::quant_matmul_isa(X1, Q.m, Y1, nullptr, isa);
         EXPECT_TRUE(std::equal(all.begin() + n * c.rows, all.begin() + (n + 1) * c.rows, bits(Y1).begin()))
@@ -296,7 +299,8 @@ TEST_F(OpTest, QuantMatmulReadsStridedRows) {
 // LLM_CPU_KERNELS picks the kernel of the backend op; all give the same bits.
 TEST_F(OpTest, QuantMatmulKernelChoiceFromEnvironment) {
   const int64_t N = 2, rows = 21, cols = 256;
-  HostTensor W(DType::F32, {rows, cols}, randn(g, size_t(rows * cols))), X(DType::F32, {N, cols}, randn(g, size_t(N * cols)));
+  HostTensor W(DType::F32, {rows, cols}, randn(g, size_t(rows * cols))),
+      X(DType::F32, {N, cols}, randn(g, size_t(N * cols)));
   QMat Q(I4, rows, cols, 64);
   cpu.quantize(W, Q.m);
   const char* old = std::getenv("LLM_CPU_KERNELS");

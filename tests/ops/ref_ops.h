@@ -77,7 +77,8 @@ inline Vec attention(const Vec& q, const Vec& k, const Vec& v, int64_t B, int64_
         double mx = -1e300;
         for (int64_t j = 0; j < visible; ++j) {
           double dot = 0;
-          for (int64_t d = 0; d < D; ++d) dot += q[((b * Tq + t) * Hq + h) * D + d] * k[((b * Tk + j) * Hkv + g) * D + d];
+          for (int64_t d = 0; d < D; ++d)
+            dot += q[((b * Tq + t) * Hq + h) * D + d] * k[((b * Tk + j) * Hkv + g) * D + d];
           s[j] = dot * scale;
           mx = std::max(mx, s[j]);
         }

@@ -50,8 +50,8 @@ TEST_F(OpTest, RopeInverseIsTheBackward) {
   HostTensor Rr(DType::F32, {B, T, H, D}, r);
   cpu.rope(Rr, Cos, Sin, 0, true);
   const ref::Vec rd = ref::to_d(r);
-  const auto gx = ref::finite_diff(
-      [&](const ref::Vec& v) { return ref::dot(rd, ref::rope(v, B, T, H, D, 0, 1e6)); }, ref::to_d(x));
+  const auto gx =
+      ref::finite_diff([&](const ref::Vec& v) { return ref::dot(rd, ref::rope(v, B, T, H, D, 0, 1e6)); }, ref::to_d(x));
   expect_close(Rr.values(), gx, 1e-4, "dx");
 }
 

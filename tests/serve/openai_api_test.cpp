@@ -52,11 +52,10 @@ TEST(OpenAiRequest, DefaultsAreOpenAisAndFieldsOverrideThem) {
 }
 
 TEST(OpenAiRequest, MessagesAcceptTextPartsAndTheDeveloperRole) {
-  const ApiRequest r = parse_request(
-      Endpoint::Chat,
-      R"({"messages": [{"role": "developer", "content": "be brief"},
+  const ApiRequest r = parse_request(Endpoint::Chat,
+                                     R"({"messages": [{"role": "developer", "content": "be brief"},
           {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]})",
-      kDefaults, 16);
+                                     kDefaults, 16);
   ASSERT_EQ(r.messages.size(), 2u);
   EXPECT_EQ(r.messages[0].role, "system");
   EXPECT_EQ(r.messages[1].content, "ab");

@@ -99,20 +99,21 @@ TEST_F(ServeTest, ConcurrentGreedyRequestsGetWhatEachGetsAlone) {
       httplib::Client c(server.url());
       c.set_read_timeout(120, 0);
       // llmgen's default repetition penalty, so that llmgen --temp 0 alone is the reference.
-      const json body = {{"prompt", prompts[size_t(i)]}, {"max_tokens", kTokens}, {"temperature", 0},
-                         {"repeat_penalty", 1.05}};
+      const json body = {
+          {"prompt", prompts[size_t(i)]}, {"max_tokens", kTokens}, {"temperature", 0}, {"repeat_penalty", 1.05}};
       const auto r = c.Post("/v1/completions", body.dump(), "application/json");
-      if (r && r->status == 200) got[size_t(i)] = json::parse(r->body)["choices"][0]["text"];
-      else got[size_t(i)] = "<HTTP error " + (r ? std::to_string(r->status) + " " + r->body : std::string("none")) + ">";
+      if (r && r->status == 200)
+        got[size_t(i)] = json::parse(r->body)["choices"][0]["text"];
+      else
+        got[size_t(i)] = "<HTTP error " + (r ? std::to_string(r->status) + " " + r->body : std::string("none")) + ">";
     });
   }
   for (auto& t : clients) t.join();
   clients.clear();
   for (int i = 0; i < kRequests; ++i) {
-    const auto [alone, status] =
-        run(std::string(LLM_TOOLS_DIR) + "/llmgen --model '" + model() + "' --threads 1 --ctx 128 --temp 0 --max-tokens " +
-            std::to_string(kTokens) + " --prompt '" + prompts[size_t(i)] +
-            "' 2>/dev/null");
+    const auto [alone, status] = run(std::string(LLM_TOOLS_DIR) + "/llmgen --model '" + model() +
+                                     "' --threads 1 --ctx 128 --temp 0 --max-tokens " + std::to_string(kTokens) +
+                                     " --prompt '" + prompts[size_t(i)] + "' 2>/dev/null");
     ASSERT_EQ(status, 0);
     EXPECT_EQ(got[size_t(i)] + "\n", alone) << "prompt " << i << ": \"" << prompts[size_t(i)] << "\"";
   }
@@ -123,8 +124,8 @@ TEST_F(ServeTest, ConcurrentGreedyRequestsGetWhatEachGetsAlone) {
 
 TEST_F(ServeTest, TheOpenAiClientGetsAnswersStreamsAndErrors) {
   if (!have_node_client()) GTEST_SKIP() << "node or tests/serve/js/node_modules missing: run scripts/setup.sh";
-  ServerProcess server(log("client"),
-                       {"--model", model(), "--threads", "1", "--parallel", "2", "--ctx", "256", "--api-key", "sekrit"});
+  ServerProcess server(
+      log("client"), {"--model", model(), "--threads", "1", "--parallel", "2", "--ctx", "256", "--api-key", "sekrit"});
   ASSERT_TRUE(server.ready()) << server.stderr_text();
   const auto [out, status] = run("cd '" + kJsDir.string() + "' && LLM_SERVE_URL=" + server.url() +
                                  " LLM_SERVE_KEY=sekrit timeout 300 node client_test.mjs 2>&1");

@@ -14,7 +14,8 @@ void expect_load_error(const std::filesystem::path& path, const std::vector<std:
     ADD_FAILURE() << "loading " << path << " did not fail";
   } catch (const Error& e) {
     const std::string msg = e.what();
-    for (const std::string& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "missing \"" << p << "\" in: " << msg;
+    for (const std::string& p : parts)
+      EXPECT_NE(msg.find(p), std::string::npos) << "missing \"" << p << "\" in: " << msg;
   }
 }
 
@@ -32,7 +33,8 @@ nlohmann::json good() { return qwen_fixture_json({{"a", "b"}, {"ab", "c"}}); }
 TEST(TokenizerBadInput, MissingFileOrDirectory) {
   expect_load_error("/nonexistent/dir/tokenizer.json", {"/nonexistent/dir/tokenizer.json: no such tokenizer file"});
   TempDir dir;
-  expect_load_error(dir.path(), {dir.path().string(), "expected tokenizer.json, tokenizer.model or exactly one *.model"});
+  expect_load_error(dir.path(),
+                    {dir.path().string(), "expected tokenizer.json, tokenizer.model or exactly one *.model"});
 }
 
 TEST(TokenizerBadInput, NotJson) {
@@ -146,11 +148,11 @@ TEST(TokenizerBadInput, BadTokenizerConfig) {
   write_file(dir / "tokenizer_config.json", "{ not json");
   expect_load_error(dir / "tokenizer.json", {(dir / "tokenizer_config.json").string() + ": not valid JSON"});
   write_file(dir / "tokenizer_config.json", R"({"clean_up_tokenization_spaces": "no"})");
-  expect_load_error(dir / "tokenizer.json",
-                    {(dir / "tokenizer_config.json").string() + ": clean_up_tokenization_spaces: expected true or false"});
+  expect_load_error(dir / "tokenizer.json", {(dir / "tokenizer_config.json").string() +
+                                             ": clean_up_tokenization_spaces: expected true or false"});
   write_file(dir / "tokenizer_config.json", R"({"added_tokens_decoder": {"1000": {"content": "<|other|>"}}})");
-  expect_load_error(dir / "tokenizer.json",
-                    {(dir / "tokenizer_config.json").string() + ": added_tokens_decoder[\"1000\"]: content \"<|other|>\" differs"});
+  expect_load_error(dir / "tokenizer.json", {(dir / "tokenizer_config.json").string() +
+                                             ": added_tokens_decoder[\"1000\"]: content \"<|other|>\" differs"});
   write_file(dir / "tokenizer_config.json", R"({"added_tokens_decoder": {"x1": {"content": "<|other|>"}}})");
   expect_load_error(dir / "tokenizer.json", {"added_tokens_decoder[\"x1\"]: the key must be a decimal id"});
   write_file(dir / "tokenizer_config.json", R"({"eos_token": 3})");

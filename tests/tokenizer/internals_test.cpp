@@ -30,12 +30,12 @@ TEST(QwenPretokenizer, RegexAlternatives) {
   EXPECT_EQ(split("WE'LL"), (V{"WE", "'LL"}));
   EXPECT_EQ(split("'sa"), (V{"'s", "a"}));
   EXPECT_EQ(split("'Re'vE'd"), (V{"'Re", "'vE", "'d"}));
-  EXPECT_EQ(split("'x"), (V{"'x"}));  // not a contraction: alternative 2
+  EXPECT_EQ(split("'x"), (V{"'x"}));                                // not a contraction: alternative 2
   EXPECT_EQ(split("it\xE2\x80\x99s"), (V{"it", "\xE2\x80\x99s"}));  // ’ is not '
   // 2: one non-letter, non-digit, non-newline character may lead a letter run.
   EXPECT_EQ(split("(hello"), (V{"(hello"}));
   EXPECT_EQ(split("\thello"), (V{"\thello"}));
-  EXPECT_EQ(split("\xC2\xA0word"), (V{"\xC2\xA0word"}));           // NBSP
+  EXPECT_EQ(split("\xC2\xA0word"), (V{"\xC2\xA0word"}));                          // NBSP
   EXPECT_EQ(split("\xE3\x80\x80\xE6\xBC\xA2"), (V{"\xE3\x80\x80\xE6\xBC\xA2"}));  // ideographic space + 漢
   EXPECT_EQ(split("\nword"), (V{"\n", "word"}));
   EXPECT_EQ(split("1abc"), (V{"1", "abc"}));
@@ -56,21 +56,44 @@ TEST(QwenPretokenizer, RegexAlternatives) {
   // 7: a single whitespace character before something that alternative 2/4 does not take.
   EXPECT_EQ(split("\t1"), (V{"\t", "1"}));
   // JavaScript \s: U+FEFF is whitespace, U+0085 (NEL) is not.
-  EXPECT_EQ(split("a\xEF\xBB\xBF\xEF\xBB\xBF" "1"), (V{"a", "\xEF\xBB\xBF", "\xEF\xBB\xBF", "1"}));
+  EXPECT_EQ(split("a\xEF\xBB\xBF\xEF\xBB\xBF"
+                  "1"),
+            (V{"a", "\xEF\xBB\xBF", "\xEF\xBB\xBF", "1"}));
   EXPECT_EQ(split("\xC2\x85!"), (V{"\xC2\x85!"}));
   // Combining marks are not letters: they break a letter run.
   EXPECT_EQ(split("e\xCC\x81t"), (V{"e", "\xCC\x81t"}));
   // Ill-formed UTF-8: a maximal subpart is one "other" character.
-  EXPECT_EQ(split("\xFF" "abc"), (V{"\xFF" "abc"}));
-  EXPECT_EQ(split("\xE4\xB8" "abc"), (V{"\xE4\xB8" "abc"}));
+  EXPECT_EQ(split("\xFF"
+                  "abc"),
+            (V{"\xFF"
+               "abc"}));
+  EXPECT_EQ(split("\xE4\xB8"
+                  "abc"),
+            (V{"\xE4\xB8"
+               "abc"}));
   EXPECT_EQ(split("\xE4\xB8\xFF"), (V{"\xE4\xB8\xFF"}));
   EXPECT_EQ(split(""), V{});
 }
 
 TEST(QwenPretokenizer, PiecesCoverTheText) {
   auto g = rng();
-  const std::vector<std::string> parts = {" ", "\n", "\r", "\t", "a", "Z", "7", "'", "s", "!", "\xC3\xA9", "\xE4\xB8\xAD",
-                                          "\xF0\x9F\x98\x80", "\xE3\x80\x80", "\xFF", "\xCC\x81", "\xC2\xA0"};
+  const std::vector<std::string> parts = {" ",
+                                          "\n",
+                                          "\r",
+                                          "\t",
+                                          "a",
+                                          "Z",
+                                          "7",
+                                          "'",
+                                          "s",
+                                          "!",
+                                          "\xC3\xA9",
+                                          "\xE4\xB8\xAD",
+                                          "\xF0\x9F\x98\x80",
+                                          "\xE3\x80\x80",
+                                          "\xFF",
+                                          "\xCC\x81",
+                                          "\xC2\xA0"};
   std::uniform_int_distribution<size_t> pick(0, parts.size() - 1), len(0, 30);
   for (int k = 0; k < 2000; ++k) {
     std::string s;

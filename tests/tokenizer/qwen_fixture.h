@@ -36,7 +36,7 @@ inline nlohmann::json qwen_fixture_json(const std::vector<std::pair<std::string,
     }
   }
   auto added = [](int id, const std::string& content, bool special) {
-    return nlohmann::json{{"id", id}, {"content", content}, {"single_word", false}, {"lstrip", false},
+    return nlohmann::json{{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
                           {"rstrip", false}, {"normalized", false}, {"special", special}};
   };
   nlohmann::json j;
@@ -55,14 +55,21 @@ inline nlohmann::json qwen_fixture_json(const std::vector<std::pair<std::string,
         {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}}}};
   j["post_processor"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}};
   j["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}};
-  j["model"] = {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", ""},
-                {"end_of_word_suffix", ""}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
-                {"vocab", vocab}, {"merges", m}};
+  j["model"] = {{"type", "BPE"},
+                {"dropout", nullptr},
+                {"unk_token", nullptr},
+                {"continuing_subword_prefix", ""},
+                {"end_of_word_suffix", ""},
+                {"fuse_unk", false},
+                {"byte_fallback", false},
+                {"ignore_merges", false},
+                {"vocab", vocab},
+                {"merges", m}};
   return j;
 }
 
 inline nlohmann::json added_token(int id, const std::string& content) {
-  return nlohmann::json{{"id", id}, {"content", content}, {"single_word", false}, {"lstrip", false},
+  return nlohmann::json{{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
                         {"rstrip", false}, {"normalized", false}, {"special", false}};
 }
 

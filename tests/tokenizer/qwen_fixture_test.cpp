@@ -1,9 +1,9 @@
 // The Qwen tokenizer on small tokenizer.json files built here: BPE rank order, merges as strings
 // or pairs, added-token flags, tokenizer_config.json, the fingerprint.
-#include "llm/tokenizer.h"
 #include "qwen_fixture.h"
-#include "tokenizer/fingerprint.h"
+#include "llm/tokenizer.h"
 #include "test_util.h"
+#include "tokenizer/fingerprint.h"
 #include "tokenizer_test_util.h"
 
 namespace llm::test {
@@ -11,7 +11,8 @@ namespace {
 
 using Merges = std::vector<std::pair<std::string, std::string>>;
 
-std::unique_ptr<Tokenizer> load_json(const TempDir& dir, const nlohmann::json& j, const std::string& name = "tokenizer.json") {
+std::unique_ptr<Tokenizer> load_json(const TempDir& dir, const nlohmann::json& j,
+                                     const std::string& name = "tokenizer.json") {
   write_file(dir / name, j.dump());
   return load_tokenizer(dir / name);
 }
@@ -54,8 +55,8 @@ TEST(QwenFixture, MergesAsStringsAndAsPairsAreTheSameTokenizer) {
   EXPECT_EQ(pairs->encode("hello"), std::vector<int32_t>{259});
   EXPECT_EQ(pairs->fingerprint(), strings->fingerprint());
   // The fingerprint ignores JSON formatting but sees every merge.
-  const auto reordered = load_json(dir, qwen_fixture_json({{"l", "l"}, {"h", "e"}, {"he", "ll"}, {"hell", "o"}, {" ", "w"}}),
-                                   "reordered.json");
+  const auto reordered = load_json(
+      dir, qwen_fixture_json({{"l", "l"}, {"h", "e"}, {"he", "ll"}, {"hell", "o"}, {" ", "w"}}), "reordered.json");
   EXPECT_NE(reordered->fingerprint(), pairs->fingerprint());
   write_file(dir / "pretty.json", qwen_fixture_json(merges).dump(2));
   EXPECT_EQ(load_tokenizer(dir / "pretty.json")->fingerprint(), pairs->fingerprint());

@@ -65,9 +65,9 @@ TEST(QwenParity, RandomUnicodeLinesEqualReference) {
       }
     }
   }
-  const std::vector<std::string> fragments = {" ", "  ", "\n", "\r\n", "\t", "'s", "'S", "'ll", "'RE", "'",
-                                              "word", " the", "2024", "<|im_start|>", "<|endoftext|>", "<think>",
-                                              "e\xCC\x81", "\xCC\x81", "   \n\n"};
+  const std::vector<std::string> fragments = {
+      " ",    "  ",   "\n",           "\r\n",          "\t",      "'s",        "'S",       "'ll",    "'RE", "'", "word",
+      " the", "2024", "<|im_start|>", "<|endoftext|>", "<think>", "e\xCC\x81", "\xCC\x81", "   \n\n"};
   auto g = rng();
   std::uniform_int_distribution<size_t> pick_cp(0, pool.size() - 1), pick_frag(0, fragments.size() - 1), len(1, 30);
   std::bernoulli_distribution use_cp(0.6);
@@ -157,12 +157,16 @@ TEST(QwenParity, LossyUtf8PolicyEqualsTextDecoder) {
   // Random byte strings biased towards UTF-8 lead/continuation bytes, truncated sequences,
   // surrogates and overlongs.
   auto g = rng();
-  const std::vector<uint8_t> interesting = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1,
-                                            0xC2, 0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3,
-                                            0xF4, 0xF5, 0xF7, 0xF8, 0xFE, 0xFF};
+  const std::vector<uint8_t> interesting = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0,
+                                            0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0,
+                                            0xF1, 0xF3, 0xF4, 0xF5, 0xF7, 0xF8, 0xFE, 0xFF};
   std::uniform_int_distribution<size_t> pick(0, interesting.size() - 1), len(0, 12);
-  std::vector<std::string> cases = {"a\xF1\x80\x80\xE1\x80\xC2" "b\x80" "c\x80\xBF" "d", "\xED\xA0\x80",
-                                    "\xF4\x90\x80\x80", "\xE0\x80\xAF", "\xF0\x9F\x98"};
+  std::vector<std::string> cases = {
+      "a\xF1\x80\x80\xE1\x80\xC2"
+      "b\x80"
+      "c\x80\xBF"
+      "d",
+      "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE0\x80\xAF", "\xF0\x9F\x98"};
   for (int k = 0; k < 500; ++k) {
     std::string s(len(g), '\0');
     for (auto& c : s) c = static_cast<char>(interesting[pick(g)]);
@@ -271,8 +275,8 @@ TEST(QwenTokenizer, LongWordsAndWhitespaceRuns) {
   if (!require_js_reference()) return;
   // Long single pieces take the heap path of BPE; they must round-trip and match the reference
   // shape (e.g. 20000 'a's is one letter run).
-  for (const std::string& s : {std::string(20000, 'a'), std::string(5000, ' ') + "x", std::string(3000, '\n'),
-                               std::string(4096, '7')}) {
+  for (const std::string& s :
+       {std::string(20000, 'a'), std::string(5000, ' ') + "x", std::string(3000, '\n'), std::string(4096, '7')}) {
     const std::vector<int32_t> ids = qwen().encode(s);
     EXPECT_EQ(qwen().decode(ids), s);
     EXPECT_LE(ids.size(), s.size());

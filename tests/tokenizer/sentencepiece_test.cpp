@@ -16,7 +16,8 @@ std::vector<std::string> fortunes(size_t max_bytes) {
   const std::filesystem::path dir = "/usr/share/games/fortunes";
   std::vector<std::string> docs;
   size_t bytes = 0;
-  for (const char* name : {"fortunes", "computers", "science", "literature", "chinese", "tang300", "people", "wisdom"}) {
+  for (const char* name :
+       {"fortunes", "computers", "science", "literature", "chinese", "tang300", "people", "wisdom"}) {
     std::ifstream in(dir / name, std::ios::binary);
     std::string doc;
     for (std::string line; std::getline(in, line) && bytes < max_bytes;) {

@@ -73,14 +73,16 @@ TEST(TokenizeStream, OrderIsKeptWithManyThreadsAndBlocks) {
 TEST(TokenizeStream, BadLinesNameTheLineNumber) {
   TempDir dir;
   const auto t = fixture_tokenizer(dir);
-  expect_stream_error(*t, "\"hi\"\n\"ok\"\n\"unterminated\n\"hi\"\n", {.jsonl = true}, "tokenize: line 3: not a JSON string",
-                      "[256]\n[111,107]\n");
+  expect_stream_error(*t, "\"hi\"\n\"ok\"\n\"unterminated\n\"hi\"\n", {.jsonl = true},
+                      "tokenize: line 3: not a JSON string", "[256]\n[111,107]\n");
   expect_stream_error(*t, "\"hi\"\n42\n", {.jsonl = true}, "tokenize: line 2: expected a JSON string, got number 42",
                       "[256]\n");
   expect_stream_error(*t, "[1]\n[1, \"x\"]\n", {.decode = true},
                       "tokenize: line 2: element 1: expected an integer id, got string \"x\"", "\"\\u0001\"\n");
-  expect_stream_error(*t, "[5000]\n", {.decode = true}, "tokenize: line 1: element 0: id 5000 is outside [0, 1002)", "");
-  expect_stream_error(*t, "{\"a\": 1}\n", {.decode = true}, "tokenize: line 1: expected a JSON array of ids, got object", "");
+  expect_stream_error(*t, "[5000]\n", {.decode = true}, "tokenize: line 1: element 0: id 5000 is outside [0, 1002)",
+                      "");
+  expect_stream_error(*t, "{\"a\": 1}\n", {.decode = true},
+                      "tokenize: line 1: expected a JSON array of ids, got object", "");
   expect_stream_error(*t, "[1,\n", {.decode = true}, "tokenize: line 1: not a JSON array of ids", "");
   // Ids in range that name no token (the gap between the vocabulary and the added tokens).
   expect_stream_error(*t, "[600]\n", {.decode = true}, "tokenize: line 1: decode: id 600 belongs to no token", "");

@@ -3,8 +3,8 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <filesystem>
@@ -86,8 +86,8 @@ inline std::vector<std::string> read_jsonl_strings(const std::filesystem::path& 
 // Runs the JavaScript reference (tests/tokenizer/js/encode.js with `mode` flags) on the lines of
 // input_file and returns its output lines. Throws llm::Error when node fails.
 inline std::vector<std::string> run_js_reference(const std::string& mode, const std::filesystem::path& input_file) {
-  const std::string cmd = "node '" + (tokenizer_test_dir() / "js/encode.js").string() + "' " + mode + " < '" +
-                          input_file.string() + "'";
+  const std::string cmd =
+      "node '" + (tokenizer_test_dir() / "js/encode.js").string() + "' " + mode + " < '" + input_file.string() + "'";
   FILE* pipe = ::popen(cmd.c_str(), "r");
   LLM_CHECK(pipe != nullptr, "popen failed: ", cmd);
   std::string out;

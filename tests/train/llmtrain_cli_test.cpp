@@ -76,7 +76,11 @@ TEST_F(LlmtrainCli, OverrideOfAnUnknownSectionIsNamed) {
 
 TEST_F(LlmtrainCli, HfDirectoryWithMissingOrMisshapenTensor) {
   // A checkpoint, then two broken copies of it as init_from.
-  ASSERT_EQ(run_with([](auto& j) { j["train"]["steps"] = 1; j["train"]["eval_every"] = 0; }).status, 0);
+  ASSERT_EQ(run_with([](auto& j) {
+              j["train"]["steps"] = 1;
+              j["train"]["eval_every"] = 0;
+            }).status,
+            0);
   const fs::path ck = dir / "run" / "step_00000001";
   const ModelConfig cfg = read_hf_config(ck / "config.json");
   const ParamTable table(cfg);
@@ -90,7 +94,9 @@ TEST_F(LlmtrainCli, HfDirectoryWithMissingOrMisshapenTensor) {
     }
     sw.write(dir / "hf_missing" / "model.safetensors");
   }
-  expect_error(run_with([&](auto& j) { j["model"] = {{"init_from", (dir / "hf_missing").string()}}; }),
+  expect_error(run_with([&](auto& j) {
+                 j["model"] = {{"init_from", (dir / "hf_missing").string()}};
+               }),
                "tensor model.layers.1.mlp.up_proj.weight is missing");
   fs::create_directories(dir / "hf_shape");
   fs::copy(ck / "config.json", dir / "hf_shape" / "config.json");
@@ -103,7 +109,9 @@ TEST_F(LlmtrainCli, HfDirectoryWithMissingOrMisshapenTensor) {
     }
     sw.write(dir / "hf_shape" / "model.safetensors");
   }
-  expect_error(run_with([&](auto& j) { j["model"] = {{"init_from", (dir / "hf_shape").string()}}; }),
+  expect_error(run_with([&](auto& j) {
+                 j["model"] = {{"init_from", (dir / "hf_shape").string()}};
+               }),
                "model.norm.weight");
 }
 

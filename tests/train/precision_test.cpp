@@ -17,8 +17,7 @@ TEST_F(TrainFixture, HalfPrecisionTracksFp32Over200Steps) {
   auto run_precision = [&](const std::string& prec) {
     auto j = nlohmann::json::parse(config_json(prec));
     j["model"] = tiny;
-    j["train"].update({{"precision", prec}, {"steps", 200}, {"seq_len", 32}, {"micro_batch", 4},
-                       {"eval_every", 0}});
+    j["train"].update({{"precision", prec}, {"steps", 200}, {"seq_len", 32}, {"micro_batch", 4}, {"eval_every", 0}});
     j["optim"].update({{"lr", 0.003}, {"warmup_steps", 20}});
     const Config c = parse_config(j.dump(), prec + ".json", dir.path());
     std::ostringstream log;

@@ -108,8 +108,8 @@ TEST_F(TrainFixture, InitFromARunDirectoryTakesItsNewestCheckpoint) {
   run(src);
   ASSERT_TRUE(fs::exists(src.io.run_dir / "step_00000002"));
   const fs::path newest = src.io.run_dir / "step_00000003";
-  const Config from_run = config({"train.steps=1", "train.eval_every=0", "model.init_from=" + src.io.run_dir.string()},
-                                 "from_run");
+  const Config from_run =
+      config({"train.steps=1", "train.eval_every=0", "model.init_from=" + src.io.run_dir.string()}, "from_run");
   ASSERT_TRUE(from_run.model.init_from);
   EXPECT_EQ(*from_run.model.init_from, newest);
   const Config from_ckpt =
@@ -125,9 +125,9 @@ TEST_F(TrainFixture, InitFromARunDirectoryTakesItsNewestCheckpoint) {
     config({"model.init_from=" + (dir / "empty").string()}, "x");
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("model.init_from: " + (dir / "empty" / "config.json").string() +
-                                         " does not exist"),
-              std::string::npos)
+    EXPECT_NE(
+        std::string(e.what()).find("model.init_from: " + (dir / "empty" / "config.json").string() + " does not exist"),
+        std::string::npos)
         << e.what();
   }
 }

@@ -32,24 +32,35 @@ class TrainFixture : public ::testing::Test {
 
   // The JSON of a config over the fixture's corpus; `extra` entries override "section.key".
   std::string config_json(const std::string& run_name = "run") const {
-    nlohmann::json j = {
-        {"model",
-         {{"vocab_size", 512}, {"hidden_size", 64}, {"intermediate_size", 96}, {"num_hidden_layers", 2},
-          {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"max_position_embeddings", 128},
-          {"rope_theta", 10000.0}, {"tie_word_embeddings", true}}},
-        {"tokenizer",
-         {{"kind", "sentencepiece"},
-          {"path", (dir / "tok.model").string()},
-          {"train", {{"vocab_size", 512}, {"max_sentences", 20000}}}}},
-        {"data",
-         {{"inputs", {{{"path", (dir / "corpus.txt").string()}, {"doc_separator", "%"}}}},
-          {"out_dir", (dir / "shards").string()},
-          {"val_fraction", 0.05}}},
-        {"train",
-         {{"device", "cpu"}, {"threads", 2}, {"seq_len", 32}, {"micro_batch", 4}, {"steps", 8}, {"eval_every", 4},
-          {"eval_batches", 2}, {"log_every", 100}}},
-        {"optim", {{"lr", 0.003}, {"warmup_steps", 2}}},
-        {"io", {{"run_dir", (dir / run_name).string()}, {"save_every", 0}, {"keep_last", 2}}}};
+    nlohmann::json j = {{"model",
+                         {{"vocab_size", 512},
+                          {"hidden_size", 64},
+                          {"intermediate_size", 96},
+                          {"num_hidden_layers", 2},
+                          {"num_attention_heads", 4},
+                          {"num_key_value_heads", 2},
+                          {"max_position_embeddings", 128},
+                          {"rope_theta", 10000.0},
+                          {"tie_word_embeddings", true}}},
+                        {"tokenizer",
+                         {{"kind", "sentencepiece"},
+                          {"path", (dir / "tok.model").string()},
+                          {"train", {{"vocab_size", 512}, {"max_sentences", 20000}}}}},
+                        {"data",
+                         {{"inputs", {{{"path", (dir / "corpus.txt").string()}, {"doc_separator", "%"}}}},
+                          {"out_dir", (dir / "shards").string()},
+                          {"val_fraction", 0.05}}},
+                        {"train",
+                         {{"device", "cpu"},
+                          {"threads", 2},
+                          {"seq_len", 32},
+                          {"micro_batch", 4},
+                          {"steps", 8},
+                          {"eval_every", 4},
+                          {"eval_batches", 2},
+                          {"log_every", 100}}},
+                        {"optim", {{"lr", 0.003}, {"warmup_steps", 2}}},
+                        {"io", {{"run_dir", (dir / run_name).string()}, {"save_every", 0}, {"keep_last", 2}}}};
     return j.dump(2);
   }
 

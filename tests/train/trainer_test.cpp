@@ -31,7 +31,7 @@ TEST_P(ExactResume, StopAndResumeIsBitwiseIdenticalToOneRun) {
   run(once);
   run(split, false, 4);  // steps 1..4, then a checkpoint
   ASSERT_TRUE(fs::exists(split.io.run_dir / "step_00000004"));
-  run(split, true);      // resumes at 4, runs 5..8
+  run(split, true);  // resumes at 4, runs 5..8
 
   const auto a = losses(once.io.run_dir), b = losses(split.io.run_dir);
   ASSERT_EQ(a.size(), 8u);
@@ -51,8 +51,10 @@ INSTANTIATE_TEST_SUITE_P(Precisions, ExactResume, ::testing::Values("fp32", "bf1
 
 TEST_F(TrainFixture, GradientAccumulationEqualsTheLargerBatch) {
   // micro-batch 2 x accumulation 4 vs micro-batch 8: the same samples, the same normalisation.
-  const Config acc = config({"train.micro_batch=2", "train.grad_accum=4", "train.steps=2", "train.eval_every=0"}, "acc");
-  const Config big = config({"train.micro_batch=8", "train.grad_accum=1", "train.steps=2", "train.eval_every=0"}, "big");
+  const Config acc =
+      config({"train.micro_batch=2", "train.grad_accum=4", "train.steps=2", "train.eval_every=0"}, "acc");
+  const Config big =
+      config({"train.micro_batch=8", "train.grad_accum=1", "train.steps=2", "train.eval_every=0"}, "big");
   run(acc);
   run(big);
   const auto la = losses(acc.io.run_dir), lb = losses(big.io.run_dir);
@@ -135,8 +137,8 @@ TEST_F(TrainFixture, CheckpointLoadsBackThroughInitFrom) {
     for (int64_t i = 0; i < p.numel; ++i) ASSERT_EQ(w[size_t(p.offset + i)], master[size_t(p.offset + i)]) << p.name;
   }
   // A new run initialised from the checkpoint starts exactly where the old one ended.
-  const Config cont = config({"train.steps=1", "train.eval_every=0", "model.init_from=" + ck.string(),
-                              "optim.lr=1e-12", "optim.warmup_steps=0"},
+  const Config cont = config({"train.steps=1", "train.eval_every=0", "model.init_from=" + ck.string(), "optim.lr=1e-12",
+                              "optim.warmup_steps=0"},
                              "cont");
   const TrainResult r = run(cont);
   EXPECT_TRUE(std::isfinite(r.last_loss));

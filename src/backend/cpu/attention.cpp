@@ -174,7 +174,8 @@ void CpuBackend::do_attention_backward(const Tensor& dout, const Tensor& q, cons
         gather_rows(out, b, h, t0, t1, ob.data());
         for (int64_t i = 0; i < nq; ++i) {
           float acc = 0.0f;
-          for (int64_t c = 0; c < D; ++c) acc += dob[static_cast<size_t>(i * D + c)] * ob[static_cast<size_t>(i * D + c)];
+          for (int64_t c = 0; c < D; ++c)
+            acc += dob[static_cast<size_t>(i * D + c)] * ob[static_cast<size_t>(i * D + c)];
           di[static_cast<size_t>(i)] = acc;
         }
         // s = scale q k^T; dp = dout v^T, both [nq, nk]
@@ -182,7 +183,8 @@ void CpuBackend::do_attention_backward(const Tensor& dout, const Tensor& q, cons
         gemm(false, true, nq, nk, D, 1.0f, dob.data(), D, vb.data(), D, 0.0f, dp.data(), nk);
         const float* l = lse.ptr<float>() + (b * d.Hq + h) * T;
         for (int64_t i = 0; i < nq; ++i) {
-          softmax_grad_row(s.data() + i * nk, dp.data() + i * nk, l[t0 + i], di[static_cast<size_t>(i)], t0 + i + 1, nk);
+          softmax_grad_row(s.data() + i * nk, dp.data() + i * nk, l[t0 + i], di[static_cast<size_t>(i)], t0 + i + 1,
+                           nk);
         }
         // dq [nq, D] = scale ds @ k;  dk [nk, D] += scale ds^T @ q;  dv [nk, D] += p^T @ dout
         gemm(false, false, nq, D, nk, scale, dp.data(), nk, kb.data(), D, 0.0f, dqb.data(), D);

@@ -19,7 +19,7 @@ namespace llm {
 namespace {
 constexpr size_t kAlign = 64;
 constexpr size_t kHugePage = size_t{2} << 20;
-}
+}  // namespace
 
 CpuBackend::CpuBackend(int threads) : threads_(threads > 0 ? threads : omp_get_num_procs()) {
   // OpenMP and OpenBLAS (its OpenMP build) share this count: our loops and sgemm never run at once,

@@ -44,8 +44,8 @@ class CpuBackend final : public Backend {
   void do_rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dx,
                            const Tensor& dw, bool accumulate_dx) override;
 
-  void do_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c, float alpha,
-                 float beta, const Tensor* bias) override;
+  void do_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c, float alpha, float beta,
+                 const Tensor* bias) override;
   void do_bias_backward(const Tensor& dy, const Tensor& db) override;
 
   void do_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0, bool inverse) override;
@@ -63,8 +63,8 @@ class CpuBackend final : public Backend {
   void do_add(const Tensor& a, const Tensor& b, const Tensor& out) override;
   void do_scale(const Tensor& x, float s) override;
 
-  void do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
-                        const Tensor& dh, const Tensor& dw, float grad_scale, int64_t chunk_tokens) override;
+  void do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses, const Tensor& dh,
+                        const Tensor& dw, float grad_scale, int64_t chunk_tokens) override;
 
   void do_quantize(const Tensor& w, const QuantizedMatrix& out) override;
   void do_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias) override;

@@ -36,7 +36,9 @@ struct F32Matrix {
 F32Matrix f32_matrix(const Tensor& t, const char* op, const char* what);
 
 // Address of element (i0, i1, ...) of t in bytes.
-inline char* at(const Tensor& t, int64_t i0) { return t.ptr<char>() + i0 * t.stride(0) * int64_t(dtype_size(t.dtype())); }
+inline char* at(const Tensor& t, int64_t i0) {
+  return t.ptr<char>() + i0 * t.stride(0) * int64_t(dtype_size(t.dtype()));
+}
 inline char* at(const Tensor& t, int64_t i0, int64_t i1) {
   return t.ptr<char>() + (i0 * t.stride(0) + i1 * t.stride(1)) * int64_t(dtype_size(t.dtype()));
 }

@@ -72,8 +72,8 @@ void CpuBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor
     for (int64_t r = 0; r < n; ++r) cpu::to_f32(cpu::at(hrows, r), h.dtype(), hc + r * C, C);
     // logits [n, V] = h [n, C] @ w^T [C, V]
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(n), static_cast<blasint>(V),
-                static_cast<blasint>(C), 1.0f, hc, static_cast<blasint>(C), W.data, static_cast<blasint>(W.ld),
-                0.0f, logits, static_cast<blasint>(V));
+                static_cast<blasint>(C), 1.0f, hc, static_cast<blasint>(C), W.data, static_cast<blasint>(W.ld), 0.0f,
+                logits, static_cast<blasint>(V));
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; ++r) {
       float* l = logits + r * V;
@@ -91,16 +91,16 @@ void CpuBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor
     if (want_dh) {
       // dh [n, C] = dlogits [n, V] @ w [V, C]
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(n), static_cast<blasint>(C),
-                  static_cast<blasint>(V), 1.0f, logits, static_cast<blasint>(V), W.data,
-                  static_cast<blasint>(W.ld), 0.0f, dhc, static_cast<blasint>(C));
+                  static_cast<blasint>(V), 1.0f, logits, static_cast<blasint>(V), W.data, static_cast<blasint>(W.ld),
+                  0.0f, dhc, static_cast<blasint>(C));
       const Tensor drows = dh.slice(0, n0, n0 + n);
       for (int64_t r = 0; r < n; ++r) cpu::from_f32(dhc + r * C, cpu::at(drows, r), dh.dtype(), C);
     }
     if (want_dw) {
       // dw [V, C] += dlogits^T [V, n] @ h [n, C]
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(V), static_cast<blasint>(C),
-                  static_cast<blasint>(n), 1.0f, logits, static_cast<blasint>(V), hc,
-                  static_cast<blasint>(C), 1.0f, dw.ptr<float>(), static_cast<blasint>(C));
+                  static_cast<blasint>(n), 1.0f, logits, static_cast<blasint>(V), hc, static_cast<blasint>(C), 1.0f,
+                  dw.ptr<float>(), static_cast<blasint>(C));
     }
   }
 }

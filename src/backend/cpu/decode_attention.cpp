@@ -10,8 +10,7 @@ void CpuBackend::do_decode_attention(const Tensor& qkv, const Tensor& cos, const
   do_rope(qkv.slice(2, 0, Hq + Hkv), cos, sin, pos, false);
   do_copy(qkv.slice(2, Hq, Hq + Hkv), k_cache.slice(1, pos, pos + 1));
   do_copy(qkv.slice(2, Hq + Hkv, Hq + 2 * Hkv), v_cache.slice(1, pos, pos + 1));
-  do_attention_forward(qkv.slice(2, 0, Hq), k_cache.slice(1, 0, pos + 1), v_cache.slice(1, 0, pos + 1), out,
-                       Tensor());
+  do_attention_forward(qkv.slice(2, 0, Hq), k_cache.slice(1, 0, pos + 1), v_cache.slice(1, 0, pos + 1), out, Tensor());
 }
 
 }  // namespace llm

@@ -48,14 +48,16 @@ LLM_CPU_CLONES void gemv_half_rows(const uint16_t* w, int64_t ldw, const float* 
 template <bool kBf16>
 void gemv_half(const uint16_t* w, int64_t ldw, const float* a, int64_t lda, int64_t M, int64_t K, int64_t n0,
                int64_t n1, float alpha, float beta, float* c, int64_t ldc) {
+  // clang-format off
   switch (M) {
 #define LLM_GEMV_CASE(m) \
-  case m: return gemv_half_rows<kBf16, m>(w, ldw, a, lda, K, n0, n1, alpha, beta, c, ldc);
+    case m: return gemv_half_rows<kBf16, m>(w, ldw, a, lda, K, n0, n1, alpha, beta, c, ldc);
     LLM_GEMV_CASE(1) LLM_GEMV_CASE(2) LLM_GEMV_CASE(3) LLM_GEMV_CASE(4)
     LLM_GEMV_CASE(5) LLM_GEMV_CASE(6) LLM_GEMV_CASE(7) LLM_GEMV_CASE(8)
 #undef LLM_GEMV_CASE
     default: fail("matmul: internal: ", M, " rows for the half-precision GEMV");
   }
+  // clang-format on
 }
 
 }  // namespace
@@ -137,7 +139,8 @@ void CpuBackend::do_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool 
     // One row (decode): a matrix-vector product. sgemm's packing would read the matrix twice.
     // c[1, N] = a[1, K] @ op(b): op(b) = b^T [K, N] is b [N, K] times a; else b [K, N] transposed.
     cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, static_cast<blasint>(trans_b ? N : K),
-                static_cast<blasint>(trans_b ? K : N), alpha, B.data, static_cast<blasint>(B.ld), A.data, 1, beta, C, 1);
+                static_cast<blasint>(trans_b ? K : N), alpha, B.data, static_cast<blasint>(B.ld), A.data, 1, beta, C,
+                1);
   } else {
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                 static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A.data,

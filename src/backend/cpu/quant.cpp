@@ -191,8 +191,7 @@ QuantIsa quant_isa_from_env(const char* op) {
   if (v.empty() || v == "auto") return quant_isas_supported().back();
   for (QuantIsa isa : {QuantIsa::Portable, QuantIsa::Avx2, QuantIsa::Avx512}) {
     if (v == quant_isa_name(isa)) {
-      LLM_CHECK(quant_isa_supported(isa), op, ": LLM_CPU_KERNELS=", v, " but this CPU cannot run the ", v,
-                " kernels");
+      LLM_CHECK(quant_isa_supported(isa), op, ": LLM_CPU_KERNELS=", v, " but this CPU cannot run the ", v, " kernels");
       return isa;
     }
   }

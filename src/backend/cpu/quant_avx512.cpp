@@ -33,7 +33,8 @@ static_assert(kQuantTileRows % kMicroRows == 0 && kQuantTokenPad % kMicroTokens 
 
 // Value of nibble v: (v - 8) * s, the same product float(q) * scale as every kernel rounds.
 LLM_AVX512 inline __m512 int4_table(float s) {
-  const __m512 q = _mm512_setr_ps(-8.f, -7.f, -6.f, -5.f, -4.f, -3.f, -2.f, -1.f, 0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f);
+  const __m512 q =
+      _mm512_setr_ps(-8.f, -7.f, -6.f, -5.f, -4.f, -3.f, -2.f, -1.f, 0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f);
   return _mm512_mul_ps(q, _mm512_set1_ps(s));
 }
 

@@ -44,8 +44,7 @@ QuantIsa quant_isa_from_env(const char* op);
 // checks the arguments as Backend::quant_matmul does (check_quant_matmul), then runs
 // quant_matmul_checked, which takes them as checked.
 void quant_matmul_isa(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias, QuantIsa isa);
-void quant_matmul_checked(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias,
-                          QuantIsa isa);
+void quant_matmul_checked(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias, QuantIsa isa);
 
 // Everything a kernel needs for rows [r0, r1) of one call.
 struct QuantArgs {
@@ -62,9 +61,9 @@ struct QuantArgs {
   int64_t y_ld = 0;
 };
 
-constexpr int64_t kQuantChunk = 32;     // columns per chunk
-constexpr int64_t kQuantTokenPad = 6;   // x rows are padded to a multiple of this for the tile kernels
-constexpr int64_t kQuantTileRows = 4;   // rows of a dequantized tile are padded to a multiple of this
+constexpr int64_t kQuantChunk = 32;    // columns per chunk
+constexpr int64_t kQuantTokenPad = 6;  // x rows are padded to a multiple of this for the tile kernels
+constexpr int64_t kQuantTileRows = 4;  // rows of a dequantized tile are padded to a multiple of this
 // How far ahead of the rows being read the decode kernels prefetch (bytes; at least one block
 // of rows).
 constexpr int64_t kQuantPrefetchBytes = 16384;

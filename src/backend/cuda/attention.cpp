@@ -30,8 +30,10 @@ AttnDims attn_dims(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
   LLM_CHECK(B < 65536 && Hq < 65536 && Tk < (int64_t(1) << 30), op, ": ", q.shape_str(), " with ", Tk,
             " keys is too large for the CUDA kernels' grid");
   for (const Tensor* t : {&k, &v, &out}) {
-    LLM_CHECK(t->dtype() == q.dtype(), op, ": q, k, v, out (and gradients) must share one dtype on the CUDA "
-              "backend, got ", q.shape_str(), " and ", t->shape_str());
+    LLM_CHECK(t->dtype() == q.dtype(), op,
+              ": q, k, v, out (and gradients) must share one dtype on the CUDA "
+              "backend, got ",
+              q.shape_str(), " and ", t->shape_str());
   }
   AttnDims d;
   d.B = static_cast<int>(B), d.Tq = static_cast<int>(Tq), d.Tk = static_cast<int>(Tk);
@@ -51,8 +53,8 @@ bool aligned16(const Tensor& t) {
 }
 
 bool use_tensor_cores(const CudaBackend& be, const AttnDims& d, std::initializer_list<const Tensor*> ts) {
-  const bool arch = (d.dtype == AttnDtype::F16 && be.sm_version() >= 75) ||
-                    (d.dtype == AttnDtype::BF16 && be.sm_version() >= 80);
+  const bool arch =
+      (d.dtype == AttnDtype::F16 && be.sm_version() >= 75) || (d.dtype == AttnDtype::BF16 && be.sm_version() >= 80);
   if (!arch || (d.D != 64 && d.D != 128)) return false;
   return std::all_of(ts.begin(), ts.end(), [](const Tensor* t) { return aligned16(*t); });
 }
@@ -99,7 +101,8 @@ void CudaBackend::do_attention_forward(const Tensor& q, const Tensor& k, const T
 // read on the device. The grid is sized for the whole cache, independent of the position, so a
 // captured step replays unchanged; splits past the position exit at once.
 void CudaBackend::do_decode_attention(const Tensor& qkv, const Tensor& cos, const Tensor& sin, const Tensor& k_cache,
-                                      const Tensor& v_cache, const Tensor& pos_dev, int64_t /*pos*/, const Tensor& out) {
+                                      const Tensor& v_cache, const Tensor& pos_dev, int64_t /*pos*/,
+                                      const Tensor& out) {
   const int64_t Hkv = k_cache.size(2), P = k_cache.size(1), D = k_cache.size(3), Hq = qkv.size(2) - 2 * Hkv;
   const Tensor q = qkv.slice(2, 0, Hq);
   const AttnDims d = attn_dims(q, k_cache, v_cache, out, "decode_attention");
@@ -120,8 +123,10 @@ void CudaBackend::do_attention_backward(const Tensor& dout, const Tensor& q, con
   const AttnDims d = attn_dims(q, k, v, out, op);
   const int64_t B = q.size(0), T = q.size(1), Hq = q.size(2), Hkv = k.size(2), D = q.size(3);
   for (const Tensor* t : {&dout, &dq, &dk, &dv}) {
-    LLM_CHECK(t->dtype() == q.dtype(), op, ": q, k, v, out (and gradients) must share one dtype on the CUDA "
-              "backend, got ", q.shape_str(), " and ", t->shape_str());
+    LLM_CHECK(t->dtype() == q.dtype(), op,
+              ": q, k, v, out (and gradients) must share one dtype on the CUDA "
+              "backend, got ",
+              q.shape_str(), " and ", t->shape_str());
   }
   if (d.B == 0 || T == 0) return;
 
@@ -134,7 +139,8 @@ void CudaBackend::do_attention_backward(const Tensor& dout, const Tensor& q, con
   // dK/dV blocks own a key tile of a kv head and loop over its query heads; when that gives too
   // few blocks to fill the GPU (few kv heads, short sequences), the group's heads are split into
   // parts whose fp32 partials are summed afterwards in part order.
-  const int64_t key_tiles = (T + (tc ? kAttnTcKeyRows : kAttnSimtKeyRows) - 1) / (tc ? kAttnTcKeyRows : kAttnSimtKeyRows);
+  const int64_t key_tiles =
+      (T + (tc ? kAttnTcKeyRows : kAttnSimtKeyRows) - 1) / (tc ? kAttnTcKeyRows : kAttnSimtKeyRows);
   const int64_t blocks = B * Hkv * key_tiles;
   int parts = 1;
   if (d.group > 1 && blocks < target_blocks(*this)) {

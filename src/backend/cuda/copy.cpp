@@ -1,6 +1,6 @@
 // copy / zero / fill on the CUDA backend (kernels/copy.cu).
-#include "backend/cuda/cuda_backend.h"
 #include "copy.cuh"
+#include "backend/cuda/cuda_backend.h"
 
 namespace llm::LLM_CUDA_NS {
 

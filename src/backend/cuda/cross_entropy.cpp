@@ -77,8 +77,8 @@ void lt_gemm(const CudaBackend& be, bool ta, const LtMat& a, bool tb, const LtMa
             ta ? a.rows : a.cols, " product of ", dtype_name(a.type), " into ", dtype_name(d.type));
   const float alpha = 1.0f;
   LLM_CUBLAS_CHECK(cublasLtMatmul(be.lt(), c.desc, &alpha, a.ptr, c.layouts[0], b.ptr, c.layouts[1], &beta, d.ptr,
-                                  c.layouts[2], const_cast<void*>(d.ptr), c.layouts[2], &result.algo,
-                                  be.lt_workspace(), be.lt_workspace_bytes(), be.stream()));
+                                  c.layouts[2], const_cast<void*>(d.ptr), c.layouts[2], &result.algo, be.lt_workspace(),
+                                  be.lt_workspace_bytes(), be.stream()));
 }
 
 int64_t row_stride(const Tensor& t) { return t.size(0) > 1 ? t.stride(0) : t.size(1); }
@@ -142,8 +142,7 @@ void CudaBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tenso
     const void* hc = h.ptr<unsigned char>() + static_cast<size_t>(n0 * ldh) * hsize;
     // logits^T [V, n] = w [C, V]^T @ h^T [C, n]  (column-major views of w [V, C] and h [n, C])
     if (C > 0 && V > 0) {
-      lt_gemm(*this, true, {w.data(), ct, C, V, ldw}, false, {hc, ct, C, n, ldh}, 0.0f,
-              {logits, DType::F32, V, n, V});
+      lt_gemm(*this, true, {w.data(), ct, C, V, ldw}, false, {hc, ct, C, n, ldh}, 0.0f, {logits, DType::F32, V, n, V});
     } else {
       LLM_CUDA_CHECK(cudaMemsetAsync(logits, 0, static_cast<size_t>(n * V) * 4, stream_));
     }
@@ -154,9 +153,10 @@ void CudaBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tenso
     if (want_dh) {
       // dh^T [C, n] = w^T [C, V] @ dlogits^T [V, n]
       const int64_t lddh = row_stride(dh);
-      void* dst = dh_scratch ? static_cast<void*>(dh_f32)
-                             : static_cast<void*>(dh.ptr<unsigned char>() + static_cast<size_t>(n0 * lddh) *
-                                                                                 dtype_size(dh.dtype()));
+      void* dst =
+          dh_scratch
+              ? static_cast<void*>(dh_f32)
+              : static_cast<void*>(dh.ptr<unsigned char>() + static_cast<size_t>(n0 * lddh) * dtype_size(dh.dtype()));
       if (V > 0) {
         lt_gemm(*this, false, {w.data(), ct, C, V, ldw}, false, {dlogits, ct, V, n, V}, 0.0f,
                 {dst, dh_scratch ? DType::F32 : dh.dtype(), C, n, dh_scratch ? C : lddh});
@@ -164,15 +164,13 @@ void CudaBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tenso
         LLM_CUDA_CHECK(cudaMemsetAsync(dh_f32, 0, static_cast<size_t>(n * C) * 4, stream_));
       }
       if (dh_scratch) {
-        ce_store_rows(dh_f32, n, C,
-                      dh.ptr<unsigned char>() + static_cast<size_t>(n0 * lddh) * dtype_size(dh.dtype()),
+        ce_store_rows(dh_f32, n, C, dh.ptr<unsigned char>() + static_cast<size_t>(n0 * lddh) * dtype_size(dh.dtype()),
                       dh.dtype(), lddh, stream_);
       }
     }
     if (want_dw && V > 0) {
       // dw^T [C, V] += h^T [C, n] @ dlogits [n, V]  (dlogits^T [V, n] transposed)
-      lt_gemm(*this, false, {hc, ct, C, n, ldh}, true, {dlogits, ct, V, n, V}, 1.0f,
-              {dw.data(), DType::F32, C, V, C});
+      lt_gemm(*this, false, {hc, ct, C, n, ldh}, true, {dlogits, ct, V, n, V}, 1.0f, {dw.data(), DType::F32, C, V, C});
     }
   }
 }

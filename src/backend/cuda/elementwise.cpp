@@ -1,6 +1,6 @@
 // add / scale on the CUDA backend (kernels/elementwise.cu).
-#include "backend/cuda/cuda_backend.h"
 #include "elementwise.cuh"
+#include "backend/cuda/cuda_backend.h"
 
 namespace llm::LLM_CUDA_NS {
 
@@ -8,8 +8,6 @@ void CudaBackend::do_add(const Tensor& a, const Tensor& b, const Tensor& out) {
   add_flat(a.data(), a.dtype(), b.data(), b.dtype(), out.data(), out.dtype(), a.numel(), stream_);
 }
 
-void CudaBackend::do_scale(const Tensor& x, float s) {
-  scale_flat(x.data(), x.dtype(), x.numel(), s, stream_);
-}
+void CudaBackend::do_scale(const Tensor& x, float s) { scale_flat(x.data(), x.dtype(), x.numel(), s, stream_); }
 
 }  // namespace llm::LLM_CUDA_NS

@@ -139,7 +139,8 @@ std::unique_ptr<Plan> build_plan(const CudaBackend& be, const PlanKey& k, bool w
                                               static_cast<uint64_t>(k.M), k.ldc));
   PlanPreference pref;
   const uint64_t ws = be.lt_workspace_bytes();
-  LLM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref.p, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+  LLM_CUBLAS_CHECK(
+      cublasLtMatmulPreferenceSetAttribute(pref.p, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
   LLM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref.p, kPrefAlignA, &k.align_b, sizeof k.align_b));
   LLM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref.p, kPrefAlignB, &k.align_a, sizeof k.align_a));
   LLM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref.p, kPrefAlignC, &k.align_c, sizeof k.align_c));
@@ -172,8 +173,8 @@ struct Staged {
 };
 
 // dst [rows, cols] dense in dtype `to` <- src rows at stride ld.
-void stage(const void* src, DType from, int64_t rows, int64_t cols, int64_t ld, void* dst, DType to,
-           int64_t ld_dst, cudaStream_t stream) {
+void stage(const void* src, DType from, int64_t rows, int64_t cols, int64_t ld, void* dst, DType to, int64_t ld_dst,
+           cudaStream_t stream) {
   CopyShape s;
   s.size[2] = rows;
   s.src_stride[2] = rows > 1 ? ld : 0;
@@ -215,7 +216,8 @@ void CudaBackend::do_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool
   const size_t bytes_c = stage_c ? round256(static_cast<size_t>(M * N) * 4) : 0;
   const size_t bytes_bias = stage_bias ? round256(static_cast<size_t>(N) * dtype_size(dt)) : 0;
   char* ws = nullptr;
-  if (bytes_a + bytes_b + bytes_c + bytes_bias > 0) ws = static_cast<char*>(workspace(bytes_a + bytes_b + bytes_c + bytes_bias));
+  if (bytes_a + bytes_b + bytes_c + bytes_bias > 0)
+    ws = static_cast<char*>(workspace(bytes_a + bytes_b + bytes_c + bytes_bias));
   Staged A{a.data(), ld_of(a)}, B{b.data(), ld_of(b)}, D{c.data(), ldc};
   const void* bias_p = bias ? bias->data() : nullptr;
   size_t at = 0;

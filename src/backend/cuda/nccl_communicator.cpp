@@ -66,8 +66,7 @@ class NcclCommunicator final : public Communicator {
   }
   void all_gather(const Tensor& in, const Tensor& out) override {
     const char* op = "all_gather";
-    check(ncclAllGather(in.data(), out.data(), size_t(in.numel()), nccl_type(in.dtype(), op), comm_,
-                        backend_.stream()),
+    check(ncclAllGather(in.data(), out.data(), size_t(in.numel()), nccl_type(in.dtype(), op), comm_, backend_.stream()),
           op);
     wait(op);
   }
@@ -105,9 +104,9 @@ class NcclCommunicator final : public Communicator {
   void broadcast(const Tensor& t, int root) override {
     const char* op = "broadcast";
     if (t.device() == DeviceKind::CPU) return host_.broadcast(t, root);
-    check(ncclBroadcast(t.data(), t.data(), size_t(t.numel()), nccl_type(t.dtype(), op), root, comm_,
-                        backend_.stream()),
-          op);
+    check(
+        ncclBroadcast(t.data(), t.data(), size_t(t.numel()), nccl_type(t.dtype(), op), root, comm_, backend_.stream()),
+        op);
     wait(op);
   }
   void barrier() override { host_.barrier(); }
@@ -122,8 +121,8 @@ class NcclCommunicator final : public Communicator {
 
  private:
   void check(ncclResult_t r, const char* op) {
-    LLM_CHECK(r == ncclSuccess, "dist: ", op, " (", phase_, ", rank ", rank(), "): NCCL error: ",
-              ncclGetErrorString(r));
+    LLM_CHECK(r == ncclSuccess, "dist: ", op, " (", phase_, ", rank ", rank(),
+              "): NCCL error: ", ncclGetErrorString(r));
   }
   // Polls the stream against the deadline: a rank that died or hangs leaves NCCL waiting
   // forever, so past the timeout the communicator is aborted with a message naming the phase.

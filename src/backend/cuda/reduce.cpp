@@ -1,7 +1,7 @@
 // sum / sum_squares on the CUDA backend (kernels/reduce.cu): the double result is copied back,
 // which synchronises the stream (the callers need the number on the host anyway).
-#include "backend/cuda/cuda_backend.h"
 #include "reduce.cuh"
+#include "backend/cuda/cuda_backend.h"
 
 namespace llm::LLM_CUDA_NS {
 

@@ -1,6 +1,6 @@
 // rmsnorm_forward / add_rmsnorm_forward / rmsnorm_backward on the CUDA backend (kernels/rmsnorm.cu).
-#include "backend/cuda/cuda_backend.h"
 #include "rmsnorm.cuh"
+#include "backend/cuda/cuda_backend.h"
 
 namespace llm::LLM_CUDA_NS {
 

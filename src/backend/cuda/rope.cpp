@@ -1,6 +1,6 @@
 // rope on the CUDA backend (kernels/rope.cu).
-#include "backend/cuda/cuda_backend.h"
 #include "rope.cuh"
+#include "backend/cuda/cuda_backend.h"
 
 namespace llm::LLM_CUDA_NS {
 
