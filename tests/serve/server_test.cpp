@@ -151,8 +151,13 @@ TEST_F(ServeTest, LoadWithAnOverflowingQueueAnswersEveryRequestAndLeaksNothing) 
   EXPECT_GT(summary["retries"].get<int>(), 0) << "16 clients on 4 slots and a queue of 4 should have met a 503";
   EXPECT_TRUE(metric_reaches(server.url(), "llm_active_sequences", 0));
   EXPECT_EQ(metric(server.url(), "llm_queue_depth"), 0);
-  // Memory flat: what the first 50 requests grew is all there is.
+  // Memory flat: what the first 50 requests grew is all there is. (Not under AddressSanitizer,
+  // whose quarantine keeps freed memory resident on purpose.)
+#if !defined(__SANITIZE_ADDRESS__)
   EXPECT_LT(server.rss_kib() - rss_warm, 16 * 1024) << "RSS " << rss_warm << " KiB -> " << server.rss_kib() << " KiB";
+#else
+  (void)rss_warm;
+#endif
   std::cout << "load: " << out;
   EXPECT_EQ(server.stop(), 0) << server.stderr_text();
 }
