@@ -44,7 +44,7 @@ class GenJob {
   // Valid once take() returned true.
   StopReason reason() const { return reason_; }
   const std::string& error() const { return error_; }
-  int64_t completion_tokens() const { return completion_tokens_; }
+  int64_t completion_tokens() const { return completion_tokens_; }  // so far; final once done
 
   // Writer side (the scheduler).
   void append(std::string_view text, int64_t completion_tokens);
@@ -62,7 +62,7 @@ class GenJob {
   bool done_ = false;
   StopReason reason_ = StopReason::MaxTokens;
   std::string error_;
-  int64_t completion_tokens_ = 0;
+  std::atomic<int64_t> completion_tokens_{0};  // read while the scheduler writes it (time to first token)
 };
 
 struct SchedulerStats {
