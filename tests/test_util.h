@@ -3,15 +3,18 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "llm/arena.h"
 #include "llm/backend.h"
+#include "llm/tokenizer.h"
 
 namespace llm::test {
 
@@ -58,6 +61,31 @@ RelErr max_rel_err(const A& a, const B& b, double floor = 1e-6) {
     if (e > r.err || std::isnan(e)) r = {std::isnan(e) ? INFINITY : e, i};
   }
   return r;
+}
+
+// max |a - b| / max |b|: the distance between two rows of logits relative to their scale (a
+// per-element ratio would blow up on logits near zero).
+template <class A, class B>
+double max_diff_over_max(const A& a, const B& b) {
+  double d = 0, m = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    d = std::max(d, std::abs(double(a[i]) - double(b[i])));
+    m = std::max(m, std::abs(double(b[i])));
+  }
+  return d / m;
+}
+
+// A sentencepiece model trained on these documents, written to `model`.
+inline void train_sentencepiece_on(const std::vector<std::string>& docs, const SentencePieceTrainOptions& o,
+                                   const std::filesystem::path& model) {
+  size_t next = 0;
+  train_sentencepiece(
+      [&](std::string& doc) {
+        if (next >= docs.size()) return false;
+        doc = docs[next++];
+        return true;
+      },
+      o, model);
 }
 
 // ||a - b|| / ||b|| over the whole vector: the error measure for gradients, whose individual

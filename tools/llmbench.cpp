@@ -128,29 +128,39 @@ double read_bandwidth(llm::Backend& backend, int threads) {
   return best;
 }
 
+// A model for the inference benchmarks: the config's shape (default: the built-in tiny one) with
+// Qwen-initialised random weights, the weight format `dtype` / `quant` names (int4: groups of 32).
+std::unique_ptr<llm::InferenceModel> random_inference_model(const llm::ModelConfig& arch, llm::Backend& backend,
+                                                            llm::InferenceOptions io, const std::string& dtype,
+                                                            const std::string& quant) {
+  using namespace llm;
+  io.dtype = parse_float_dtype(dtype, "--dtype");
+  io.quant = parse_quant(quant, "--quant");
+  io.quant_group = io.quant == QuantMode::Int4 ? 32 : 0;
+  const ParamTable table(arch);
+  std::vector<float> w(static_cast<size_t>(table.flat_size()));
+  init_parameter_values(arch, table, 1234, 0, table.flat_size(), w.data());
+  return std::make_unique<InferenceModel>(arch, w, backend, io);
+}
+
+llm::ModelConfig bench_arch(const std::string& config_file) {
+  return config_file.empty() ? llm::default_config({}).model.arch : llm::load_model_section(config_file);
+}
+
 int bench_decode(const std::string& config_file, const std::string& dtype, const std::string& quant, int64_t prompt,
                  int64_t tokens, int threads, const std::string& device, bool profile) {
   using namespace llm;
-  const ModelConfig arch = config_file.empty() ? default_config({}).model.arch : load_model_section(config_file);
+  const ModelConfig arch = bench_arch(config_file);
   auto backend = make_backend(device.empty() ? std::string("cpu") : device, threads);
   std::map<std::string, OpTime> times;
   if (profile) backend = make_profiling_backend(std::move(backend), &times);
   InferenceOptions io;
   io.context = prompt + tokens + 1;
   io.prefill_chunk = std::min<int64_t>(prompt, 512);
-  io.dtype = parse_float_dtype(dtype, "--dtype");
-  io.quant = parse_quant(quant, "--quant");
-  io.quant_group = io.quant == QuantMode::Int4 ? 32 : 0;
   double bw = 0;
   const int bw_threads = threads > 0 ? threads : omp_get_num_procs();
   if (backend->device() == DeviceKind::CPU) bw = read_bandwidth(*backend, bw_threads);
-  std::unique_ptr<InferenceModel> model;
-  {
-    const ParamTable table(arch);
-    std::vector<float> w(static_cast<size_t>(table.flat_size()));
-    init_parameter_values(arch, table, 1234, 0, table.flat_size(), w.data());
-    model = std::make_unique<InferenceModel>(arch, w, *backend, io);
-  }
+  const std::unique_ptr<InferenceModel> model = random_inference_model(arch, *backend, io, dtype, quant);
   std::mt19937_64 g(7);
   std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(arch.vocab_size - 1));
   std::vector<int32_t> ids(static_cast<size_t>(prompt));
@@ -200,7 +210,7 @@ int bench_serve(const std::string& config_file, const std::string& tokenizer, co
                 const std::string& quant, const std::vector<int64_t>& streams, int64_t prompt, int64_t tokens,
                 int threads) {
   using namespace llm;
-  const ModelConfig arch = config_file.empty() ? default_config({}).model.arch : load_model_section(config_file);
+  const ModelConfig arch = bench_arch(config_file);
   const auto tok = load_tokenizer(tokenizer);
   LLM_CHECK(tok->vocab_size() <= arch.vocab_size, tokenizer, ": more ids than the model's vocabulary");
   auto backend = make_backend("cpu", threads);
@@ -208,16 +218,7 @@ int bench_serve(const std::string& config_file, const std::string& tokenizer, co
   io.context = prompt + tokens + 1;
   io.prefill_chunk = 256;
   io.slots = *std::max_element(streams.begin(), streams.end());
-  io.dtype = parse_float_dtype(dtype, "--dtype");
-  io.quant = parse_quant(quant, "--quant");
-  io.quant_group = io.quant == QuantMode::Int4 ? 32 : 0;
-  std::unique_ptr<InferenceModel> model;
-  {
-    const ParamTable table(arch);
-    std::vector<float> w(static_cast<size_t>(table.flat_size()));
-    init_parameter_values(arch, table, 1234, 0, table.flat_size(), w.data());
-    model = std::make_unique<InferenceModel>(arch, w, *backend, io);
-  }
+  const std::unique_ptr<InferenceModel> model = random_inference_model(arch, *backend, io, dtype, quant);
   serve::BatchScheduler scheduler(*model, *tok, 0);
   std::mt19937_64 g(7);
   std::uniform_int_distribution<int32_t> id(0, tok->vocab_size() - 1);

@@ -28,6 +28,7 @@
 #include "llm/inference.h"
 #include "llm/tokenizer.h"
 #include "llm/trainer.h"
+#include "test_util.h"
 
 namespace llm::test {
 
@@ -68,14 +69,7 @@ inline std::string train_into(const fs::path& dir) {
     docs.push_back(text.substr(at, end - at));
     at = end + 3;
   }
-  size_t next = 0;
-  train_sentencepiece(
-      [&](std::string& doc) {
-        if (next >= docs.size()) return false;
-        doc = docs[next++];
-        return true;
-      },
-      so, dir / "tok.model");
+  train_sentencepiece_on(docs, so, dir / "tok.model");
   // 2. The model, on numbered copies of the first fortunes (the validation split goes by a
   // document's hash, so copies must differ).
   std::string first;

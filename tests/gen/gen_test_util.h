@@ -18,6 +18,7 @@
 #include "llm/inference.h"
 #include "llm/tokenizer.h"
 #include "model/model_test_util.h"
+#include "test_util.h"
 #include "tokenizer/utf8.h"
 
 namespace llm::test {
@@ -139,14 +140,7 @@ inline std::vector<std::string> write_sentencepiece_model(const std::filesystem:
   o.vocab_size = 320;
   o.special_tokens = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
   o.threads = 1;
-  size_t next = 0;
-  train_sentencepiece(
-      [&corpus, &next](std::string& doc) {
-        if (next >= corpus.size()) return false;
-        doc = corpus[next++];
-        return true;
-      },
-      o, dir / "tokenizer.model");
+  train_sentencepiece_on(corpus, o, dir / "tokenizer.model");
   const auto tok = load_tokenizer(dir / "tokenizer.model");
   std::mt19937_64 wg(weight_seed);
   const ModelConfig cfg = small_gen_config(tok->vocab_size() + 13);  // padded, as real models are

@@ -8,6 +8,7 @@
 #include "gguf_test_util.h"
 #include "io/io_test_util.h"
 #include "llm/tokenizer.h"
+#include "test_util.h"
 
 namespace llm::test {
 namespace {
@@ -33,14 +34,7 @@ void make_model(const fs::path& d) {
   o.vocab_size = 300;
   o.special_tokens = {"<|endoftext|>"};
   o.threads = 1;
-  size_t next = 0;
-  train_sentencepiece(
-      [&](std::string& doc) {
-        if (next >= docs.size()) return false;
-        doc = docs[next++];
-        return true;
-      },
-      o, d / "tokenizer.model");
+  train_sentencepiece_on(docs, o, d / "tokenizer.model");
   write_random_hf_model(d, 320);
 }
 
