@@ -149,6 +149,10 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
       return 0;
     }
     const llm::Config cfg = load(config, sets, device, threads);
+    auto print_notes = [&] {
+      for (const auto& n : cfg.notes) std::cerr << "config: deepspeed " << n << "\n";
+    };
+    if (prepare->parsed() || dry_run) print_notes();
     if (prepare->parsed()) {
       llm::PrepareOptions po = llm::PrepareOptions::to_stderr();
       po.force = force;
@@ -166,6 +170,7 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
     comm = llm::make_communicator();
     to.comm = comm.get();
     to.hooks = hooks;
+    if (comm->rank() == 0) print_notes();
     const llm::TrainResult r = llm::train(cfg, to);
     if (comm->rank() != 0) return 0;
     std::cerr << "done: " << r.steps_done << " steps in " << static_cast<int>(r.seconds) << " s";

@@ -86,7 +86,8 @@ struct Config {
   OptimSection optim;
   DistSection dist;
   IoSection io;
-  nlohmann::json effective;  // the merged JSON (with overrides), saved in checkpoints
+  nlohmann::json effective;        // the merged JSON (with overrides), saved in checkpoints
+  std::vector<std::string> notes;  // one per DeepSpeed field translated or ignored (deepspeed_config.h)
 };
 
 // Parses config JSON text; base_dir resolves relative paths; overrides are "section.key=value"

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "llm/checkpoint.h"
+#include "llm/deepspeed_config.h"
 #include "llm/error.h"
 
 namespace llm {
@@ -184,8 +185,13 @@ Config parse_config(const std::string& text, const std::string& name, const std:
   }
   LLM_CHECK(root.is_object(), name,
             ": expected a JSON object with sections model, tokenizer, data, train, optim, dist, io");
-  for (const auto& o : overrides) apply_override(root, o);
   Config c;
+  try {
+    c.notes = translate_deepspeed_fields(root);  // before the overrides: --set has the last word
+  } catch (const Error& e) {
+    fail(name, ": ", e.what());
+  }
+  for (const auto& o : overrides) apply_override(root, o);
   c.file = name;
   c.effective = root;
   try {
