@@ -200,6 +200,20 @@ def check_json_block(truth, text, where, errors):
             errors.append(f"{where}: config key {path} (in a JSON example) does not exist")
 
 
+def table_key_exists(truth, section, key):
+    """A key in a table under a section's heading: relative to the section (`train.vocab_size` under
+    `tokenizer`), or a key of one of its nested objects or lists (data.md's table of an input's keys)."""
+    if truth.key_exists(f"{section}.{key}"):
+        return True
+    if "." in key:
+        return False
+    for sub in truth.keys(section) or ():
+        for nested in (f"{section}.{sub}", f"{section}.{sub}[]"):
+            if truth.keys(nested) and truth.key_exists(f"{nested}.{key}"):
+                return True
+    return False
+
+
 def check_file(truth, path, rel, errors):
     fence, block, block_start, lang = None, [], 0, ""
     section = None  # the config section whose table follows a heading like ## `train`
@@ -224,11 +238,7 @@ def check_file(truth, path, rel, errors):
         elif section and line.startswith("|") and not re.match(r"^\|[\s:|-]+$", line):
             first = line.split("|")[1]
             for key in re.findall(r"`([^`]+)`", first):
-                if re.fullmatch(r"[a-z_][a-z0-9_.]*", key) and not (
-                    truth.key_exists(f"{section}.{key}") or any(
-                        truth.keys(f"{section}.{k}{s}") and truth.key_exists(f"{section}.{k}{s}.{key}")
-                        for k in (truth.keys(section) or ()) for s in ("", "[]")
-                        if k == key.split(".")[0] or "." not in key)):
+                if re.fullmatch(r"[a-z_][a-z0-9_.]*", key) and not table_key_exists(truth, section, key):
                     errors.append(f"{where}: config key {key} is not in section {section} (table under its heading)")
         for span in re.findall(r"(`+)((?:(?!\1).)+?)\1", line):
             check_code(truth, span[1].strip(), where, errors, span=True, section=section)
