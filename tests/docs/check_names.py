@@ -14,7 +14,8 @@ The truth comes from the built programs, not from their sources:
 
 What counts as a name in a doc (outside code, words like "model.safetensors" are file names):
 - in code blocks and `code spans`: the flags after llmtrain / llmgen / llmbench (and a
-  subcommand), a span that starts with --flag, and dotted keys of a config section
+  subcommand), a span that starts with --flag, and dotted keys of a config section; in prose
+  (and spans broken over lines) any --flag, which must be some program's
   (`train.seq_len`, `--set optim.lr=1e-3`, `data.inputs[1].format`);
 - ```json blocks that parse and whose top-level keys are config sections: every key path;
 - Markdown tables under a heading that is a section's name in backticks (## `train`): the keys
@@ -242,6 +243,11 @@ def check_file(truth, path, rel, errors):
                     errors.append(f"{where}: config key {key} is not in section {section} (table under its heading)")
         for span in re.findall(r"(`+)((?:(?!\1).)+?)\1", line):
             check_code(truth, span[1].strip(), where, errors, span=True, section=section)
+        # Prose (and code spans broken over two lines): any --flag must be one of some program's.
+        pending = set().union(*PENDING_FLAGS.values())
+        for flag in FLAG.findall(re.sub(r"(`+)(?:(?!\1).)+?\1", "", line)):
+            if flag not in truth.all_flags | FOREIGN_FLAGS | pending:
+                errors.append(f"{where}: no program of ours has the flag {flag}")
     # Code-block lines are checked as commands, with backslash continuations joined.
     fence, joined = None, ""
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -282,6 +288,7 @@ def self_test(truth, source, tmp):
         "flag after llmgen": ("中文说明 `llmgen --model m --made-up-flag 3`\n", 1),
         "subcommand flag": ("`llmtrain prepare --type q8_0`\n", 1),
         "leading flag in a span": ("| `--made-up-flag N` | 1 |\n", 1),
+        "flag in prose": ("加上 --made-up-flag 即可，或 `llmgen --model m\n--made-up-two`\n", 2),
         "dotted key": ("`train.made_up_key`\n", 1),
         "--set key": ("```\nmpirun -np 2 llmtrain --set optim.made_up=1\n```\n", 1),
         "nested key": ("`tokenizer.train.made_up`, `data.inputs[1].made_up`\n", 2),
