@@ -37,8 +37,11 @@ FOREIGN_FLAGS = {
     "--nfc", "--utf8-lossy", "--bench",  # tests/tokenizer/js/encode.js, the JavaScript reference
 }
 # Dotted names that start like a config section but belong to another file format: GGUF metadata
-# (docs/deployment.md) and tokenizer.json paths (docs/tokenizers.md).
-NOT_CONFIG = ("tokenizer.ggml.", "tokenizer.chat_template", "model.merges", "model.vocab")
+# (docs/deployment.md), tokenizer.json paths (docs/tokenizers.md) and HF tensor names
+# (model.embed_tokens.weight, model.layers.0.mlp.up_proj.weight, model.norm.weight).
+NOT_CONFIG = ("tokenizer.ggml.", "tokenizer.chat_template", "model.merges", "model.vocab", "model.embed_tokens",
+              "model.layers.", "model.norm")
+TENSOR_NAME = re.compile(r"\.(?:weight|bias)$")
 # Flags documented ahead of the branch that adds them (issue 16's planner): allowed only while
 # the binaries lack them; remove an entry once it is merged (a note says so).
 PENDING_FLAGS = {"llmtrain": {"--gpu"}}
@@ -168,7 +171,7 @@ def check_code(truth, text, where, errors, span, section=None):
             continue
         if text[m.end():m.end() + 1] == "." and re.match(r"\.\w", text[m.end():]):
             continue  # a longer file name such as model.safetensors.index.json
-        if name.startswith(NOT_CONFIG):
+        if name.startswith(NOT_CONFIG) or TENSOR_NAME.search(name):
             continue
         if not truth.key_exists(name) and not (section and truth.key_exists(f"{section}.{name}")):
             errors.append(f"{where}: config key {name} does not exist")
@@ -281,6 +284,7 @@ def self_test(truth, source, tmp):
         "good": ("```\nllmtrain --config c.json --set train.seq_len=64 --dry-run\nllmgen --model m --temp 0\n"
                  "llmtrain export --model m --type q8_0 --out x.gguf\n```\n"
                  "`--resume`, `optim.lr`, `tokenizer.train.vocab_size`, `data.inputs[0].format`, `model.safetensors`\n"
+                 "`model.embed_tokens.weight`, `model.layers.0.self_attn.q_proj.bias`, `model.norm.weight`\n"
                  "## `train`\n| key | |\n|---|---|\n| `seq_len` | |\n"
                  "```json\n{\"train\": {\"steps\": 2}, \"data\": {\"inputs\": [{\"path\": \"a\", \"format\": \"text\"}]}}\n```\n",
                  0),
