@@ -15,6 +15,7 @@
 #include "llm/model_export.h"
 #include "llm/safetensors.h"
 #include "llm/tokenizer.h"
+#include "tokenizer/sentencepiece_headers.h"
 
 namespace llm {
 
@@ -58,9 +59,6 @@ nlohmann::json source_tokenizer_config(const ModelFiles& f) {
 }
 
 bool has_chatml(const Tokenizer& tok) { return tok.token_id("<|im_start|>") >= 0 && tok.token_id("<|im_end|>") >= 0; }
-
-// The text of a token id ("<|endoftext|>"), for the *_token fields of tokenizer_config.json.
-std::string token_text(const Tokenizer& tok, int32_t id) { return tok.token_bytes(id); }
 
 // ---- weights -------------------------------------------------------------------------------------
 
@@ -155,7 +153,7 @@ nlohmann::json added_tokens_decoder(const nlohmann::json& tj) {
 nlohmann::json qwen_tokenizer_config(const nlohmann::json& tj, const Tokenizer& tok, const ModelConfig& cfg) {
   const nlohmann::json decoder = added_tokens_decoder(tj);
   const bool chat = has_chatml(tok);
-  const std::string eot = token_text(tok, tok.eot_id());
+  const std::string eot = tok.token_bytes(tok.eot_id());  // "<|endoftext|>"
   const std::string eos = chat ? "<|im_end|>" : eot;
   nlohmann::json extra = nlohmann::json::array();
   for (const auto& [id, a] : decoder.items()) {
@@ -179,30 +177,33 @@ nlohmann::json qwen_tokenizer_config(const nlohmann::json& tj, const Tokenizer& 
 
 // tokenizer_config.json for a sentencepiece model: transformers' LlamaTokenizer reading
 // tokenizer.model as sentencepiece does (legacy: no prefix-space rewriting), no BOS/EOS added
-// (our models are trained without them).
-nlohmann::json sentencepiece_tokenizer_config(const Tokenizer& tok, const ModelConfig& cfg) {
+// (our models are trained without them). Piece texts come from the model itself (<unk>, <s>, ...).
+nlohmann::json sentencepiece_tokenizer_config(const fs::path& model, const Tokenizer& tok, const ModelConfig& cfg) {
+  sentencepiece::SentencePieceProcessor sp;
+  const auto status = sp.LoadFromSerializedProto(read_whole_file(model));
+  LLM_CHECK(status.ok(), model.string(), ": not a sentencepiece model: ", status.ToString());
   nlohmann::json decoder = nlohmann::json::object();
-  for (int32_t id = 0; id < tok.vocab_size(); ++id) {
-    if (!tok.is_special(id)) continue;
-    decoder[std::to_string(id)] = {
-        {"content", token_text(tok, id)}, {"lstrip", false}, {"normalized", false}, {"rstrip", false},
-        {"single_word", false},           {"special", true}};
+  for (int id = 0; id < sp.GetPieceSize(); ++id) {
+    if (!sp.IsControl(id) && !sp.IsUnknown(id) && !tok.is_special(id)) continue;
+    decoder[std::to_string(id)] = {{"content", sp.IdToPiece(id)}, {"lstrip", false},
+                                   {"normalized", false},         {"rstrip", false},
+                                   {"single_word", false},        {"special", true}};
   }
+  auto piece = [&](int id) { return id >= 0 ? nlohmann::json(sp.IdToPiece(id)) : nlohmann::json(nullptr); };
   const bool chat = has_chatml(tok);
-  const int32_t unk = tok.token_id("<unk>");
   return {{"add_bos_token", false},
           {"add_eos_token", false},
           {"added_tokens_decoder", decoder},
-          {"bos_token", nullptr},
+          {"bos_token", piece(sp.bos_id())},
           {"chat_template", chat ? nlohmann::json(kQwen25ChatTemplate) : nlohmann::json(nullptr)},
           {"clean_up_tokenization_spaces", false},
-          {"eos_token", chat ? "<|im_end|>" : token_text(tok, tok.eot_id())},
+          {"eos_token", chat ? nlohmann::json("<|im_end|>") : piece(tok.eot_id())},
           {"legacy", true},
           {"model_max_length", cfg.max_position_embeddings},
-          {"pad_token", token_text(tok, tok.eot_id())},
+          {"pad_token", piece(tok.eot_id())},
           {"sp_model_kwargs", nlohmann::json::object()},
           {"tokenizer_class", "LlamaTokenizer"},
-          {"unk_token", unk >= 0 ? nlohmann::json("<unk>") : nlohmann::json(nullptr)}};
+          {"unk_token", piece(sp.unk_id())}};
 }
 
 void write_tokenizer_files(const io::StagingDir& out, const ModelFiles& f, const Tokenizer& tok,
@@ -221,7 +222,7 @@ void write_tokenizer_files(const io::StagingDir& out, const ModelFiles& f, const
     if (config.is_null()) config = qwen_tokenizer_config(tj, tok, cfg);
   } else if (tok.kind() == "sentencepiece") {
     out.write("tokenizer.model", read_whole_file(f.tokenizer));
-    if (config.is_null()) config = sentencepiece_tokenizer_config(tok, cfg);
+    if (config.is_null()) config = sentencepiece_tokenizer_config(f.tokenizer, tok, cfg);
   } else {
     fail(f.tokenizer.string(), ": a ", tok.kind(), " tokenizer cannot be written to an HF directory");
   }
@@ -296,8 +297,13 @@ HfExportResult export_hf(const fs::path& model_dir, const fs::path& out_dir, con
   const ModelFiles f = locate_model(model_dir);
   LLM_CHECK(!f.tokenizer.empty(), f.dir.string(),
             ": no tokenizer (tokenizer.json or a sentencepiece .model) beside the weights; an HF directory needs one");
-  const ModelConfig cfg = read_hf_config(f.dir / "config.json");
+  ModelConfig cfg = read_hf_config(f.dir / "config.json");
   const auto tok = load_tokenizer(f.tokenizer);
+  // Our trainer keeps Qwen's BOS/EOS ids (151643) in config.json whatever the vocabulary; for a
+  // smaller one they name no token, so the exported configs use the tokenizer's end-of-text.
+  for (int64_t* id : {&cfg.bos_token_id, &cfg.eos_token_id}) {
+    if (*id < 0 || *id >= tok->vocab_size()) *id = tok->eot_id();
+  }
   LLM_CHECK(tok->vocab_size() <= cfg.vocab_size, f.tokenizer.string(), ": the tokenizer has ", tok->vocab_size(),
             " ids, more than the model's vocab_size ", cfg.vocab_size);
   const ParamTable table(cfg);

@@ -100,6 +100,11 @@ def check(d, dtype, max_shard, errors):
 
     gen = json.load(open(os.path.join(d, "generation_config.json")))
     need("eos_token_id" in gen and "bos_token_id" in gen, "generation_config.json: bos/eos ids")
+    for where, j in (("config.json", cfg), ("generation_config.json", gen)):
+        for k in ("bos_token_id", "eos_token_id", "pad_token_id"):
+            ids = j.get(k, [])
+            for i in ids if isinstance(ids, list) else [ids]:
+                need(0 <= i < cfg["vocab_size"], f"{where}: {k} {i} is outside the vocabulary")
 
     tc = json.load(open(os.path.join(d, "tokenizer_config.json")))
     if "tokenizer.json" in files:
@@ -117,6 +122,9 @@ def check(d, dtype, max_shard, errors):
     else:
         need("tokenizer.model" in files, "neither tokenizer.json nor tokenizer.model")
         has_chatml = b"<|im_start|>" in open(os.path.join(d, "tokenizer.model"), "rb").read()
+        contents = [a["content"] for a in tc.get("added_tokens_decoder", {}).values()]
+        need(tc.get("unk_token") == "<unk>" and "<unk>" in contents and "<|endoftext|>" in contents,
+             f"tokenizer_config.json: special pieces {contents}, unk_token {tc.get('unk_token')}")
     if has_chatml:
         need("<|im_start|>" in tc.get("chat_template", ""), "tokenizer_config.json: no ChatML chat_template")
     return cfg, len(shards), len(tensors)
