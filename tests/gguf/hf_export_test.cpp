@@ -215,7 +215,7 @@ Cli llmtrain(const TempDir& dir, const std::string& args) {
   return {r.status, r.output, read_bytes(dir / "err.txt")};
 }
 
-TEST(HfExport, CliWritesReplacesAndRefuses) {
+TEST(HfExport, CliWritesReplacesAndRefusesLeavingNothing) {
   TempDir dir;
   std::vector<std::string> docs;
   for (int i = 0; i < 300; ++i) docs.push_back(cat("a small model number ", i, " says hello"));
@@ -257,11 +257,20 @@ TEST(HfExport, CliWritesReplacesAndRefuses) {
   expect_refused(cat("export --model ", m, " --to gguf --dtype f32 --out ", x), "are for --to hf");
   expect_refused(cat("export --model ", shell_quote((dir / "nope").string()), " --to hf --out ", x),
                  "no such model directory");
+  fs::create_directories(dir / "notok");
+  fs::copy(dir / "m/config.json", dir / "notok/config.json");
+  fs::copy(dir / "m/model.safetensors", dir / "notok/model.safetensors");
+  for (const char* to : {"hf", "ollama"}) {
+    expect_refused(cat("export --model ", shell_quote((dir / "notok").string()), " --to ", to, " --out ", x),
+                   "no tokenizer");
+  }
   EXPECT_FALSE(fs::exists(dir / "x"));
   // A directory holding anything an export does not write is never replaced.
   fs::create_directories(dir / "mine");
   write_bytes(dir / "mine/notes.txt", "keep me");
   expect_refused(cat("export --model ", m, " --to hf --out ", shell_quote((dir / "mine").string())),
+                 "holds notes.txt, which this export does not write");
+  expect_refused(cat("export --model ", m, " --to ollama --out ", shell_quote((dir / "mine").string())),
                  "holds notes.txt, which this export does not write");
   EXPECT_EQ(read_bytes(dir / "mine/notes.txt"), "keep me");
 }
