@@ -7,7 +7,9 @@ jobs=$(nproc)
 # ctest runs $jobs tests at once, each with OpenMP threads: waiting threads must sleep, not spin,
 # or oversubscribed cores make the training tests many times slower.
 export OMP_WAIT_POLICY=PASSIVE
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+# LLM_CUDA_ARCHS (e.g. "75;80", set by .ci/run) narrows the GPU architectures nvcc builds; the
+# default is every one the toolkit supports (cmake/cuda.cmake).
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release ${LLM_CUDA_ARCHS:+"-DCMAKE_CUDA_ARCHITECTURES=$LLM_CUDA_ARCHS"}
 cmake --build build -j"$jobs"
 ctest --test-dir build -j"$jobs" --output-on-failure --timeout 1500
 

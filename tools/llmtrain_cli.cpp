@@ -1,6 +1,6 @@
 // llmtrain's command line (llmtrain_cli.h): train a Qwen2 model from a config (the default: the
 // built-in tiny demo), prepare a corpus into shards, run a tokenizer over stdin, or export a model
-// to GGUF. A thin layer over the library.
+// (GGUF, an HF directory, or GGUF + Ollama Modelfile). A thin layer over the library.
 #include "llmtrain_cli.h"
 
 #include <CLI/CLI.hpp>
@@ -15,6 +15,7 @@
 #include "llm/gguf.h"
 #include "llm/memory_plan.h"
 #include "llm/model.h"
+#include "llm/model_export.h"
 #include "llm/prepare.h"
 #include "llm/tokenizer.h"
 #include "llm/trainer.h"
@@ -80,6 +81,51 @@ void print_plan(const llm::Config& cfg, int world) {
   }
 }
 
+// llmtrain export: the chosen writer, then what was written (stderr) and, for Ollama, the two
+// commands that install and run the model (stdout).
+int run_export(const std::string& to, const std::string& model, const std::string& out, const std::string& type,
+               const std::string& dtype, const std::string& shard, const CLI::App& cmd) {
+  LLM_CHECK(to == "gguf" || to == "hf" || to == "ollama", "--to: \"", to,
+            "\" is not a supported format (gguf, hf, ollama)");
+  LLM_CHECK(to == "hf" || cmd.count("--dtype") + cmd.count("--max-shard-size") == 0,
+            "--dtype and --max-shard-size are for --to hf; use --type for ", to);
+  LLM_CHECK(to != "hf" || cmd.count("--type") == 0, "--type is for --to gguf or ollama; use --dtype for hf");
+  if (to == "hf") {
+    llm::HfExportOptions o;
+    if (dtype == "bf16") {
+      o.dtype = llm::DType::BF16;
+    } else if (dtype == "f16") {
+      o.dtype = llm::DType::F16;
+    } else {
+      LLM_CHECK(dtype == "f32", "--dtype: \"", dtype, "\" is not one of: bf16, f16, f32");
+      o.dtype = llm::DType::F32;
+    }
+    o.max_shard_bytes = llm::parse_byte_size(shard, "--max-shard-size");
+    const auto r = llm::export_hf(model, out, o);
+    std::cerr << "export: " << r.dir.string() << " (" << r.weight_bytes << " bytes of weights in " << r.shards
+              << (r.shards == 1 ? " file" : " shards") << "; files:";
+    for (const auto& f : r.files) std::cerr << " " << f;
+    std::cerr << ")\n";
+    return 0;
+  }
+  const auto file_type = llm::parse_gguf_file_type(type.empty() ? (to == "ollama" ? "q4_k_m" : "f16") : type, "--type");
+  auto print = [](const llm::GgufExportResult& r, const std::filesystem::path& file) {
+    std::cerr << "export: " << file.string() << " (" << r.bytes << " bytes; tensors:";
+    for (const auto& [t, n] : r.tensors_by_type) std::cerr << " " << n << " " << t;
+    std::cerr << ")\n";
+  };
+  if (to == "gguf") {
+    const auto r = llm::export_gguf(model, out, file_type);
+    print(r, r.file);
+    return 0;
+  }
+  const auto r = llm::export_ollama(model, out, file_type);
+  print(r.gguf_result, r.gguf);
+  std::cerr << "export: " << r.modelfile.string() << "\n";
+  std::cout << "ollama create " << r.name << " -f " << r.modelfile.string() << "\nollama run " << r.name << "\n";
+  return 0;
+}
+
 }  // namespace
 
 namespace llm {
@@ -122,12 +168,18 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
   tokenize->add_flag("--decode", topt.decode, "input lines are JSON arrays of ids; print the texts as JSON strings");
   tokenize->add_option("--threads", topt.threads, "threads (0: all cores)");
 
-  auto* export_cmd = app.add_subcommand("export", "write a model directory as a GGUF file for llama.cpp");
-  std::string export_model, export_to = "gguf", export_type = "f16", export_out;
+  auto* export_cmd = app.add_subcommand("export", "write a model for llama.cpp (GGUF), Hugging Face tools or Ollama");
+  std::string export_model, export_to = "gguf", export_type, export_out, export_dtype = "bf16", export_shard = "5GB";
   export_cmd->add_option("--model", export_model, "run, checkpoint or HF Qwen2 directory")->required();
-  export_cmd->add_option("--to", export_to, "output format (gguf)");
-  export_cmd->add_option("--type", export_type, "f32 | f16 | bf16 | q8_0 | q4_0 | q4_k_m (default f16)");
-  export_cmd->add_option("--out", export_out, "the .gguf file to write")->required();
+  export_cmd->add_option("--to", export_to,
+                         "gguf (a file) | hf (a directory) | ollama (a directory: GGUF + Modelfile)");
+  export_cmd->add_option(
+      "--type", export_type,
+      "gguf/ollama: f32 | f16 | bf16 | q8_0 | q4_0 | q4_k_m (default: f16 for gguf, q4_k_m for ollama)");
+  export_cmd->add_option("--dtype", export_dtype, "hf: bf16 | f16 | f32 safetensors (default bf16)");
+  export_cmd->add_option("--max-shard-size", export_shard, "hf: split weights above this size (default 5GB)");
+  export_cmd->add_option("--out", export_out, "the .gguf file (gguf) or the directory (hf, ollama) to write")
+      ->required();
 
   CLI11_PARSE(app, argc, argv);
   // Training under mpirun: one rank per process. Created (MPI_Init) only for training, so the
@@ -140,14 +192,8 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
       llm::tokenize_stream(*tok, std::cin, std::cout, topt);
       return 0;
     }
-    if (export_cmd->parsed()) {
-      LLM_CHECK(export_to == "gguf", "--to: \"", export_to, "\" is not a supported format (gguf)");
-      const auto r = llm::export_gguf(export_model, export_out, llm::parse_gguf_file_type(export_type, "--type"));
-      std::cerr << "export: " << r.file.string() << " (" << r.bytes << " bytes; tensors:";
-      for (const auto& [t, n] : r.tensors_by_type) std::cerr << " " << n << " " << t;
-      std::cerr << ")\n";
-      return 0;
-    }
+    if (export_cmd->parsed())
+      return run_export(export_to, export_model, export_out, export_type, export_dtype, export_shard, *export_cmd);
     const llm::Config cfg = load(config, sets, device, threads);
     auto print_notes = [&] {
       for (const auto& n : cfg.notes) std::cerr << "config: deepspeed " << n << "\n";

@@ -149,9 +149,8 @@ class MpiCommunicator final : public Communicator {
   }
 
   void all_gather(const Tensor& in, const Tensor& out) override {
+    check_all_gather(in, out, world_, rank_);
     const int64_t n = in.numel();
-    LLM_CHECK(out.numel() == n * world_ && in.dtype() == out.dtype(), "all_gather: in ", in.shape_str(), " and out ",
-              out.shape_str(), " do not match ", world_, " ranks");
     const Tensor mine = out.range(rank_ * n, n);
     if (in.data() != mine.data())
       std::memcpy(host_bytes(mine, "all_gather"), host_bytes(in, "all_gather"), in.nbytes());
@@ -159,9 +158,8 @@ class MpiCommunicator final : public Communicator {
   }
 
   void reduce_scatter_sum(const Tensor& in, const Tensor& out) override {
+    check_reduce_scatter(in, out, world_, rank_);
     const int64_t n = out.numel();
-    LLM_CHECK(in.numel() == n * world_, "reduce_scatter_sum: in ", in.shape_str(), " is not ", world_, " x out ",
-              out.shape_str());
     reduce_scatter_ranges_sum(in, out, even_offsets(n));
   }
 
@@ -188,12 +186,10 @@ class MpiCommunicator final : public Communicator {
   }
 
   void reduce_scatter_ranges_sum(const Tensor& in, const Tensor& out, std::span<const int64_t> offsets) override {
-    check_ranges("reduce_scatter_ranges_sum", in, offsets, world_);
+    check_reduce_scatter_ranges(in, out, offsets, world_, rank_);
     float* src = host_f32(in, "reduce_scatter_ranges_sum");
     float* dst = host_f32(out, "reduce_scatter_ranges_sum");
-    const int64_t mine = offsets[size_t(rank_)], mine_n = offsets[size_t(rank_) + 1] - mine;
-    LLM_CHECK(out.numel() == mine_n, "reduce_scatter_ranges_sum: out ", out.shape_str(), " for rank ", rank_,
-              "'s range of ", mine_n);
+    const int64_t mine = offsets[size_t(rank_)];
     const bool in_place = dst == src + mine;
     std::vector<MPI_Request> reqs;
     for (int64_t j = 0;; ++j) {
@@ -220,7 +216,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   void broadcast(const Tensor& t, int root) override {
-    LLM_CHECK(root >= 0 && root < world_, "broadcast: root ", root, " does not exist in a world of ", world_);
+    check_broadcast(t, root, world_);
     char* p = host_bytes(t, "broadcast");
     const auto bytes = static_cast<int64_t>(t.nbytes()), step = chunk_ * 4;
     for (int64_t off = 0; off < bytes; off += step) {

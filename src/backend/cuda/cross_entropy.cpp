@@ -10,75 +10,27 @@
 #include <climits>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/lt_plan.h"
 #include "cross_entropy.cuh"
 #include "llm/memory_plan.h"
 
 namespace llm::LLM_CUDA_NS {
 namespace {
 
-cudaDataType_t lt_type(DType t) {
-  switch (t) {
-    case DType::F16: return CUDA_R_16F;
-    case DType::BF16: return CUDA_R_16BF;
-    default: return CUDA_R_32F;
-  }
-}
-
-// A column-major matrix as stored: rows x cols, leading dimension ld (elements).
-struct LtMat {
-  const void* ptr;
-  DType type;
-  int64_t rows, cols, ld;
-};
-
-// The descriptors of one cublasLtMatmul, destroyed however the call ends.
-struct LtCall {
-  cublasLtMatmulDesc_t desc = nullptr;
-  cublasLtMatrixLayout_t layouts[3] = {nullptr, nullptr, nullptr};
-  cublasLtMatmulPreference_t pref = nullptr;
-  LtCall() = default;
-  LtCall(const LtCall&) = delete;
-  LtCall& operator=(const LtCall&) = delete;
-  ~LtCall() {
-    if (pref) cublasLtMatmulPreferenceDestroy(pref);
-    for (auto* l : layouts) {
-      if (l) cublasLtMatrixLayoutDestroy(l);
-    }
-    if (desc) cublasLtMatmulDescDestroy(desc);
-  }
-};
-
-cublasLtMatrixLayout_t make_layout(const LtMat& m) {
-  cublasLtMatrixLayout_t l = nullptr;
-  LLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, lt_type(m.type), static_cast<uint64_t>(m.rows),
-                                              static_cast<uint64_t>(m.cols), m.ld));
-  return l;
-}
-
-// d = op(a) @ op(b) + beta * d with fp32 compute (no TF32: the op must match the CPU's fp32).
-void lt_gemm(const CudaBackend& be, bool ta, const LtMat& a, bool tb, const LtMat& b, float beta, const LtMat& d) {
-  LtCall c;
-  LLM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&c.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  const int32_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-  LLM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(c.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
-  LLM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(c.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
-  c.layouts[0] = make_layout(a);
-  c.layouts[1] = make_layout(b);
-  c.layouts[2] = make_layout(d);
-  LLM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&c.pref));
-  const uint64_t ws = be.lt_workspace_bytes();
-  LLM_CUBLAS_CHECK(
-      cublasLtMatmulPreferenceSetAttribute(c.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
-  cublasLtMatmulHeuristicResult_t result{};
-  int found = 0;
-  LLM_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(be.lt(), c.desc, c.layouts[0], c.layouts[1], c.layouts[2],
-                                                  c.layouts[2], c.pref, 1, &result, &found));
-  LLM_CHECK(found > 0, "cross_entropy: cuBLASLt has no algorithm for a ", d.rows, " x ", d.cols, " x ",
-            ta ? a.rows : a.cols, " product of ", dtype_name(a.type), " into ", dtype_name(d.type));
-  const float alpha = 1.0f;
-  LLM_CUBLAS_CHECK(cublasLtMatmul(be.lt(), c.desc, &alpha, a.ptr, c.layouts[0], b.ptr, c.layouts[1], &beta, d.ptr,
-                                  c.layouts[2], const_cast<void*>(d.ptr), c.layouts[2], &result.algo, be.lt_workspace(),
-                                  be.lt_workspace_bytes(), be.stream()));
+// d = op(a) @ op(b) + beta * d with fp32 compute (no TF32: the op must match the CPU's fp32),
+// through the plan cache (lt_plan.h): the heuristic runs once per distinct GEMM, not per call.
+void lt_gemm(const CudaBackend& be, bool ta, const LtOperand& a, bool tb, const LtOperand& b, float beta,
+             const LtOperand& d) {
+  LtGemm g;
+  g.trans_a = ta;
+  g.trans_b = tb;
+  g.a = a;
+  g.b = b;
+  g.d = d;
+  lt_matmul(be, g, 1.0f, beta, [&] {
+    return cat("cross_entropy: cuBLASLt has no algorithm for a ", d.rows, " x ", d.cols, " x ", ta ? a.rows : a.cols,
+               " product of ", dtype_name(a.type), " into ", dtype_name(d.type));
+  });
 }
 
 int64_t row_stride(const Tensor& t) { return t.size(0) > 1 ? t.stride(0) : t.size(1); }

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "backend/cuda/cuda_factory.h"
+#include "dist/ranges.h"
 #include "llm/comm.h"
 
 namespace llm::cuda {
@@ -30,6 +31,38 @@ ncclDataType_t nccl_type(DType t, const char* op) {
   }
   fail(op, ": NCCL cannot move ", dtype_name(t));
 }
+
+// The device memory a collective reads and writes: NCCL takes any pointer and would read or write
+// past a host buffer or one of the wrong size without a word, so both are refused first.
+void check_on_device(const char* op, const Tensor& t) {
+  LLM_CHECK(t.device() == DeviceKind::CUDA, op, ": tensor ", t.shape_str(),
+            " is in host memory; the NCCL communicator moves device buffers");
+}
+
+// ncclGroupStart .. ncclGroupEnd as a scope: an exception thrown between them (a failed check of
+// one call) still closes the group, so the communicator is not left inside an open group where
+// every later collective would be queued and never launched.
+class NcclGroup {
+ public:
+  NcclGroup() = default;
+  ~NcclGroup() {
+    if (open_) ncclGroupEnd();  // unwinding: the error being thrown is the one to report
+  }
+  NcclGroup(const NcclGroup&) = delete;
+  NcclGroup& operator=(const NcclGroup&) = delete;
+  ncclResult_t start() {
+    const ncclResult_t r = ncclGroupStart();
+    open_ = r == ncclSuccess;
+    return r;
+  }
+  ncclResult_t end() {
+    open_ = false;
+    return ncclGroupEnd();
+  }
+
+ private:
+  bool open_ = false;
+};
 
 class NcclCommunicator final : public Communicator {
  public:
@@ -59,6 +92,8 @@ class NcclCommunicator final : public Communicator {
 
   void all_reduce_sum(const Tensor& t) override {
     const char* op = "all_reduce_sum";
+    check_on_device(op, t);
+    check_f32_buffer(op, "tensor", t);
     check(ncclAllReduce(t.data(), t.data(), size_t(t.numel()), nccl_type(t.dtype(), op), ncclSum, comm_,
                         backend_.stream()),
           op);
@@ -66,12 +101,18 @@ class NcclCommunicator final : public Communicator {
   }
   void all_gather(const Tensor& in, const Tensor& out) override {
     const char* op = "all_gather";
+    check_on_device(op, in);
+    check_on_device(op, out);
+    check_all_gather(in, out, world(), rank());
     check(ncclAllGather(in.data(), out.data(), size_t(in.numel()), nccl_type(in.dtype(), op), comm_, backend_.stream()),
           op);
     wait(op);
   }
   void reduce_scatter_sum(const Tensor& in, const Tensor& out) override {
     const char* op = "reduce_scatter_sum";
+    check_on_device(op, in);
+    check_on_device(op, out);
+    check_reduce_scatter(in, out, world(), rank());
     check(ncclReduceScatter(in.data(), out.data(), size_t(out.numel()), nccl_type(in.dtype(), op), ncclSum, comm_,
                             backend_.stream()),
           op);
@@ -79,31 +120,43 @@ class NcclCommunicator final : public Communicator {
   }
   void all_gather_ranges(const Tensor& buf, std::span<const int64_t> offsets) override {
     const char* op = "all_gather_ranges";
+    check_on_device(op, buf);
+    check_ranges(op, buf, offsets, world());
     const size_t es = dtype_size(buf.dtype());
-    check(ncclGroupStart(), op);
+    const ncclDataType_t type = nccl_type(buf.dtype(), op);
+    NcclGroup group;
+    check(group.start(), op);
     for (int r = 0; r < world(); ++r) {
       const auto n = size_t(offsets[size_t(r) + 1] - offsets[size_t(r)]);
       char* p = buf.ptr<char>() + size_t(offsets[size_t(r)]) * es;
-      if (n > 0) check(ncclBroadcast(p, p, n, nccl_type(buf.dtype(), op), r, comm_, backend_.stream()), op);
+      if (n > 0) check(ncclBroadcast(p, p, n, type, r, comm_, backend_.stream()), op);
     }
-    check(ncclGroupEnd(), op);
+    check(group.end(), op);
     wait(op);
   }
   void reduce_scatter_ranges_sum(const Tensor& in, const Tensor& out, std::span<const int64_t> offsets) override {
     const char* op = "reduce_scatter_ranges_sum";
-    check(ncclGroupStart(), op);
+    check_on_device(op, in);
+    check_on_device(op, out);
+    check_reduce_scatter_ranges(in, out, offsets, world(), rank());
+    // The element type and size come from the tensors (checked above), not from an assumption.
+    const ncclDataType_t type = nccl_type(in.dtype(), op);
+    const size_t es = dtype_size(in.dtype());
+    NcclGroup group;
+    check(group.start(), op);
     for (int r = 0; r < world(); ++r) {
       const auto n = size_t(offsets[size_t(r) + 1] - offsets[size_t(r)]);
-      float* src = in.ptr<float>() + offsets[size_t(r)];
-      float* dst = r == rank() ? out.ptr<float>() : src;
-      if (n > 0) check(ncclReduce(src, dst, n, ncclFloat32, ncclSum, r, comm_, backend_.stream()), op);
+      char* src = in.ptr<char>() + size_t(offsets[size_t(r)]) * es;
+      char* dst = r == rank() ? out.ptr<char>() : src;
+      if (n > 0) check(ncclReduce(src, dst, n, type, ncclSum, r, comm_, backend_.stream()), op);
     }
-    check(ncclGroupEnd(), op);
+    check(group.end(), op);
     wait(op);
   }
   void broadcast(const Tensor& t, int root) override {
     const char* op = "broadcast";
     if (t.device() == DeviceKind::CPU) return host_.broadcast(t, root);
+    check_broadcast(t, root, world());
     check(
         ncclBroadcast(t.data(), t.data(), size_t(t.numel()), nccl_type(t.dtype(), op), root, comm_, backend_.stream()),
         op);
