@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Roofline of one training step of a Qwen2 config on T4, A10 and H100 (docs/roofline.md).
+"""Roofline of one training step of a Qwen2 config on T4, V100, A10 and H100 (docs/roofline.md).
 
   python3 bench/roofline.py [--config configs/qwen05b.json] [--seq 2048] [--micro-batch 8]
                             [--recompute none|full] [--markdown]
@@ -14,8 +14,17 @@ import argparse
 import json
 
 # Dense tensor-core peak (FLOP/s) in the training dtype, and memory bandwidth (B/s).
+# attn_peak: where attention does not run on tensor cores, the peak it runs at instead.
 GPUS = {
-    "T4 (fp16)": dict(peak=65e12, bw=320e9, act=2),
+    # A T4 is capped at 70 W: the 65 TFLOP/s are at the 1590 MHz boost clock, but under sustained
+    # tensor-core load it settles far lower. 1.2 GHz is assumed here (not measured: nvidia-smi -q
+    # -d CLOCK on a lent T4 during bench/gpu_step.sh would tell): clock scales the compute peaks,
+    # MFU stays relative to the datasheet peak.
+    "T4 (fp16), boost clock": dict(peak=65e12, bw=320e9, act=2),
+    "T4 (fp16), power-capped": dict(peak=65e12, bw=320e9, act=2, clock=1.2 / 1.59),
+    # V100 SXM2: fp16 GEMMs on tensor cores (cuBLASLt), attention on the fp32 FMA kernel (no
+    # m16n8k8 / m16n8k16 on Volta; docs/cuda.md): 15.7 TFLOP/s fp32.
+    "V100 SXM2 (fp16)": dict(peak=125e12, bw=900e9, act=2, attn_peak=15.7e12),
     "A10 (bf16)": dict(peak=125e12, bw=600e9, act=2),
     "H100 SXM (bf16)": dict(peak=989e12, bw=3.35e12, act=2),
 }
@@ -117,8 +126,9 @@ def main():
         rows = {}
         for name, flops, byts, kind in ks:
             eff = GEMM_EFF if kind == "gemm" else ATTN_EFF if kind == "attention" else 1.0
-            t = max(flops / (g["peak"] * eff) if flops else 0.0, byts / (g["bw"] * BW_EFF))
-            r = rows.setdefault(name, [0, 0, 0.0, "compute" if flops / g["peak"] > byts / g["bw"] else "memory"])
+            peak = (g.get("attn_peak", g["peak"]) if kind == "attention" else g["peak"]) * g.get("clock", 1.0)
+            t = max(flops / (peak * eff) if flops else 0.0, byts / (g["bw"] * BW_EFF))
+            r = rows.setdefault(name, [0, 0, 0.0, "compute" if flops / peak > byts / g["bw"] else "memory"])
             r[0] += flops * a.grad_accum
             r[1] += byts * a.grad_accum
             r[2] += t * a.grad_accum
@@ -126,7 +136,9 @@ def main():
         rows["AdamW (once per step)"] = [0, optimizer_bytes(P, g["act"]), opt_t, "memory"]
         step = sum(r[2] for r in rows.values())
         mfu = model_flops_per_token(cfg, T) * tokens / (step * g["peak"])
-        print(f"## {gpu}: peak {g['peak'] / 1e12:.0f} TFLOP/s, {g['bw'] / 1e9:.0f} GB/s -> predicted step "
+        clock = f" ({g['peak'] * g['clock'] / 1e12:.0f} at the assumed clock)" if "clock" in g else ""
+        attn = f", attention at {g['attn_peak'] / 1e12:.1f} (fp32 FMA)" if "attn_peak" in g else ""
+        print(f"## {gpu}: peak {g['peak'] / 1e12:.0f} TFLOP/s{clock}{attn}, {g['bw'] / 1e9:.0f} GB/s -> predicted step "
               f"{step * 1e3:.0f} ms, {tokens / step:,.0f} tokens/s, MFU {mfu:.0%}")
         sep = "|" if a.markdown else " "
         print(f"{sep}{'kernel':34s}{sep}{'GFLOP':>10s}{sep}{'GB':>8s}{sep}{'bound':>8s}{sep}{'ms':>9s}{sep}{'share':>6s}{sep}")

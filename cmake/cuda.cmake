@@ -18,6 +18,7 @@ set(LLM_CUDA_TEST_KERNELS ${PROJECT_SOURCE_DIR}/tests/cuda_emu/harness_kernels.c
 set(LLM_CUDA_SHARED_TESTS
     ${PROJECT_SOURCE_DIR}/tests/cuda_emu/sample_reduce_test.cpp
     ${PROJECT_SOURCE_DIR}/tests/cuda_emu/warp_test.cpp
+    ${PROJECT_SOURCE_DIR}/tests/cuda_emu/mma_layout_test.cpp
     ${PROJECT_SOURCE_DIR}/tests/cuda_emu/atomics_test.cpp
     ${PROJECT_SOURCE_DIR}/tests/cuda_emu/cublaslt_test.cpp)
 

@@ -85,7 +85,12 @@ void BlockRunner::run(const KernelLaunch& launch, uint3 idx) {
   stacks_.reserve(n);
   threads_.resize(n);
   ready_.assign(n, nullptr);
+  ready_bits_.assign((n + 63) / 64, 0);
   ready_head_ = ready_count_ = 0;
+  schedule_ = launch.schedule;
+  rng_ = launch.seed ^
+         (0x9e3779b97f4a7c15ull * (1 + idx.x + uint64_t{launch.grid.x} * (idx.y + uint64_t{launch.grid.y} * idx.z)));
+  if (rng_ == 0) rng_ = 1;  // xorshift's one fixed point
   warps_.assign((n + 31) / 32, WarpState{});
   for (unsigned w = 0; w < warps_.size(); ++w) {
     const unsigned lanes_here = n - w * 32 >= 32 ? 32 : n - w * 32;
@@ -155,21 +160,53 @@ void BlockRunner::thread_main(void* arg) {
 EmuThread* BlockRunner::current() const { return t_thread; }
 
 void BlockRunner::push_ready(EmuThread* t) {
-  ready_[(ready_head_ + ready_count_) % ready_.size()] = t;
   ++ready_count_;
+  if (schedule_ == static_cast<uint8_t>(EmuSettings::Schedule::Order)) {
+    ready_[(ready_head_ + ready_count_ - 1) % ready_.size()] = t;
+  } else {
+    ready_bits_[t->linear / 64] |= uint64_t{1} << (t->linear % 64);
+  }
 }
 
 EmuThread* BlockRunner::pop_ready() {
-  EmuThread* t = ready_[ready_head_];
-  ready_head_ = (ready_head_ + 1) % ready_.size();
   --ready_count_;
-  return t;
+  if (schedule_ == static_cast<uint8_t>(EmuSettings::Schedule::Order)) {
+    EmuThread* t = ready_[ready_head_];
+    ready_head_ = (ready_head_ + 1) % ready_.size();
+    return t;
+  }
+  size_t word = 0;
+  int bit = 0;
+  if (schedule_ == static_cast<uint8_t>(EmuSettings::Schedule::Reverse)) {
+    word = ready_bits_.size() - 1;
+    while (ready_bits_[word] == 0) --word;
+    bit = 63 - std::countl_zero(ready_bits_[word]);
+  } else {
+    // xorshift64*: the k-th runnable thread for a uniform k.
+    rng_ ^= rng_ >> 12;
+    rng_ ^= rng_ << 25;
+    rng_ ^= rng_ >> 27;
+    uint64_t k = (rng_ * 0x2545f4914f6cdd1dull >> 11) % (ready_count_ + 1);
+    while (true) {
+      const auto here = static_cast<uint64_t>(std::popcount(ready_bits_[word]));
+      if (k < here) break;
+      k -= here;
+      ++word;
+    }
+    uint64_t w = ready_bits_[word];
+    for (; k > 0; --k) w &= w - 1;
+    bit = std::countr_zero(w);
+  }
+  ready_bits_[word] &= ~(uint64_t{1} << bit);
+  return &threads_[word * 64 + static_cast<size_t>(bit)];
 }
 
 void BlockRunner::suspend(EmuThread* me) {
   EmuThread* next = (!failure_ && !cancelling_ && ready_count_ > 0) ? pop_ready() : nullptr;
-  fiber_switch(me->ctx, next ? next->ctx : scheduler_);
-  t_thread = me;
+  if (next != me) {
+    fiber_switch(me->ctx, next ? next->ctx : scheduler_);
+    t_thread = me;
+  }
   if (me->cancel) throw FiberCancel{};
 }
 
@@ -245,14 +282,15 @@ int BlockRunner::barrier(BarrierOp op, int predicate, const std::source_location
       case BarrierOp::And: result = barrier_.count == static_cast<int>(barrier_.waiting); break;
       case BarrierOp::Or: result = barrier_.count > 0; break;
     }
+    const bool in_order = schedule_ == static_cast<uint8_t>(EmuSettings::Schedule::Order);
     for (EmuThread* t : barrier_.waiters) {
       t->state = ThreadState::Ready;
       t->barrier_result = result;
-      if (t != me) push_ready(t);
+      if (t != me || !in_order) push_ready(t);
     }
     barrier_.waiters.clear();
     barrier_.waiting = 0;
-    return result;
+    if (in_order) return result;  // the last thread to arrive goes on
   }
   suspend(me);
   return me->barrier_result;
@@ -273,7 +311,10 @@ const WarpArrival& BlockRunner::warp_collective(const WarpArrival& arrival) {
   me->state = ThreadState::AtWarpOp;
   me->where = arrival.where;
   warps_[me->warp].pending |= bit;
-  if (!try_complete(me->warp, arrival.mask, me)) suspend(me);
+  // In thread order the last lane to arrive goes on; otherwise the schedule picks again.
+  if (!try_complete(me->warp, arrival.mask, me) || schedule_ != static_cast<uint8_t>(EmuSettings::Schedule::Order)) {
+    suspend(me);
+  }
   return me->arrival;
 }
 
@@ -323,7 +364,7 @@ bool BlockRunner::try_complete(unsigned w, unsigned mask, const EmuThread* trigg
     t->arrival.result = results[l];
     t->arrival.predicate = predicates[l];
     t->state = ThreadState::Ready;
-    if (t != trigger) push_ready(t);
+    if (t != trigger || schedule_ != static_cast<uint8_t>(EmuSettings::Schedule::Order)) push_ready(t);
   }
   ws.pending &= ~group;
   return true;

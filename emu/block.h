@@ -1,12 +1,13 @@
 // One thread block under the emulator: its CUDA threads as fibers on the worker's OS thread,
 // the __syncthreads barrier and the warp rendezvous that every *_sync intrinsic goes through.
 //
-// Scheduling: fibers run in thread order until they block (barrier, warp collective) or return;
-// a blocked fiber hands the OS thread straight to the next runnable one. A warp collective
-// completes when every non-exited lane named in its mask has arrived, so results are exact
-// in divergent code whatever the order; the last arriving lane computes all results and goes
-// on without a switch. When nothing can run and threads remain, the block is deadlocked and
-// the diagnosis names what each group of threads waits for.
+// Scheduling: fibers run until they block (barrier, warp collective) or return; a blocked fiber
+// hands the OS thread straight to the next runnable one, chosen by EmuSettings::schedule: in
+// thread order (the default), highest thread first, or at random. A warp collective completes
+// when every non-exited lane named in its mask has arrived, so results are exact in divergent
+// code whatever the order; in thread order the last arriving lane computes all results and goes
+// on without a switch, in the other orders every released thread is scheduled anew. When nothing can run and threads
+// remain, the block is deadlocked and the diagnosis names what each group of threads waits for.
 #pragma once
 
 #include <cstddef>
@@ -106,6 +107,7 @@ class BlockRunner {
   unsigned activemask(const std::source_location& where);
   // Throws KernelError naming the current thread.
   [[noreturn]] void fail_current(const std::string& what) const;
+  const KernelLaunch& launch() const { return *launch_; }
 
   uint3 block_idx{};
   dim3 block_dim, grid_dim;
@@ -149,8 +151,13 @@ class BlockRunner {
   StackPool stacks_;
   std::vector<EmuThread> threads_;
   std::vector<WarpState> warps_;
-  std::vector<EmuThread*> ready_;  // ring buffer of runnable threads
+  // Runnable threads: a ring buffer in thread order (Schedule::Order), else a bit per thread from
+  // which the schedule picks the highest (Reverse) or a random one (Random).
+  std::vector<EmuThread*> ready_;
+  std::vector<uint64_t> ready_bits_;
   size_t ready_head_ = 0, ready_count_ = 0;
+  uint8_t schedule_ = 0;  // EmuSettings::Schedule
+  uint64_t rng_ = 0;      // Schedule::Random's state for this block
   unsigned exited_ = 0;
   Barrier barrier_;
   FiberContext scheduler_;

@@ -18,6 +18,7 @@
 #include "graph.h"
 #include "half.h"
 #include "launch.h"
+#include "profile.h"
 #include "runtime.h"
 #include "types.h"
 

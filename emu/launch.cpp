@@ -15,13 +15,13 @@
 
 #include "block.h"
 #include "memory.h"
+#include "profile.h"
 #include "runtime.h"
 
 namespace llm::emu {
 namespace {
 
-constexpr int kDefaultSmemLimit = 48 * 1024;  // without cudaFuncSetAttribute
-constexpr int kOptinSmemLimit = 166912;       // what an sm_80 device allows with it
+constexpr int kDefaultSmemLimit = 48 * 1024;  // without cudaFuncSetAttribute (every profile)
 
 EmuSettings settings_from_env() {
   EmuSettings s;
@@ -29,7 +29,18 @@ EmuSettings settings_from_env() {
   if (const char* v = std::getenv("LLM_EMU_STACK_KB")) s.stack_bytes = static_cast<size_t>(std::atol(v)) * 1024;
   if (const char* v = std::getenv("LLM_EMU_TIMEOUT_S")) s.watchdog_seconds = std::atof(v);
   if (const char* v = std::getenv("LLM_EMU_STRICT")) s.strict_shuffles = std::atoi(v) != 0;
+  if (const char* v = std::getenv("LLM_EMU_PROFILE")) s.sm = parse_emu_profile(v);
+  if (const char* v = std::getenv("LLM_EMU_SCHEDULE")) parse_emu_schedule(v, s);
+  if (const char* v = std::getenv("LLM_EMU_POISON")) s.poison = std::atoi(v) != 0;
   return s;
+}
+
+// splitmix64: decorrelates the per-launch seeds.
+uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
 }
 
 EmuSettings resolve(EmuSettings s) {
@@ -176,6 +187,7 @@ struct Device {
   std::unique_ptr<WorkerPool> pool;
   std::mutex limits_mutex;
   std::map<void (*)(), int> smem_limits;
+  uint64_t launches = 0;  // since set_emu_settings, under launch_mutex: seeds each launch's random schedule
 };
 
 Device& device() {
@@ -208,11 +220,38 @@ cudaError_t validate(const KernelLaunch& l) {
   if (g.x == 0 || g.y == 0 || g.z == 0 || g.x > 0x7fffffffu || g.y > 65535 || g.z > 65535) {
     return cudaErrorInvalidConfiguration;
   }
-  if (l.smem_bytes > static_cast<size_t>(max_dynamic_smem(l.kernel_id))) return cudaErrorInvalidValue;
+  // The kernel's opt-in, and never more than the device has (the profile may have changed since).
+  if (l.smem_bytes >
+      static_cast<size_t>(std::min(max_dynamic_smem(l.kernel_id), device_profile().smem_optin_per_block))) {
+    return cudaErrorInvalidValue;
+  }
   return cudaSuccess;
 }
 
 }  // namespace
+
+int parse_emu_profile(const std::string& value) {
+  if (value == "8.0" || value == "80") return 80;
+  if (value == "7.5" || value == "75") return 75;
+  if (value == "7.0" || value == "70") return 70;
+  fail("cuda emulator: LLM_EMU_PROFILE=", value, " is not a device profile: use 8.0 (A100), 7.5 (T4) or 7.0 (V100)");
+}
+
+void parse_emu_schedule(const std::string& value, EmuSettings& s) {
+  if (value == "order") {
+    s.schedule = EmuSettings::Schedule::Order;
+  } else if (value == "reverse") {
+    s.schedule = EmuSettings::Schedule::Reverse;
+  } else if (value == "random") {
+    s.schedule = EmuSettings::Schedule::Random;
+  } else if (value.starts_with("random:") && value.size() > 7 &&
+             value.find_first_not_of("0123456789", 7) == std::string::npos && value.size() <= 7 + 19) {
+    s.schedule = EmuSettings::Schedule::Random;
+    s.seed = std::stoull(value.substr(7));
+  } else {
+    fail("cuda emulator: LLM_EMU_SCHEDULE=", value, " is not a schedule: use order, reverse, random or random:SEED");
+  }
+}
 
 EmuSettings emu_settings() {
   std::lock_guard<std::mutex> lock(settings_mutex());
@@ -222,6 +261,10 @@ EmuSettings emu_settings() {
 void set_emu_settings(const EmuSettings& s) {
   std::lock_guard<std::mutex> lock(settings_mutex());
   settings_storage() = resolve(s);
+  // The random schedule of the n-th launch after this call depends only on the seed and n.
+  Device& d = device();
+  std::lock_guard<std::mutex> launch_lock(d.launch_mutex);
+  d.launches = 0;
 }
 
 std::string short_path(const char* file) {
@@ -244,7 +287,7 @@ int max_dynamic_smem(void (*kernel_id)()) {
 
 cudaError_t set_max_dynamic_smem(void (*kernel_id)(), int bytes) {
   if (!kernel_id) return cudaErrorInvalidDeviceFunction;
-  if (bytes < 0 || bytes > kOptinSmemLimit) return cudaErrorInvalidValue;
+  if (bytes < 0 || bytes > device_profile().smem_optin_per_block) return cudaErrorInvalidValue;
   Device& d = device();
   std::lock_guard<std::mutex> lock(d.limits_mutex);
   d.smem_limits[kernel_id] = bytes;
@@ -280,8 +323,11 @@ void launch_erased(const KernelLaunch& launch, cudaStream_t stream) {
   const EmuSettings s = emu_settings();
   KernelLaunch l = launch;
   l.strict_shuffles = s.strict_shuffles;
+  l.sm = s.sm;
+  l.schedule = static_cast<uint8_t>(s.schedule);
   Device& d = device();
   std::lock_guard<std::mutex> lock(d.launch_mutex);
+  l.seed = mix(s.seed ^ mix(++d.launches));
   if (!d.pool || d.pool->size() != s.worker_threads) {
     d.pool.reset();
     d.pool = std::make_unique<WorkerPool>(s.worker_threads);

@@ -18,6 +18,7 @@ constexpr size_t kAlign = 256;    // cudaMalloc's alignment
 constexpr size_t kFront = 256;    // guard bytes before a buffer
 constexpr size_t kMinBack = 256;  // at least this many after it
 constexpr unsigned char kCanary = 0xcd;
+constexpr unsigned char kPoison = 0xff;  // EmuSettings::poison
 
 struct Allocation {
   char* base = nullptr;  // what malloc returned
@@ -68,6 +69,9 @@ void* device_alloc(size_t bytes, const std::source_location& where) {
   char* user = base + kFront;
   Allocation a{base, user, bytes, total, where};
   arm(user, a);
+  // A GPU's fresh memory holds whatever was there; the host's is usually zeros, which hides reads
+  // of never-written memory. Poisoned, they read as NaN (or -1).
+  if (emu_settings().poison) std::memset(user, kPoison, bytes);
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.m);
   r.device[user] = a;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <mutex>
@@ -9,6 +10,7 @@
 
 #include "graph.h"
 #include "memory.h"
+#include "profile.h"
 
 namespace llm::emu {
 
@@ -218,7 +220,8 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   if (!prop) return report(cudaErrorInvalidValue);
   if (device != 0) return report(cudaErrorInvalidDevice);
   std::memset(prop, 0, sizeof *prop);
-  std::strncpy(prop->name, "LLM CUDA emulator (sm_80 semantics)", sizeof prop->name - 1);
+  const DeviceProfile& profile = device_profile();
+  std::strncpy(prop->name, profile.name, sizeof prop->name - 1);
   prop->totalGlobalMem = physical_memory();
   prop->sharedMemPerBlock = 48 * 1024;
   prop->regsPerBlock = 65536;
@@ -232,19 +235,19 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
   prop->maxGridSize[1] = 65535;
   prop->maxGridSize[2] = 65535;
   prop->totalConstMem = 65536;
-  prop->major = 8;
-  prop->minor = 0;
+  prop->major = profile.sm / 10;
+  prop->minor = profile.sm % 10;
   prop->multiProcessorCount = static_cast<int>(emu_settings().worker_threads);
   prop->concurrentKernels = 1;
   prop->unifiedAddressing = 1;
-  prop->memoryBusWidth = 5120;
-  prop->l2CacheSize = 40 << 20;
-  prop->maxThreadsPerMultiProcessor = 2048;
-  prop->sharedMemPerMultiprocessor = 167936;
+  prop->memoryBusWidth = profile.bus_width_bits;
+  prop->l2CacheSize = profile.l2_bytes;
+  prop->maxThreadsPerMultiProcessor = profile.threads_per_sm;
+  prop->sharedMemPerMultiprocessor = static_cast<size_t>(profile.smem_per_sm);
   prop->regsPerMultiprocessor = 65536;
-  prop->sharedMemPerBlockOptin = 166912;
-  prop->maxBlocksPerMultiProcessor = 32;
-  prop->reservedSharedMemPerBlock = 1024;
+  prop->sharedMemPerBlockOptin = static_cast<size_t>(profile.smem_optin_per_block);
+  prop->maxBlocksPerMultiProcessor = profile.blocks_per_sm;
+  prop->reservedSharedMemPerBlock = static_cast<size_t>(profile.reserved_smem);
   prop->memoryPoolsSupported = 1;
   return cudaSuccess;
 }
@@ -257,7 +260,7 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
     case cudaDevAttrMaxThreadsPerBlock: *value = p.maxThreadsPerBlock; break;
     case cudaDevAttrMaxSharedMemoryPerBlock: *value = static_cast<int>(p.sharedMemPerBlock); break;
     case cudaDevAttrWarpSize: *value = p.warpSize; break;
-    case cudaDevAttrClockRate: *value = 1500000; break;  // kHz, a plausible boost clock
+    case cudaDevAttrClockRate: *value = device_profile().clock_khz; break;  // kHz, the boost clock
     case cudaDevAttrMultiProcessorCount: *value = p.multiProcessorCount; break;
     case cudaDevAttrL2CacheSize: *value = p.l2CacheSize; break;
     case cudaDevAttrMaxThreadsPerMultiProcessor: *value = p.maxThreadsPerMultiProcessor; break;
@@ -267,6 +270,16 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device) 
     default: return report(cudaErrorInvalidValue);
   }
   return cudaSuccess;
+}
+
+int max_active_blocks_per_sm(int block_size, size_t dynamic_smem) {
+  const DeviceProfile& p = device_profile();
+  int n = p.threads_per_sm / block_size;
+  if (dynamic_smem > 0) {
+    const size_t per_block = dynamic_smem + static_cast<size_t>(p.reserved_smem);
+    n = std::min<int>(n, static_cast<int>(static_cast<size_t>(p.smem_per_sm) / per_block));
+  }
+  return std::min(n, p.blocks_per_sm);
 }
 
 cudaError_t cudaDeviceSynchronize() { return capture_check_unsafe_call(); }

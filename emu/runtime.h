@@ -1,6 +1,6 @@
 // The subset of the CUDA runtime API a backend needs, served on the host. One fake device
-// (compute capability 8.0); device memory is host memory with red zones (memory.h); streams and
-// events exist as handles but everything runs synchronously, in call order. Errors are reported
+// (compute capability 8.0, 7.5 or 7.0: profile.h); device memory is host memory with red zones
+// (memory.h); streams and events exist as handles but everything runs synchronously, in call order. Errors are reported
 // the CUDA way (return codes, cudaGetLastError), with the codes a GPU would give.
 #pragma once
 
@@ -99,14 +99,14 @@ cudaError_t cudaFuncSetAttribute(void (*kernel)(Params...), cudaFuncAttribute at
   }
   return cudaErrorInvalidValue;
 }
-// Resident blocks per multiprocessor of the fake device (2048 threads, 164 KiB shared memory).
+// Resident blocks per multiprocessor of the emulated device (its profile's threads, blocks and
+// shared memory per SM; registers are not modelled).
+int max_active_blocks_per_sm(int block_size, size_t dynamic_smem);
 template <class... Params>
 cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, void (*kernel)(Params...), int block_size,
                                                           size_t dynamic_smem) {
   if (!blocks || !kernel || block_size <= 0 || block_size > 1024) return cudaErrorInvalidValue;
-  int n = 2048 / block_size;
-  if (dynamic_smem > 0) n = std::min<int>(n, static_cast<int>(167936 / (dynamic_smem + 1024)));
-  *blocks = std::min(n, 32);
+  *blocks = max_active_blocks_per_sm(block_size, dynamic_smem);
   return cudaSuccess;
 }
 

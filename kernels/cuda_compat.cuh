@@ -104,8 +104,12 @@ inline const char* cublas_status_name(cublasStatus_t s) {
 //   b[0] = B[2t, 2t+1][g]   b[1] = B[2t+8, 2t+9][g]
 //   c[0], c[1] = C[g][2t, 2t+1]   c[2], c[3] = C[g+8][2t, 2t+1]   (d likewise)
 // sm_80 and newer run the mma.sync m16n8k16 instruction, sm_75 two m16n8k8 ones (f16 only: Turing
-// has no bf16 tensor cores, and the attention dispatch sends bf16 before sm_80 to the FMA kernel);
-// the emulator computes the same thing with warp shuffles, so kernels using it are tested in CI.
+// has no bf16 tensor cores, and the attention dispatch sends bf16 before sm_80 to the FMA kernel).
+// Before sm_75 (V100) nothing dispatches here: those bodies trap rather than compile a slow
+// substitute. The emulator computes the same products with warp shuffles and takes the same
+// per-architecture paths at run time from its device profile (LLM_EMU_PROFILE), so the sm_75
+// composition of two m16n8k8 is tested in CI and a bf16 mma on a T4 profile traps as on a T4.
+// tests/cuda_emu/mma_layout_test.cpp checks all of this against PTX's fragment formulas.
 #if defined(__CUDACC__) || defined(LLM_CUDA_EMULATION)
 namespace llm::LLM_CUDA_NS {
 
@@ -118,6 +122,7 @@ __device__ __forceinline__ unsigned pack2_f16(float lo, float hi) {
          static_cast<unsigned>(__half_as_ushort(__float2half_rn(hi))) << 16;
 }
 
+#if defined(LLM_CUDA_EMULATION)
 namespace mma_detail {
 template <bool kBf16>
 __device__ __forceinline__ float unpack(unsigned reg, int high) {
@@ -129,8 +134,8 @@ __device__ __forceinline__ float unpack(unsigned reg, int high) {
   }
 }
 
-// The fragment layout above, evaluated with shuffles: lane (g, t) needs rows g and g+8 of A and
-// columns 2t and 2t+1 of B for every k.
+// The m16n8k16 fragment layout above, evaluated with shuffles: lane (g, t) needs rows g and g+8
+// of A and columns 2t and 2t+1 of B for every k.
 template <bool kBf16>
 __device__ __forceinline__ void mma_m16n8k16_shuffled(float d[4], const unsigned a[4], const unsigned b[2],
                                                       const float c[4]) {
@@ -151,7 +156,49 @@ __device__ __forceinline__ void mma_m16n8k16_shuffled(float d[4], const unsigned
   }
   for (int i = 0; i < 4; ++i) d[i] = acc[i];
 }
+
+// m16n8k8 (f16): A 16x8 as {A[g][2t, 2t+1], A[g+8][2t, 2t+1]}, B 8x8 as B[2t, 2t+1][g], C and D
+// as in m16n8k16.
+__device__ __forceinline__ void mma_m16n8k8_shuffled(float d[4], const unsigned a[2], unsigned b, const float c[4]) {
+  const unsigned lane = (threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) & 31u;
+  const int g = static_cast<int>(lane >> 2), t = static_cast<int>(lane & 3u);
+  float acc[4] = {c[0], c[1], c[2], c[3]};
+  for (int k = 0; k < 8; ++k) {
+    const int pair = k / 2, high = k & 1;
+    const float a_g = unpack<false>(__shfl_sync(0xffffffffu, a[0], g * 4 + pair), high);
+    const float a_g8 = unpack<false>(__shfl_sync(0xffffffffu, a[1], g * 4 + pair), high);
+    const float b_0 = unpack<false>(__shfl_sync(0xffffffffu, b, (2 * t) * 4 + pair), high);
+    const float b_1 = unpack<false>(__shfl_sync(0xffffffffu, b, (2 * t + 1) * 4 + pair), high);
+    acc[0] += a_g * b_0;
+    acc[1] += a_g * b_1;
+    acc[2] += a_g8 * b_0;
+    acc[3] += a_g8 * b_1;
+  }
+  for (int i = 0; i < 4; ++i) d[i] = acc[i];
+}
 }  // namespace mma_detail
+#endif  // the emulator
+
+// One warp's mma.sync.m16n8k8.row.col.f32.f16.f16.f32 (sm_75+): a[0..1], b as in the comment above.
+__device__ __forceinline__ void mma_m16n8k8_f16(float d[4], const unsigned a[2], unsigned b, const float c[4]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 750
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};\n"
+               : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+               : "r"(a[0]), "r"(a[1]), "r"(b), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
+#elif defined(__CUDA_ARCH__)
+  // No f16 m16n8k8 on Volta.
+  (void)a, (void)b;
+  __trap();
+  for (int i = 0; i < 4; ++i) d[i] = c[i];
+#elif defined(LLM_CUDA_EMULATION)
+  ::llm::emu::require_sm(75, "mma.sync.m16n8k8 (f16)");
+  mma_detail::mma_m16n8k8_shuffled(d, a, b, c);
+#else
+  // nvcc's host pass parses device code but never runs it.
+  (void)a, (void)b;
+  for (int i = 0; i < 4; ++i) d[i] = c[i];
+#endif
+}
 
 __device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const unsigned a[4], const unsigned b[2],
                                                   const float c[4]) {
@@ -167,8 +214,13 @@ __device__ __forceinline__ void mma_m16n8k16_bf16(float d[4], const unsigned a[4
   (void)a, (void)b;
   __trap();
   for (int i = 0; i < 4; ++i) d[i] = c[i];
-#else
+#elif defined(LLM_CUDA_EMULATION)
+  ::llm::emu::require_sm(80, "mma.sync.m16n8k16 (bf16)");  // an illegal instruction on a T4 or V100
   mma_detail::mma_m16n8k16_shuffled<true>(d, a, b, c);
+#else
+  // nvcc's host pass parses device code but never runs it.
+  (void)a, (void)b;
+  for (int i = 0; i < 4; ++i) d[i] = c[i];
 #endif
 }
 
@@ -185,14 +237,27 @@ __device__ __forceinline__ void mma_m16n8k16_f16(float d[4], const unsigned a[4]
   // {A[g][2t, 2t+1], A[g+8][2t, 2t+1]} and its B fragment B[2t, 2t+1][g], so the k = 0..7 half is
   // (a[0], a[1], b[0]) and the k = 8..15 half (a[2], a[3], b[1]); C and D are laid out as above.
   float e[4];
-  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};\n"
-               : "=f"(e[0]), "=f"(e[1]), "=f"(e[2]), "=f"(e[3])
-               : "r"(a[0]), "r"(a[1]), "r"(b[0]), "f"(c[0]), "f"(c[1]), "f"(c[2]), "f"(c[3]));
-  asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};\n"
-               : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-               : "r"(a[2]), "r"(a[3]), "r"(b[1]), "f"(e[0]), "f"(e[1]), "f"(e[2]), "f"(e[3]));
+  mma_m16n8k8_f16(e, a, b[0], c);
+  mma_m16n8k8_f16(d, a + 2, b[1], e);
+#elif defined(__CUDA_ARCH__)
+  // Volta: the attention dispatch sends f16 before sm_75 to the FMA kernel; compile no substitute.
+  (void)a, (void)b;
+  __trap();
+  for (int i = 0; i < 4; ++i) d[i] = c[i];
+#elif defined(LLM_CUDA_EMULATION)
+  // The emulator takes the path of the profile's architecture (the sm_75 one as two m16n8k8).
+  const int sm = ::llm::emu::emulated_sm();
+  if (sm >= 80) {
+    mma_detail::mma_m16n8k16_shuffled<false>(d, a, b, c);
+  } else {
+    float e[4];
+    mma_m16n8k8_f16(e, a, b[0], c);  // fails before sm_75
+    mma_m16n8k8_f16(d, a + 2, b[1], e);
+  }
 #else
-  mma_detail::mma_m16n8k16_shuffled<false>(d, a, b, c);
+  // nvcc's host pass parses device code but never runs it.
+  (void)a, (void)b;
+  for (int i = 0; i < 4; ++i) d[i] = c[i];
 #endif
 }
 

@@ -23,6 +23,39 @@ inline bool cuda_device_present() {
     if (!::llm::test::cuda_device_present()) GTEST_SKIP() << "no CUDA device on this machine"; \
   } while (0)
 
+// The device's compute capability as 10 * major + minor (0 when there is none): tests skip what
+// the card cannot run, since an illegal instruction would poison the context for the rest of
+// the binary.
+inline int cuda_device_sm() {
+  int device = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return major * 10 + minor;
+}
+
+#if LLM_CUDA_EMULATED
+// Emulator settings changed for one scope (a test), restored on exit however it ends.
+class ScopedEmuSettings {
+ public:
+  template <class F>
+  explicit ScopedEmuSettings(F&& change) : saved_(::llm::emu::emu_settings()) {
+    ::llm::emu::EmuSettings s = saved_;
+    change(s);
+    ::llm::emu::set_emu_settings(s);
+  }
+  ~ScopedEmuSettings() { ::llm::emu::set_emu_settings(saved_); }
+  ScopedEmuSettings(const ScopedEmuSettings&) = delete;
+  ScopedEmuSettings& operator=(const ScopedEmuSettings&) = delete;
+
+ private:
+  ::llm::emu::EmuSettings saved_;
+};
+#endif
+
 // A device buffer of n T's: cudaMalloc'd, freed on scope exit, filled and read through copies.
 template <class T>
 class DeviceBuffer {

@@ -81,6 +81,7 @@ TEST(CudaEmuRuntime, Copies2D) {
 }
 
 TEST(CudaEmuRuntime, DevicePropertiesAndCounts) {
+  const ScopedEmuSettings ampere([](emu::EmuSettings& s) { s.sm = 80; });  // profile_test.cpp has the others
   int count = 0, device = -1;
   ASSERT_EQ(cudaGetDeviceCount(&count), cudaSuccess);
   EXPECT_EQ(count, 1);
@@ -114,7 +115,8 @@ TEST(CudaEmuRuntime, ThreeDimensionalGridsAndBlocks) {
 }
 
 TEST(CudaEmuRuntime, DynamicSharedMemoryAboveDefaultLimitNeedsTheAttribute) {
-  const int n = 20000;  // 80000 bytes > 48 KiB
+  const ScopedEmuSettings ampere([](emu::EmuSettings& s) { s.sm = 80; });  // more than a T4's 64 KiB
+  const int n = 20000;                                                     // 80000 bytes > 48 KiB
   DeviceBuffer<float> out(1);
   LLM_LAUNCH(big_shared_kernel, dim3(1), dim3(128), n * sizeof(float), nullptr, out.get(), n);
   EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidValue);
@@ -162,6 +164,7 @@ TEST(CudaEmuRuntime, StreamsAndEvents) {
 }
 
 TEST(CudaEmuRuntime, TrapStopsTheLaunchNamingTheThread) {
+  const ScopedEmuSettings in_order([](emu::EmuSettings& s) { s.schedule = emu::EmuSettings::Schedule::Order; });
   try {
     LLM_LAUNCH(trap_kernel, dim3(2), dim3(8), 0, nullptr);
     FAIL() << "no error";

@@ -123,6 +123,38 @@ __global__ void mma_kernel(const float* a, const float* b, const float* c, float
   d[(g + 8) * 8 + t2 + 1] = fd[3];
 }
 
+// Registers in, registers out: the fragment layout is entirely the caller's (mma_layout_test.cpp).
+__global__ void mma_fragments_kernel(const unsigned* a, const unsigned* b, const float* c, float* d, int shape) {
+  const int lane = static_cast<int>(threadIdx.x);
+  const unsigned fa[4] = {a[lane * 4], a[lane * 4 + 1], a[lane * 4 + 2], a[lane * 4 + 3]};
+  const unsigned fb[2] = {b[lane * 2], b[lane * 2 + 1]};
+  const float fc[4] = {c[lane * 4], c[lane * 4 + 1], c[lane * 4 + 2], c[lane * 4 + 3]};
+  float fd[4] = {};
+  switch (static_cast<MmaShape>(shape)) {
+    case MmaShape::M16N8K8F16: mma_m16n8k8_f16(fd, fa, fb[0], fc); break;
+    case MmaShape::M16N8K16F16: mma_m16n8k16_f16(fd, fa, fb, fc); break;
+    case MmaShape::M16N8K16BF16: mma_m16n8k16_bf16(fd, fa, fb, fc); break;
+  }
+  for (int i = 0; i < 4; ++i) d[lane * 4 + i] = fd[i];
+}
+
+// out[t] = in[t - 1] passed through shared memory (out[0] = in[0]); with_barrier = 0 leaves out
+// the __syncthreads between the writes and the reads.
+__global__ void neighbour_kernel(const float* in, float* out, int with_barrier) {
+  LLM_DYNAMIC_SHARED(float, tile);
+  const unsigned t = threadIdx.x;
+  tile[t] = in[t];
+  if (with_barrier) __syncthreads();
+  out[t] = tile[t == 0 ? 0 : t - 1];
+}
+
+// out[0] = the sum of buf[0, n).
+__global__ void sum_kernel(const float* buf, int n, float* out) {
+  float s = 0;
+  for (int i = 0; i < n; ++i) s += buf[i];
+  out[0] = s;
+}
+
 __global__ void barrier_divergence_kernel(int* out) {
   if (threadIdx.x < 16) {
     __syncthreads();
@@ -237,6 +269,16 @@ void match_any(const int* key, unsigned* out) {
 }
 void mma_tile(const float* a, const float* b, const float* c, float* d, bool bf16) {
   LLM_HARNESS_LAUNCH(mma_kernel, dim3(1), dim3(32), 0, nullptr, a, b, c, d, bf16 ? 1 : 0);
+}
+void mma_fragments(const unsigned* a, const unsigned* b, const float* c, float* d, MmaShape shape) {
+  LLM_HARNESS_LAUNCH(mma_fragments_kernel, dim3(1), dim3(32), 0, nullptr, a, b, c, d, static_cast<int>(shape));
+}
+void shared_neighbour(const float* in, float* out, int threads, bool with_barrier) {
+  LLM_HARNESS_LAUNCH(neighbour_kernel, dim3(1), dim3(static_cast<unsigned>(threads)),
+                     static_cast<size_t>(threads) * sizeof(float), nullptr, in, out, with_barrier ? 1 : 0);
+}
+void sum(const float* buf, int n, float* out) {
+  LLM_HARNESS_LAUNCH(sum_kernel, dim3(1), dim3(1), 0, nullptr, buf, n, out);
 }
 void bug_barrier_divergence(int* out) {
   LLM_HARNESS_LAUNCH(barrier_divergence_kernel, dim3(1), dim3(32), 0, nullptr, out);

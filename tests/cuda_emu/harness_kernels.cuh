@@ -32,6 +32,17 @@ void match_any(const int* key, unsigned* out);
 // One warp, tensor cores: d [16, 8] = a [16, 16] . b [16, 8] + c [16, 8], all row-major fp32 in
 // memory; a and b are rounded to bf16 (or f16) when loaded into fragments.
 void mma_tile(const float* a, const float* b, const float* c, float* d, bool bf16);
+enum class MmaShape : int { M16N8K8F16 = 0, M16N8K16F16 = 1, M16N8K16BF16 = 2 };
+// One warp, one mma.sync of `shape` on fragments given register by register: lane l's registers
+// are a[4l..4l+3] (m16n8k8 reads two), b[2l..2l+1] (m16n8k8 reads one), c[4l..4l+3]; d[4l..4l+3]
+// receives its outputs.
+void mma_fragments(const unsigned* a, const unsigned* b, const float* c, float* d, MmaShape shape);
+// One block of `threads` (<= 1024): out[t] = in[t - 1] (out[0] = in[0]) passed through
+// dynamic shared memory. with_barrier = false is a planted race: no __syncthreads between the
+// writes and the reads (right in thread order, wrong in reverse or random order).
+void shared_neighbour(const float* in, float* out, int threads, bool with_barrier);
+// One thread: out[0] = buf[0] + ... + buf[n - 1].
+void sum(const float* buf, int n, float* out);
 
 // ---- planted bugs (emulator tests only; never launched on a GPU) ---------------------------------
 void bug_barrier_divergence(int* out);        // two __syncthreads on different lines
