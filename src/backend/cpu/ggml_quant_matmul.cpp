@@ -22,6 +22,8 @@ constexpr int kQKK = 256;  // q4_K, q6_K super-block
 // Tokens from which a tile of rows is decoded once and multiplied by sgemm.
 constexpr int64_t kTileMinTokens = 4;
 constexpr int64_t kTileRows = 64;
+// Floats of decoded weights per group of rows in the decode path (32 KiB: stays in L1/L2).
+constexpr int64_t kDecodeGroupFloats = 8192;
 
 inline float f16_at(const uint8_t* p) { return f16_bits_to_f32(static_cast<uint16_t>(p[0] | (p[1] << 8))); }
 
@@ -109,17 +111,21 @@ LLM_CPU_CLONES void decode_q6_K(const uint8_t* y, int64_t nb, float* x) {
   }
 }
 
-// sum a[c] * b[c] in 16 interleaved partial sums (a fixed order the compiler can vectorise).
-LLM_CPU_CLONES float dot(const float* a, const float* b, int64_t n) {
-  float acc[16] = {};
-  int64_t c = 0;
-  for (; c + 16 <= n; c += 16) {
-    for (int k = 0; k < 16; ++k) acc[k] += a[c + k] * b[c + k];
+// y[r * ldy] = dot(w row r, x) + bias[r] for the R rows of a decoded group (one dispatch per group).
+LLM_CPU_CLONES void dot_rows(const float* w, int64_t R, int64_t cols, const float* x, const float* bias, float* y,
+                             int64_t ldy) {
+  for (int64_t r = 0; r < R; ++r) {
+    float acc[16] = {};
+    const float* a = w + r * cols;
+    int64_t c = 0;
+    for (; c + 16 <= cols; c += 16) {
+      for (int k = 0; k < 16; ++k) acc[k] += a[c + k] * x[c + k];
+    }
+    float s = 0.0f;
+    for (int k = 0; k < 16; ++k) s += acc[k];
+    for (; c < cols; ++c) s += a[c] * x[c];
+    y[r * ldy] = s + (bias != nullptr ? bias[r] : 0.0f);
   }
-  float s = 0.0f;
-  for (int k = 0; k < 16; ++k) s += acc[k];
-  for (; c < n; ++c) s += a[c] * b[c];
-  return s;
 }
 
 int64_t ld_of(const Tensor& t, int64_t dense) { return t.size(0) > 1 ? t.stride(0) : dense; }
@@ -157,16 +163,26 @@ void ggml_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& 
   if (bias != nullptr) to_f32(bias->data(), bias->dtype(), bf.data(), rows);
 
   if (N < kTileMinTokens) {
-    // Decode: every row decoded once into L1-sized scratch and dotted with each token; rows in
-    // static blocks so each output is computed whole by one thread (thread-count independent).
+    // Decode: groups of rows decoded into L1/L2-sized scratch and dotted with each token; the
+    // groups are static, so each output is computed whole by one thread (thread-count
+    // independent). The rows of a group are consecutive in memory: one decode call each.
+    const int64_t group = std::max<int64_t>(1, std::min<int64_t>(kDecodeGroupFloats / cols, 64));
+    const int64_t groups = (rows + group - 1) / group;
 #pragma omp parallel if (rows * cols > 32768)
     {
-      const std::unique_ptr<float[]> row(new float[static_cast<size_t>(cols)]);
-#pragma omp for schedule(static, 16)
-      for (int64_t r = 0; r < rows; ++r) {
-        ggml_decode_row(w.ggml, data + r * data_ld, cols, row.get());
+      const std::unique_ptr<float[]> wg(new float[static_cast<size_t>(group * cols)]);
+#pragma omp for schedule(static)
+      for (int64_t gi = 0; gi < groups; ++gi) {
+        const int64_t r0 = gi * group, nr = std::min(group, rows - r0);
+        if (data_ld == static_cast<int64_t>(w.data.size(1))) {
+          ggml_decode_row(w.ggml, data + r0 * data_ld, nr * cols, wg.get());
+        } else {
+          for (int64_t r = 0; r < nr; ++r)
+            ggml_decode_row(w.ggml, data + (r0 + r) * data_ld, cols, wg.get() + r * cols);
+        }
         for (int64_t n = 0; n < N; ++n) {
-          yf[n * ldy + r] = dot(row.get(), xf.data() + n * cols, cols) + (bias != nullptr ? bf[size_t(r)] : 0.0f);
+          dot_rows(wg.get(), nr, cols, xf.data() + n * cols, bias != nullptr ? bf.data() + r0 : nullptr,
+                   yf + n * ldy + r0, 1);
         }
       }
     }
