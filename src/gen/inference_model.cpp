@@ -181,6 +181,9 @@ InferenceModel::InferenceModel(const ModelConfig& cfg, const WeightSource& weigh
   auto ggml_part = [&](Linear& lin, const std::string& name, int64_t nrows, int64_t cols) {
     const GgufFile::TensorInfo* t = weights.blocks(name);
     const GgmlType type = t != nullptr ? t->type : GgmlType::F32;
+    // Said at load, not at the first token: only the CPU has kernels for the block formats.
+    LLM_CHECK(t == nullptr || be.device() == DeviceKind::CPU, "quant_matmul: ", ggml_type_name(type), " (tensor ",
+              t->name, ", a ggml block format from a GGUF file) is not supported on CUDA; use --device cpu");
     const auto row_bytes = static_cast<int64_t>(ggml_row_bytes(type, cols));
     OwnedTensor data = m.weights.tensor(DType::U8, {nrows, row_bytes});
     if (t != nullptr) {
