@@ -15,7 +15,8 @@ ctest --test-dir build -j"$jobs" --output-on-failure --timeout 1500
 
 # Once more under AddressSanitizer and UBSan: the emulated CUDA kernels and the emulator's own
 # tests (docs/cuda-emulation.md: out-of-bounds device accesses and fiber stack misuse stop here),
-# and the HTTP server with its clients (threads, streams, disconnects, the drain).
+# the HTTP server with its clients (threads, streams, disconnects, the drain), and the file
+# readers (io: the GGUF fuzz test, damaged safetensors).
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLM_SANITIZE=ON -DLLM_CUDA=OFF
-cmake --build build-asan -j"$jobs" --target test_cuda_emu test_cuda_ops test_serve
-ctest --test-dir build-asan -j"$jobs" -L '^(cuda_emu|cuda_ops|serve)$' --output-on-failure --timeout 1500
+cmake --build build-asan -j"$jobs" --target test_cuda_emu test_cuda_ops test_serve test_io
+ctest --test-dir build-asan -j"$jobs" -L '^(cuda_emu|cuda_ops|serve|io)$' --output-on-failure --timeout 1500

@@ -147,10 +147,10 @@ llm::ModelConfig bench_arch(const std::string& config_file) {
   return config_file.empty() ? llm::default_config({}).model.arch : llm::load_model_section(config_file);
 }
 
-int bench_decode(const std::string& config_file, const std::string& dtype, const std::string& quant, int64_t prompt,
-                 int64_t tokens, int threads, const std::string& device, bool profile) {
+int bench_decode(const std::string& config_file, const std::string& model_path, const std::string& dtype,
+                 const std::string& quant, int64_t prompt, int64_t tokens, int threads, const std::string& device,
+                 bool profile) {
   using namespace llm;
-  const ModelConfig arch = bench_arch(config_file);
   auto backend = make_backend(device.empty() ? std::string("cpu") : device, threads);
   std::map<std::string, OpTime> times;
   if (profile) backend = make_profiling_backend(std::move(backend), &times);
@@ -160,7 +160,16 @@ int bench_decode(const std::string& config_file, const std::string& dtype, const
   double bw = 0;
   const int bw_threads = threads > 0 ? threads : omp_get_num_procs();
   if (backend->device() == DeviceKind::CPU) bw = read_bandwidth(*backend, bw_threads);
-  const std::unique_ptr<InferenceModel> model = random_inference_model(arch, *backend, io, dtype, quant);
+  // A model file or directory (a GGUF file computes on its own block formats), else random weights.
+  std::unique_ptr<InferenceModel> model;
+  if (model_path.empty()) {
+    model = random_inference_model(bench_arch(config_file), *backend, io, dtype, quant);
+  } else {
+    io.dtype = parse_float_dtype(dtype, "--dtype");
+    io.quant = parse_quant(quant, "--quant");
+    model = InferenceModel::load(model_path, *backend, io);
+  }
+  const ModelConfig& arch = model->config();
   std::mt19937_64 g(7);
   std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(arch.vocab_size - 1));
   std::vector<int32_t> ids(static_cast<size_t>(prompt));
@@ -300,10 +309,12 @@ int main(int argc, char** argv) {
   train->add_flag("--profile", profile, "print the time of every op (synchronising after each)");
   auto* decode =
       app.add_subcommand("decode", "prefill and decode tokens/s with a KV cache, beside the bandwidth floor");
-  std::string dec_config, dec_dtype = "fp32", dec_quant = "none", dec_device;
+  std::string dec_config, dec_model, dec_dtype = "fp32", dec_quant = "none", dec_device;
   int64_t prompt = 512, gen_tokens = 32;
   int dec_threads = 0;
   decode->add_option("--config", dec_config, "config file (its model section; default: the built-in tiny config)");
+  decode->add_option("--model", dec_model, "a model directory or GGUF file instead of random weights")
+      ->excludes(decode->get_option("--config"));
   decode->add_option("--dtype", dec_dtype, "fp32 | bf16 | f16");
   decode->add_option("--quant", dec_quant, "none | int8 | int4");
   decode->add_option("--prompt-tokens", prompt, "prefill length")->check(CLI::PositiveNumber);
@@ -333,7 +344,8 @@ int main(int argc, char** argv) {
     }
     if (train->parsed()) return bench_train(config, sets, batch, seq, steps, warmup, threads, device, profile);
     if (decode->parsed()) {
-      return bench_decode(dec_config, dec_dtype, dec_quant, prompt, gen_tokens, dec_threads, dec_device, dec_profile);
+      return bench_decode(dec_config, dec_model, dec_dtype, dec_quant, prompt, gen_tokens, dec_threads, dec_device,
+                          dec_profile);
     }
   } catch (const std::exception& e) {
     std::cerr << "llmbench: error: " << e.what() << "\n";

@@ -13,6 +13,7 @@
 #include "llm/chat.h"
 #include "llm/error.h"
 #include "llm/generate.h"
+#include "llm/gguf_reader.h"
 #include "llm/inference.h"
 #include "llm/serve.h"
 
@@ -134,9 +135,11 @@ int main(int argc, char** argv) {
     if (!ppl_file.empty()) {
       LLM_CHECK(std::filesystem::is_regular_file(ppl_file), ppl_file, ": no such file (--perplexity)");
     }
-    const llm::ModelFiles files = llm::locate_model(model_dir);
-    LLM_CHECK(!files.tokenizer.empty(), model_dir, ": no tokenizer (tokenizer.json or tokenizer.model) in ",
-              files.dir.string(), "; llmgen needs one to turn text into tokens");
+    if (!llm::is_gguf_file(model_dir)) {  // a GGUF file carries its tokenizer
+      const llm::ModelFiles files = llm::locate_model(model_dir);
+      LLM_CHECK(!files.tokenizer.empty(), model_dir, ": no tokenizer (tokenizer.json or tokenizer.model) in ",
+                files.dir.string(), "; llmgen needs one to turn text into tokens");
+    }
 
     const auto backend = llm::make_backend(device, threads);
     io.dtype = parse_dtype(dtype, *backend);

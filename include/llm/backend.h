@@ -26,6 +26,7 @@
 #include <utility>
 
 #include "llm/error.h"
+#include "llm/ggml_quant.h"
 #include "llm/tensor.h"
 
 namespace llm {
@@ -73,12 +74,18 @@ class OpRecorder {
 //   Int8: data i8 [rows, cols], q in [-127, 127].
 //   Int4: data u8 [rows, cols / 2], q in [-8, 7] stored as q + 8; column 2j in the low nibble
 //         of byte j, column 2j+1 in the high nibble. cols and group are even.
-enum class QuantKind : uint8_t { Int8, Int4 };
+//   Ggml: ggml's block formats as GGUF files store them (include/llm/ggml_quant.h), computed on
+//         as they are: data u8 [rows, row_bytes] with row_bytes = ggml_row_bytes(ggml, cols), the
+//         blocks of each row in order; group = the type's block size (1 for f32/f16/bf16, 32 for
+//         q8_0/q4_0/q5_0, 256 for q4_K/q6_K), which divides cols; scales empty (they live in the
+//         blocks). Only quant_matmul and quant_embedding take it (quantize writes int8/int4).
+enum class QuantKind : uint8_t { Int8, Int4, Ggml };
 struct QuantizedMatrix {
   QuantKind kind = QuantKind::Int8;
   int64_t rows = 0, cols = 0, group = 0;  // group divides cols
   Tensor data;                            // see above
-  Tensor scales;                          // f32 [rows, cols / group]
+  Tensor scales;                          // f32 [rows, cols / group]; empty for Ggml
+  GgmlType ggml = GgmlType::F32;          // the block format of a Ggml matrix
 };
 
 class Backend {

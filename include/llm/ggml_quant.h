@@ -30,9 +30,23 @@ enum class GgmlType : uint32_t {
   BF16 = 30,
 };
 
-std::string_view ggml_type_name(GgmlType t);  // "f32", "q8_0", "q4_K", ... (ggml's spelling)
-int64_t ggml_block_elems(GgmlType t);         // values per block (1 for f32/f16/bf16)
-size_t ggml_block_bytes(GgmlType t);          // bytes per block
+// "f32", "q8_0", "q4_K", ... (ggml's spelling); "?" for a value outside the enum. Inline: the
+// backends name types in their errors without linking the io module.
+inline std::string_view ggml_type_name(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32: return "f32";
+    case GgmlType::F16: return "f16";
+    case GgmlType::BF16: return "bf16";
+    case GgmlType::Q8_0: return "q8_0";
+    case GgmlType::Q4_0: return "q4_0";
+    case GgmlType::Q5_0: return "q5_0";
+    case GgmlType::Q4_K: return "q4_K";
+    case GgmlType::Q6_K: return "q6_K";
+  }
+  return "?";
+}
+int64_t ggml_block_elems(GgmlType t);  // values per block (1 for f32/f16/bf16)
+size_t ggml_block_bytes(GgmlType t);   // bytes per block
 // Bytes of n values; n must be a multiple of the block (error naming the type otherwise).
 size_t ggml_row_bytes(GgmlType t, int64_t n);
 

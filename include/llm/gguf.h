@@ -106,6 +106,9 @@ enum class GgufFileType { F32, F16, BF16, Q8_0, Q4_0, Q4_K_M };
 GgufFileType parse_gguf_file_type(std::string_view s, std::string_view where);  // "f32", ..., "q4_k_m"
 std::string_view gguf_file_type_name(GgufFileType t);
 
+// llama.cpp's name of a parameter (model.layers.3.self_attn.q_proj.weight -> blk.3.attn_q.weight).
+std::string gguf_tensor_name(const ParamInfo& p);
+
 // The type export_gguf stores a parameter in (a ParamTable entry of a model with config cfg).
 GgmlType gguf_tensor_type(GgufFileType type, const ModelConfig& cfg, const ParamInfo& p);
 

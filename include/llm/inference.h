@@ -19,6 +19,8 @@
 
 namespace llm {
 
+class WeightSource;
+
 enum class QuantMode : uint8_t { None, Int8, Int4 };
 QuantMode parse_quant(std::string_view s, std::string_view where);  // "none" | "int8" | "int4"
 std::string_view quant_name(QuantMode q);
@@ -59,9 +61,23 @@ class InferenceModel {
   InferenceModel(const InferenceModel&) = delete;
   InferenceModel& operator=(const InferenceModel&) = delete;
 
-  // Loads config.json, the weights and the tokenizer of a model directory (see locate_model).
+  // Builds from a config and a source of weights (src/gen/weight_source.h): what the two
+  // loaders below share.
+  InferenceModel(const ModelConfig& cfg, const WeightSource& weights, Backend& backend, const InferenceOptions& opt);
+
+  // Loads config.json, the weights and the tokenizer of a model directory (see locate_model), or
+  // a GGUF file (load_gguf).
   static std::unique_ptr<InferenceModel> load(const std::filesystem::path& path, Backend& backend,
                                               const InferenceOptions& opt);
+
+  // Loads a Qwen2 GGUF file (general.architecture qwen2, as llama.cpp writes and reads them):
+  // the config from qwen2.*, the weights by llama.cpp's tensor names (quantized tensors kept in
+  // their ggml blocks unless opt.quant asks for int8/int4; f32/f16/bf16 matrices become dense in
+  // opt.dtype), the tokenizer from tokenizer.ggml.* and the chat template. src/gen/gguf_model.cpp.
+  static std::unique_ptr<InferenceModel> load_gguf(const std::filesystem::path& file, Backend& backend,
+                                                   const InferenceOptions& opt);
+  // tokenizer.chat_template of a GGUF file (empty otherwise).
+  const std::string& chat_template() const { return chat_template_; }
 
   const ModelConfig& config() const { return cfg_; }
   const InferenceOptions& options() const { return opt_; }
@@ -116,6 +132,7 @@ class InferenceModel {
   int64_t rows_ = 0;          // rows of the activation buffers: max(prefill_chunk, slots)
   std::vector<int64_t> pos_;  // tokens cached in each slot
   std::unique_ptr<Tokenizer> tokenizer_;
+  std::string chat_template_;
   std::unique_ptr<Impl> impl_;
 };
 

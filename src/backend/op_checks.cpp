@@ -75,6 +75,7 @@ void check_heads(const Tensor& t, const char* op, const char* what) {
 }
 
 void check_quantized(const QuantizedMatrix& w, const char* op) {
+  if (w.kind == QuantKind::Ggml) return check_ggml_quantized(w, op);
   const bool int4 = w.kind == QuantKind::Int4;
   LLM_CHECK(w.rows >= 0 && w.cols >= 0, op, ": the quantized matrix is [", w.rows, ", ", w.cols, "]");
   LLM_CHECK(w.group > 0 && w.cols % w.group == 0, op, ": group ", w.group, " must be positive and divide cols ",
@@ -87,6 +88,20 @@ void check_quantized(const QuantizedMatrix& w, const char* op) {
   LLM_CHECK(w.data.rows_contiguous() && w.scales.rows_contiguous(), op,
             ": the quantized data and scales must have dense rows");
   LLM_CHECK((!w.data.empty() && !w.scales.empty()) || w.rows * w.cols == 0, op, ": the quantized matrix has no data");
+}
+
+void check_ggml_quantized(const QuantizedMatrix& w, const char* op) {
+  const auto name = ggml_type_name(w.ggml);
+  LLM_CHECK(name != "?", op, ": ggml type ", static_cast<uint32_t>(w.ggml),
+            " is not one of the supported block formats");
+  LLM_CHECK(w.rows >= 0 && w.cols >= 0, op, ": the ", name, " matrix is [", w.rows, ", ", w.cols, "]");
+  LLM_CHECK(w.group == ggml_block_elems(w.ggml) && w.cols % w.group == 0, op, ": a ", name, " matrix needs group ",
+            ggml_block_elems(w.ggml), " dividing cols ", w.cols, ", got group ", w.group);
+  check_dtype(w.data, DType::U8, op, "the ggml blocks");
+  check_shape(w.data, {w.rows, static_cast<int64_t>(ggml_row_bytes(w.ggml, w.cols))}, op, "the ggml blocks");
+  LLM_CHECK(w.data.rows_contiguous(), op, ": the ggml blocks must have dense rows");
+  LLM_CHECK(w.scales.empty(), op, ": a ", name, " matrix keeps its scales in its blocks; scales must be empty");
+  LLM_CHECK(!w.data.empty() || w.rows * w.cols == 0, op, ": the ", name, " matrix has no data");
 }
 
 // ---- memory -----------------------------------------------------------------------------------------
@@ -307,6 +322,8 @@ void check_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets
 
 void check_quantize(const Tensor& w, const QuantizedMatrix& out) {
   const char* op = "quantize";
+  LLM_CHECK(out.kind != QuantKind::Ggml, op, ": writes int8 or int4 matrices, not ggml ", ggml_type_name(out.ggml),
+            " blocks");
   check_quantized(out, op);
   check_rows(w, op, "w");
   check_shape(w, {out.rows, out.cols}, op, "w");

@@ -25,6 +25,8 @@ void check_device(const Tensor& t, DeviceKind device, const char* op, const char
 void check_heads(const Tensor& t, const char* op, const char* what);
 // A QuantizedMatrix against the layout in backend.h.
 void check_quantized(const QuantizedMatrix& w, const char* op);
+// A QuantKind::Ggml matrix: its type, block size and byte rows.
+void check_ggml_quantized(const QuantizedMatrix& w, const char* op);
 
 // ---- one per op (arguments as the op takes them) ---------------------------------------------------
 void check_upload(const Tensor& dst);

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "gen/weight_source.h"
 #include "llm/checkpoint.h"
 #include "llm/error.h"
 #include "llm/hf_weights.h"
@@ -38,7 +39,7 @@ std::string_view quant_name(QuantMode q) {
 ModelFiles locate_model(const fs::path& path) {
   LLM_CHECK(fs::exists(path), path.string(), ": no such model directory");
   LLM_CHECK(fs::is_directory(path), path.string(),
-            ": not a directory (expected a run, checkpoint or HF model directory)");
+            ": not a directory or a GGUF file (expected a run, checkpoint or HF model directory, or a .gguf file)");
   ModelFiles f;
   if (fs::exists(path / "config.json")) {
     f.dir = path;
@@ -56,14 +57,46 @@ ModelFiles locate_model(const fs::path& path) {
   return f;
 }
 
-// A linear layer's weight [out, in], owned: dense in the compute dtype, or quantized.
+namespace {
+// The weights of a checkpoint read whole into fp32: each parameter at its ParamTable offset.
+class FlatWeights final : public WeightSource {
+ public:
+  FlatWeights(const ModelConfig& cfg, std::span<const float> w) : table_(cfg), w_(w) {
+    LLM_CHECK(static_cast<int64_t>(w.size()) == table_.flat_size(), "inference: ", w.size(), " weights for a model of ",
+              table_.flat_size());
+  }
+  void read_f32(const std::string& name, float* out, int64_t n) const override {
+    const ParamInfo& p = table_.at(name);
+    LLM_CHECK(p.numel == n, "inference: ", name, " has ", p.numel, " values, not ", n);
+    std::copy_n(w_.data() + p.offset, n, out);
+  }
+
+ private:
+  ParamTable table_;
+  std::span<const float> w_;
+};
+}  // namespace
+
+// A linear layer's weight [out, in], owned: dense in the compute dtype, quantized (int8/int4), or
+// ggml blocks in one part per stacked matrix (q/k/v, gate/up).
 struct Linear {
   OwnedTensor dense;
   QuantizedMatrix q;
   OwnedTensor qdata, qscales;
   bool quantized = false;
-  size_t bytes() const { return dense.empty() ? qdata->nbytes() + qscales->nbytes() : dense->nbytes(); }
-  LinearWeight view() const { return quantized ? LinearWeight{Tensor(), &q} : LinearWeight{dense.t(), nullptr}; }
+  std::vector<QuantizedMatrix> parts;  // QuantKind::Ggml, stacked along the rows
+  std::vector<OwnedTensor> part_data;
+  size_t bytes() const {
+    size_t b = 0;
+    for (const OwnedTensor& t : part_data) b += t->nbytes();
+    return !parts.empty() ? b : dense.empty() ? qdata->nbytes() + qscales->nbytes() : dense->nbytes();
+  }
+  LinearWeight view() const {
+    if (!parts.empty()) return LinearWeight{Tensor(), parts.data(), static_cast<int>(parts.size())};
+    return quantized ? LinearWeight{Tensor(), &q} : LinearWeight{dense.t(), nullptr};
+  }
+  // The single matrix of an embedding table (int8/int4 or one ggml part).
+  const QuantizedMatrix* table() const { return !parts.empty() ? &parts[0] : quantized ? &q : nullptr; }
 };
 
 struct InferenceModel::SeqRowsList {
@@ -103,11 +136,12 @@ InferenceModel::~InferenceModel() = default;
 
 InferenceModel::InferenceModel(const ModelConfig& cfg, std::span<const float> weights, Backend& backend,
                                const InferenceOptions& opt)
+    : InferenceModel(cfg, FlatWeights(cfg, weights), backend, opt) {}
+
+InferenceModel::InferenceModel(const ModelConfig& cfg, const WeightSource& weights, Backend& backend,
+                               const InferenceOptions& opt)
     : cfg_(cfg), opt_(opt), backend_(&backend), impl_(std::make_unique<Impl>(backend)) {
   cfg_.validate("model");
-  const ParamTable table(cfg_);
-  LLM_CHECK(static_cast<int64_t>(weights.size()) == table.flat_size(), "inference: ", weights.size(),
-            " weights for a model of ", table.flat_size());
   LLM_CHECK(opt_.context > 0 && opt_.prefill_chunk > 0, "inference: context and prefill_chunk must be positive");
   LLM_CHECK(opt_.slots > 0, "inference: slots must be positive, got ", opt_.slots);
   context_ = std::min(opt_.context, cfg_.max_position_embeddings);
@@ -120,27 +154,71 @@ InferenceModel::InferenceModel(const ModelConfig& cfg, std::span<const float> we
   const int64_t Hq = cfg_.num_attention_heads, Hkv = cfg_.num_key_value_heads, V = cfg_.vocab_size;
   const int64_t L = cfg_.num_hidden_layers, rows = rows_, S = opt_.slots;
 
-  // Upload through a staging buffer, rounding to the storage dtype on the device.
+  // Upload through a staging buffer, rounding to the storage dtype on the device. A matrix is
+  // read as the parts stacked along its rows (names[i] has rows[i] rows).
   Arena staging(be, "staging");
-  auto upload = [&](int64_t offset, std::initializer_list<int64_t> shape) {
-    OwnedTensor t = m.weights.tensor(dt, shape);
-    OwnedTensor s = staging.tensor(DType::F32, shape);
-    be.upload(s.t(), weights.data() + offset);
-    be.copy(s.t(), t.t());
+  auto read_stacked = [&](std::span<const std::string> names, std::span<const int64_t> part_rows, int64_t cols) {
+    int64_t total = 0;
+    for (int64_t r : part_rows) total += r;
+    OwnedTensor s = staging.tensor(DType::F32, {total, cols});
+    std::vector<float> host(static_cast<size_t>(total * cols));
+    int64_t r0 = 0;
+    for (size_t i = 0; i < names.size(); ++i) {
+      weights.read_f32(names[i], host.data() + r0 * cols, part_rows[i] * cols);
+      r0 += part_rows[i];
+    }
+    be.upload(s.t(), host.data());
+    return s;
+  };
+  auto upload = [&](std::span<const std::string> names, std::span<const int64_t> part_rows, int64_t cols) {
+    OwnedTensor s = read_stacked(names, part_rows, cols);
+    const int64_t total = s->size(0);
+    OwnedTensor t = cols == 1 ? m.weights.tensor(dt, {total}) : m.weights.tensor(dt, {total, cols});
+    be.copy(cols == 1 ? s->view({total}) : s.t(), t.t());
     return t;
   };
-  auto linear = [&](int64_t offset, int64_t nrows, int64_t cols) {
+  // A ggml part: the file's blocks copied as they are (f32 values when the part is a float type).
+  auto ggml_part = [&](Linear& lin, const std::string& name, int64_t nrows, int64_t cols) {
+    const GgufFile::TensorInfo* t = weights.blocks(name);
+    const GgmlType type = t != nullptr ? t->type : GgmlType::F32;
+    // Said at load, not at the first token: only the CPU has kernels for the block formats.
+    LLM_CHECK(t == nullptr || be.device() == DeviceKind::CPU, "quant_matmul: ", ggml_type_name(type), " (tensor ",
+              t->name, ", a ggml block format from a GGUF file) is not supported on CUDA; use --device cpu");
+    const auto row_bytes = static_cast<int64_t>(ggml_row_bytes(type, cols));
+    OwnedTensor data = m.weights.tensor(DType::U8, {nrows, row_bytes});
+    if (t != nullptr) {
+      be.upload(data.t(), t->data);
+    } else {
+      std::vector<float> host(static_cast<size_t>(nrows * cols));
+      weights.read_f32(name, host.data(), nrows * cols);
+      be.upload(data.t(), host.data());
+    }
+    lin.parts.push_back(
+        QuantizedMatrix{QuantKind::Ggml, nrows, cols, ggml_block_elems(type), data.t(), Tensor(), type});
+    lin.part_data.push_back(std::move(data));
+  };
+  auto linear = [&](std::initializer_list<std::string> name_list, std::initializer_list<int64_t> rows_list,
+                    int64_t cols) {
+    const std::vector<std::string> names(name_list);
+    const std::vector<int64_t> part_rows(rows_list);
+    int64_t nrows = 0;
+    for (int64_t r : part_rows) nrows += r;
     Linear lin;
     if (opt_.quant == QuantMode::None) {
-      lin.dense = upload(offset, {nrows, cols});
+      bool blocks = false;
+      for (const std::string& n : names) blocks = blocks || weights.blocks(n) != nullptr;
+      if (blocks) {
+        for (size_t i = 0; i < names.size(); ++i) ggml_part(lin, names[i], part_rows[i], cols);
+      } else {
+        lin.dense = upload(names, part_rows, cols);
+      }
       return lin;
     }
     const bool int4 = opt_.quant == QuantMode::Int4;
     const int64_t group = int4 || opt_.quant_group > 0 ? opt_.quant_group : cols;
     LLM_CHECK(group > 0 && cols % group == 0 && (!int4 || group % 2 == 0), "inference: quantization group ", group,
               " does not divide the ", cols, " columns of a ", nrows, "x", cols, " matrix");
-    OwnedTensor s = staging.tensor(DType::F32, {nrows, cols});
-    be.upload(s.t(), weights.data() + offset);
+    OwnedTensor s = read_stacked(names, part_rows, cols);
     lin.quantized = true;
     lin.qdata = int4 ? m.weights.tensor(DType::U8, {nrows, cols / 2}) : m.weights.tensor(DType::I8, {nrows, cols});
     lin.qscales = m.weights.tensor(DType::F32, {nrows, cols / group});
@@ -149,26 +227,31 @@ InferenceModel::InferenceModel(const ModelConfig& cfg, std::span<const float> we
     be.quantize(s.t(), lin.q);
     return lin;
   };
-  auto vec = [&](std::string_view name, int64_t n) { return upload(table.at(name).offset, {n}); };
+  auto vec = [&](std::initializer_list<std::string> names, std::initializer_list<int64_t> sizes) {
+    return upload(std::vector<std::string>(names), std::vector<int64_t>(sizes), 1);
+  };
+  const int64_t HqD = Hq * D, HkvD = Hkv * D;
   for (int l = 0; l < static_cast<int>(L); ++l) {
     Impl::Layer ly;
-    auto at = [&](const char* s) { return table.at(ParamTable::layer_name(l, s)).offset; };
-    ly.ln1 = vec(ParamTable::layer_name(l, "input_layernorm.weight"), C);
-    ly.qkv_b = upload(at("self_attn.q_proj.bias"), {Q});
-    ly.ln2 = vec(ParamTable::layer_name(l, "post_attention_layernorm.weight"), C);
-    ly.qkv = linear(at("self_attn.q_proj.weight"), Q, C);
-    ly.o = linear(at("self_attn.o_proj.weight"), C, Hq * D);
-    ly.gate_up = linear(at("mlp.gate_proj.weight"), 2 * I, C);
-    ly.down = linear(at("mlp.down_proj.weight"), C, I);
+    auto nm = [&](const char* s) { return ParamTable::layer_name(l, s); };
+    ly.ln1 = vec({nm("input_layernorm.weight")}, {C});
+    ly.qkv_b =
+        vec({nm("self_attn.q_proj.bias"), nm("self_attn.k_proj.bias"), nm("self_attn.v_proj.bias")}, {HqD, HkvD, HkvD});
+    ly.ln2 = vec({nm("post_attention_layernorm.weight")}, {C});
+    ly.qkv = linear({nm("self_attn.q_proj.weight"), nm("self_attn.k_proj.weight"), nm("self_attn.v_proj.weight")},
+                    {HqD, HkvD, HkvD}, C);
+    ly.o = linear({nm("self_attn.o_proj.weight")}, {C}, HqD);
+    ly.gate_up = linear({nm("mlp.gate_proj.weight"), nm("mlp.up_proj.weight")}, {I, I}, C);
+    ly.down = linear({nm("mlp.down_proj.weight")}, {C}, I);
     m.layers.push_back(std::move(ly));
   }
   for (const Impl::Layer& ly : m.layers) m.blocks.push_back(ly.view());
-  m.final_norm = vec("model.norm.weight", C);
-  m.embed = linear(table.at("model.embed_tokens.weight").offset, V, C);
+  m.final_norm = vec({"model.norm.weight"}, {C});
+  m.embed = linear({"model.embed_tokens.weight"}, {V}, C);
   if (cfg_.tie_word_embeddings) {
     m.head = &m.embed;
   } else {
-    m.head_own = linear(table.at("lm_head.weight").offset, V, C);
+    m.head_own = linear({"lm_head.weight"}, {V}, C);
     m.head = &m.head_own;
   }
   m.k_cache = m.cache.tensor(dt, {L * S * context_ * Hkv * D});
@@ -197,6 +280,7 @@ InferenceModel::InferenceModel(const ModelConfig& cfg, std::span<const float> we
 
 std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& path, Backend& backend,
                                                      const InferenceOptions& opt) {
+  if (is_gguf_file(path)) return load_gguf(path, backend, opt);
   const ModelFiles files = locate_model(path);
   const ModelConfig cfg = read_hf_config(files.dir / "config.json");
   const ParamTable table(cfg);
@@ -373,8 +457,8 @@ void InferenceModel::issue_layers(const Tensor& ids, const SeqRowsList& seqs) {
   a.gate_up = m.gate_up->range(0, n * 2 * I).view({n, 2 * I});  // [n, 2I]
   a.act = m.act->range(0, n * I).view({n, I});                  // [n, I]
   a.proj = m.proj->range(0, n * C).view({n, C});                // [n, C]
-  if (m.embed.quantized) {
-    be.quant_embedding(ids, m.embed.q, x);
+  if (const QuantizedMatrix* table = m.embed.table()) {
+    be.quant_embedding(ids, *table, x);
   } else {
     be.embedding_forward(ids, m.embed.dense, x);
   }

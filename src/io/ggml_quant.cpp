@@ -395,20 +395,6 @@ void dequantize_q6_K(const uint8_t* y, int64_t nb, float* x) {
 
 }  // namespace
 
-std::string_view ggml_type_name(GgmlType t) {
-  switch (t) {
-    case GgmlType::F32: return "f32";
-    case GgmlType::F16: return "f16";
-    case GgmlType::BF16: return "bf16";
-    case GgmlType::Q8_0: return "q8_0";
-    case GgmlType::Q4_0: return "q4_0";
-    case GgmlType::Q5_0: return "q5_0";
-    case GgmlType::Q4_K: return "q4_K";
-    case GgmlType::Q6_K: return "q6_K";
-  }
-  return "?";
-}
-
 int64_t ggml_block_elems(GgmlType t) {
   switch (t) {
     case GgmlType::F32:

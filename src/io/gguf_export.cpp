@@ -256,6 +256,11 @@ std::string model_name(const fs::path& given) {
 
 }  // namespace
 
+std::string gguf_tensor_name(const ParamInfo& p) {
+  Role role;
+  return gguf_name(p, role);
+}
+
 GgmlType gguf_tensor_type(GgufFileType type, const ModelConfig& cfg, const ParamInfo& p) {
   Role role;
   gguf_name(p, role);

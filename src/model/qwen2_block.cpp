@@ -5,8 +5,17 @@
 namespace llm {
 
 void LinearWeight::forward(Backend& be, const Tensor& x, const Tensor& y, const Tensor* bias) const {
-  if (quant != nullptr) {
+  if (quant != nullptr && parts == 1) {
     be.quant_matmul(x, *quant, y, bias);  // y [N, out], fp32 accumulation
+  } else if (quant != nullptr) {
+    // Parts stacked along the output: each writes its column block of y (a strided view).
+    int64_t r0 = 0;
+    for (int i = 0; i < parts; ++i) {
+      const QuantizedMatrix& q = quant[i];
+      const Tensor b = bias != nullptr ? bias->range(r0, q.rows) : Tensor();
+      be.quant_matmul(x, q, y.slice(1, r0, r0 + q.rows), bias != nullptr ? &b : nullptr);  // y[:, r0:r0+rows]
+      r0 += q.rows;
+    }
   } else {
     be.matmul(x, false, dense, true, y, 1.0f, 0.0f, bias);  // y [N, out] = x @ W^T
   }

@@ -39,6 +39,9 @@ struct BlockShape {
 struct LinearWeight {
   Tensor dense;                            // [out, in], empty when quantized
   const QuantizedMatrix* quant = nullptr;  // set when quantized
+  // quant[0 .. parts) stacked along the output rows: a fused q/k/v or gate/up read from a GGUF
+  // file, whose parts may be stored in different ggml types.
+  int parts = 1;
   // y [N, out] = x [N, in] @ W^T (+ bias [out])
   void forward(Backend& be, const Tensor& x, const Tensor& y, const Tensor* bias) const;
 };

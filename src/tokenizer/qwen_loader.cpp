@@ -322,6 +322,39 @@ void finish_ids(const std::filesystem::path& json_path, const std::string& eos, 
 
 }  // namespace
 
+std::string_view qwen2_split_regex() { return kQwen2Regex; }
+
+std::unique_ptr<Tokenizer> qwen_tokenizer_from_json(std::string json_bytes, std::optional<std::string> config_bytes,
+                                                    const std::filesystem::path& json_path) {
+  QwenParts p;
+  p.json_path = json_path;
+  json root;
+  try {
+    root = json::parse(json_bytes);
+  } catch (const json::parse_error& e) {
+    fail(json_path.string(), ": not valid JSON at byte ", e.byte);
+  }
+  p.json_bytes = std::move(json_bytes);
+  const Reader r(json_path);
+  r.object(root, "(top level)");
+  read_model(r, root, p);
+  read_normalizer_and_split(r, root, p);
+  read_added_tokens(r, root, p);
+  std::string eos;
+  if (config_bytes) {
+    json cfg;
+    try {
+      cfg = json::parse(*config_bytes);
+    } catch (const json::parse_error& e) {
+      fail(json_path.string(), ": tokenizer_config: not valid JSON at byte ", e.byte);
+    }
+    eos = read_config(r, cfg, p);
+    p.config_bytes = std::move(config_bytes);
+  }
+  finish_ids(json_path, eos, p);
+  return std::make_unique<QwenTokenizer>(std::move(p));
+}
+
 std::unique_ptr<Tokenizer> load_qwen_tokenizer(const std::filesystem::path& json_path) {
   QwenParts p;
   p.json_path = json_path;

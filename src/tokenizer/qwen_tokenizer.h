@@ -74,6 +74,13 @@ class QwenTokenizer final : public Tokenizer {
 // Reads tokenizer.json (and tokenizer_config.json beside it when present).
 std::unique_ptr<Tokenizer> load_qwen_tokenizer(const std::filesystem::path& json_path);
 
+// The same from tokenizer.json's bytes (and tokenizer_config.json's, when given), built in memory
+// (a GGUF file's vocabulary); json_path names them in errors.
+std::unique_ptr<Tokenizer> qwen_tokenizer_from_json(std::string json_bytes, std::optional<std::string> config_bytes,
+                                                    const std::filesystem::path& json_path);
+// The Qwen2 pre-tokenizer's split regex, as tokenizer.json spells it.
+std::string_view qwen2_split_regex();
+
 // The HF/JavaScript clean_up_tokenization: drops the space before . ? ! , and contractions.
 std::string clean_up_tokenization(std::string s);
 

@@ -12,11 +12,13 @@
 #include "backend/cpu/cpu_backend.h"
 #include "gguf_test_util.h"
 #include "io/io_test_util.h"
+#include "llm/generate.h"
 #include "llm/gguf.h"
 #include "llm/hf_weights.h"
 #include "llm/inference.h"
 #include "llm/model.h"
 #include "llm/tokenizer.h"
+#include "test_util.h"
 
 namespace llm::test {
 namespace {
@@ -134,10 +136,31 @@ std::string train_tiny(const fs::path& dir, bool qwen_bpe) {
   return "";
 }
 
+// Fortunes 7 to 10 of the same file: text the model was not trained on.
+std::string held_out_text() {
+  std::ifstream in("/usr/share/games/fortunes/cookie", std::ios::binary);
+  std::string text(40000, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  size_t at = 0;
+  for (int i = 0; i < 6; ++i) at = text.find("\n%\n", at) + 3;
+  std::string out;
+  for (int i = 0; i < 4; ++i) {
+    const size_t end = text.find("\n%\n", at);
+    out += text.substr(at, end - at) + "\n";
+    at = end + 3;
+  }
+  return out;
+}
+
 struct Compared {
   double max_abs = 0, rel = 0;  // over every logit of every position; rel = max_abs / max |ours|
   int greedy_equal = 0, steps = 0;
   double same_weights_rel = 0;  // quantized files: against ours on the file's (dequantized) weights
+  // Our GGUF reader (InferenceModel::load on the file): against llama.cpp, and (f32) against our
+  // model loaded from the directory; greedy tokens equal to llama.cpp's.
+  double gguf_rel = 0, gguf_vs_dir_rel = 0;
+  int gguf_greedy_equal = 0;
 };
 
 // Our model on the weights a GGUF file of `type` holds: each 2-D weight quantized and dequantized.
@@ -193,6 +216,28 @@ Compared compare(const fs::path& run, const fs::path& dir, GgufFileType type, co
     c = saved;
     c.same_weights_rel = same;
   }
+  {
+    // The same file through our reader.
+    const Compared saved = c;
+    c = Compared{};
+    const auto from_file = InferenceModel::load(file, cpu, io);
+    const std::vector<float> got = from_file->forward_all(ids);
+    for (size_t p = 0; p < ids.size() && p < theirs.size(); ++p) account(got.data() + p * size_t(V), theirs[p]);
+    const double gguf_rel = c.rel;
+    std::vector<float> last(got.end() - V, got.end());
+    int equal = 0;
+    for (int s = 0; s < steps && s < int(out["greedy"].size()); ++s) {
+      const auto best = int32_t(std::max_element(last.begin(), last.end()) - last.begin());
+      if (best != out["greedy"][size_t(s)].get<int32_t>()) break;
+      ++equal;
+      last = from_file->forward(std::vector<int32_t>{best});
+      if (ids.size() + size_t(s) < theirs.size()) account(last.data(), theirs[ids.size() + size_t(s)]);
+    }
+    c = saved;
+    c.gguf_rel = std::max(gguf_rel, 0.0);
+    c.gguf_greedy_equal = equal;
+    c.gguf_vs_dir_rel = max_diff_over_max(got, ours);
+  }
   std::vector<float> last(ours.end() - V, ours.end());
   for (int s = 0; s < steps && s < int(out["greedy"].size()); ++s) {
     const auto best = int32_t(std::max_element(last.begin(), last.end()) - last.begin());
@@ -205,9 +250,36 @@ Compared compare(const fs::path& run, const fs::path& dir, GgufFileType type, co
   }
   std::printf(
       "%s: logits max |diff| %.3g, relative %.3g (against our model on the file's weights: %.3g); "
-      "greedy tokens equal %d of %d\n",
-      std::string(gguf_file_type_name(type)).c_str(), c.max_abs, c.rel, c.same_weights_rel, c.greedy_equal, steps);
+      "greedy tokens equal %d of %d; our reader on the file: relative %.3g to llama.cpp, %.3g to the directory, "
+      "greedy tokens equal %d\n",
+      std::string(gguf_file_type_name(type)).c_str(), c.max_abs, c.rel, c.same_weights_rel, c.greedy_equal, steps,
+      c.gguf_rel, c.gguf_vs_dir_rel, c.gguf_greedy_equal);
   return c;
+}
+
+// Perplexity of ids under a GGUF file: llama.cpp's (from its logits) over ours (llmgen's
+// perplexity path, our reader on the same file), minus 1.
+double perplexity_gap(const fs::path& file, const fs::path& dir, const std::vector<int32_t>& ids, int64_t V) {
+  const nlohmann::json out =
+      run_llama({{"model", file.string()}, {"ids", ids}, {"steps", 0}, {"vocab", V}, {"context", 256}}, dir);
+  if (out.is_null()) return INFINITY;
+  double nll = 0;
+  for (size_t p = 0; p + 1 < ids.size(); ++p) {
+    const std::vector<float> row = base64_floats(out["logits"][p].get<std::string>());
+    double m = -INFINITY, z = 0;
+    for (float v : row) m = std::max(m, double(v));
+    for (float v : row) z += std::exp(double(v) - m);
+    nll += m + std::log(z) - double(row[size_t(ids[p + 1])]);
+  }
+  const double theirs = std::exp(nll / double(ids.size() - 1));
+  CpuBackend cpu(2);
+  InferenceOptions io;
+  io.context = 256;
+  const auto model = InferenceModel::load(file, cpu, io);
+  const PerplexityResult r = perplexity(*model, ids);
+  std::printf("%s: perplexity over %zu held-out tokens: llama.cpp %.5f, ours %.5f (%+.3f%%)\n",
+              file.filename().string().c_str(), ids.size(), theirs, r.ppl, 100.0 * (theirs / r.ppl - 1.0));
+  return theirs / r.ppl - 1.0;
 }
 
 class LlamaCpp : public ::testing::TestWithParam<bool> {};
@@ -223,11 +295,15 @@ TEST_P(LlamaCpp, ComputesTheLogitsWeDo) {
   ASSERT_EQ(err, "");
   const auto tok = load_tokenizer(qwen ? kQwenTokenizer / "tokenizer.json" : dir / "tok.model");
   std::vector<int32_t> ids = tok->encode("(3) A day for firm decisions!!!!!  Or is it?");
-  const int steps = qwen ? 6 : 12;
-  // f32: the same function up to float reduction order, and the same greedy continuation.
+  const int steps = 64;
+  // f32: the same function up to float reduction order, and the same greedy continuation, from
+  // the directory and from the file through our reader.
   const Compared f32 = compare(dir / "run", dir.path(), GgufFileType::F32, ids, steps);
   EXPECT_LE(f32.rel, 1e-4);
   EXPECT_EQ(f32.greedy_equal, steps);
+  EXPECT_LE(f32.gguf_rel, 1e-4);
+  EXPECT_LE(f32.gguf_vs_dir_rel, 1e-5);
+  EXPECT_EQ(f32.gguf_greedy_equal, steps);
   if (qwen) return;  // the 152k vocabulary makes each llama.cpp run slow: the types are checked on the small one
   // Quantized files: llama.cpp also rounds the activations (to q8_0 blocks for these matmuls),
   // so even on the file's own weights it is not our fp32 function. Bounds are the measured
@@ -235,7 +311,7 @@ TEST_P(LlamaCpp, ComputesTheLogitsWeDo) {
   const Compared f16 = compare(dir / "run", dir.path(), GgufFileType::F16, ids, 0);
   EXPECT_LE(f16.same_weights_rel, 2e-3);  // llama.cpp rounds the activations to f16 for f16 weights
   EXPECT_LE(f16.rel, 5e-3);
-  const Compared q8 = compare(dir / "run", dir.path(), GgufFileType::Q8_0, ids, steps);
+  const Compared q8 = compare(dir / "run", dir.path(), GgufFileType::Q8_0, ids, 12);
   EXPECT_LE(q8.same_weights_rel, 5e-2);
   EXPECT_LE(q8.rel, 5e-2);
   const Compared q4 = compare(dir / "run", dir.path(), GgufFileType::Q4_0, ids, 0);
@@ -244,6 +320,17 @@ TEST_P(LlamaCpp, ComputesTheLogitsWeDo) {
   const Compared q4km = compare(dir / "run", dir.path(), GgufFileType::Q4_K_M, ids, 0);
   EXPECT_LE(q4km.same_weights_rel, 5e-2);
   EXPECT_LE(q4km.rel, 0.3);
+  // Our reader on the quantized files: llama.cpp's logits within the bounds of our own model on
+  // the file's weights above, and its perplexity on held-out text within 0.5% (q8_0) and 3%.
+  EXPECT_LE(q8.gguf_rel, 5e-2);
+  EXPECT_LE(q4.gguf_rel, 5e-2);
+  EXPECT_LE(q4km.gguf_rel, 5e-2);
+  std::vector<int32_t> held = tok->encode(held_out_text());
+  held.resize(std::min<size_t>(held.size(), 250));
+  ASSERT_GT(held.size(), 100u);
+  EXPECT_LE(std::fabs(perplexity_gap(dir / "model_q8_0.gguf", dir.path(), held, 384)), 0.005);
+  EXPECT_LE(std::fabs(perplexity_gap(dir / "model_q4_0.gguf", dir.path(), held, 384)), 0.03);
+  EXPECT_LE(std::fabs(perplexity_gap(dir / "model_q4_k_m.gguf", dir.path(), held, 384)), 0.03);
 }
 
 INSTANTIATE_TEST_SUITE_P(Tokenizers, LlamaCpp, ::testing::Values(false, true),

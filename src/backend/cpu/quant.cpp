@@ -11,6 +11,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_util.h"
+#include "backend/cpu/ggml_kernels.h"
 #include "backend/cpu/quant_kernels.h"
 #include "backend/op_checks.h"
 
@@ -118,6 +119,7 @@ void CpuBackend::do_quantize(const Tensor& w, const QuantizedMatrix& out) {
 }
 
 void CpuBackend::do_quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out) {
+  if (table.kind == QuantKind::Ggml) return cpu::ggml_quant_embedding(ids, table, out);
   const char* op = "quant_embedding";
   const int64_t N = ids.size(0), C = table.cols;
   // The ids are read on the host, before anything is written.
@@ -220,6 +222,7 @@ void quant_matmul_isa(const Tensor& x, const QuantizedMatrix& w, const Tensor& y
 
 void quant_matmul_checked(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias,
                           QuantIsa isa) {
+  if (w.kind == QuantKind::Ggml) return ggml_quant_matmul(x, w, y, bias);
   const char* op = "quant_matmul";
   const int64_t N = x.size(0), rows = w.rows, cols = w.cols;
   LLM_CHECK(quant_isa_supported(isa), op, ": this CPU cannot run the ", quant_isa_name(isa), " kernels");

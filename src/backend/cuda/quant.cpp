@@ -21,6 +21,12 @@ void check_index_range(const QuantizedMatrix& w, const char* op) {
             " matrix is larger than the CUDA kernels index");
 }
 
+// ggml's block formats have no CUDA kernels yet: a clear error, before anything runs.
+void reject_ggml(const QuantizedMatrix& w, const char* op) {
+  LLM_CHECK(w.kind != QuantKind::Ggml, op, ": ", ggml_type_name(w.ggml),
+            " (a ggml block format, from a GGUF file) is not supported on CUDA; use --device cpu");
+}
+
 QuantDev device_view(const QuantizedMatrix& w) {
   QuantDev q;
   q.int4 = w.kind == QuantKind::Int4;
@@ -62,6 +68,7 @@ void CudaBackend::do_quantize(const Tensor& w, const QuantizedMatrix& out) {
 
 void CudaBackend::do_quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out) {
   const char* op = "quant_embedding";
+  reject_ggml(table, op);
   check_index_range(table, op);
   const int64_t N = ids.size(0), C = table.cols;
   LLM_CHECK(N < kNoFlag, op, ": ", N, " ids are more than the CUDA op handles in one call");
@@ -83,6 +90,7 @@ void CudaBackend::do_quant_embedding(const Tensor& ids, const QuantizedMatrix& t
 }
 
 void CudaBackend::do_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias) {
+  reject_ggml(w, "quant_matmul");
   check_index_range(w, "quant_matmul");
   const int64_t N = x.size(0), rows = w.rows;
   quant_matmul_rows(device_view(w), {x.data(), x.dtype(), ld_of(x, w.cols)}, N, y.data(), y.dtype(), ld_of(y, rows),
