@@ -114,10 +114,14 @@ struct ModelOptions {
 };
 
 // One micro-batch on the host: ids and targets [B*T]; a negative target is ignored.
+// positions [B*T] (document attention, packed sequences): each token's index within its document;
+// a token attends to the tokens of its document up to itself (keys t - positions[t] .. t) and is
+// rotated by RoPE at positions[t]. Empty: every row is one causal sequence from position 0.
 struct TokenBatch {
   int64_t B = 0, T = 0;
   std::span<const int32_t> ids;
   std::span<const int32_t> targets;
+  std::span<const int32_t> positions = {};
 };
 
 struct LossSum {
