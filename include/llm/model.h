@@ -192,6 +192,7 @@ class Qwen2Model {
   std::unique_ptr<Buffers> buf_;
   Tensor rope_cos_, rope_sin_;  // [max_seq, D/2] f32
   int64_t last_B_ = 0, last_T_ = 0;
+  bool has_positions_ = false;  // the batch being run carries positions (document attention)
   bool have_forward_grad_ = false;
 };
 
