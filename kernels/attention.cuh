@@ -42,6 +42,9 @@ struct AttnFwdArgs {
   // Decode only: when set, the keys are rows [0, *pos + 1) of k, v and d.Tk is their capacity.
   // Read on the device, so that a decode step captured in a CUDA graph replays at every position.
   const int32_t* pos = nullptr;
+  // Document masking (Tq == Tk; FMA kernels only): [B, T] each token's index within its document;
+  // query t sees keys t - positions[b, t] .. t. nullptr: plain causal.
+  const int32_t* positions = nullptr;
 };
 
 struct AttnBwdArgs {
@@ -55,6 +58,7 @@ struct AttnBwdArgs {
   float* dk_part = nullptr;
   float* dv_part = nullptr;
   int parts = 1;
+  const int32_t* positions = nullptr;  // as AttnFwdArgs::positions
 };
 
 // ---- forward ----------------------------------------------------------------------------------

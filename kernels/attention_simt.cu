@@ -64,6 +64,13 @@ __device__ __forceinline__ void store_pairs(T* dst, const float* acc, float mul,
   }
 }
 
+// The first key query q (of T) of row b sees: its document's start with positions, else 0.
+__device__ __forceinline__ int first_key(const int32_t* positions, int b, int T, int q) {
+  if (positions == nullptr || q >= T) return 0;
+  const int p = positions[int64_t(b) * T + q];
+  return p < 0 ? q : p > q ? 0 : q - p;
+}
+
 // ---- forward -------------------------------------------------------------------------------------
 constexpr int kFwdRows = 16, kFwdKeys = 32, kFwdThreads = 64;
 
@@ -84,7 +91,8 @@ __global__ void __launch_bounds__(kFwdThreads) attn_fwd_simt_kernel(AttnFwdArgs 
   const int tile = static_cast<int>(gridDim.x - 1 - blockIdx.x);  // heavy tiles first
   const int h = static_cast<int>(blockIdx.y), b = static_cast<int>(blockIdx.z), kvh = h / a.d.group;
   const int Tq = a.d.Tq, Tk = a.d.Tk, D = a.d.D, q0 = tile * kFwdRows;
-  const int row = Tk - Tq + q0 + r;  // absolute position of the quad's row
+  const int row = Tk - Tq + q0 + r;                         // absolute position of the quad's row
+  const int first = first_key(a.positions, b, Tq, q0 + r);  // documents: keys before it are masked
 
   load_rows(qs, kQP, head_row<const T>(a.q, b, q0, h), a.q.st, kFwdRows, Tq - q0, D, a.d.scale, tid, kFwdThreads);
   float o[kD / 4];
@@ -112,16 +120,18 @@ __global__ void __launch_bounds__(kFwdThreads) attn_fwd_simt_kernel(AttnFwdArgs 
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
       const int key = k0 + p + 4 * j;
-      if (key > row || key >= Tk) s[j] = -INFINITY;
+      if (key > row || key >= Tk || key < first) s[j] = -INFINITY;
       mx = fmaxf(mx, s[j]);
     }
-    // Key 0 lies in the first tile and every row sees it: mnew is finite from then on.
-    const float mnew = fmaxf(m, quad_max(mx)), alpha = expf(m - mnew);
+    // Causal: key 0 lies in the first tile and every row sees it, so mnew is finite from then on.
+    // Documents: a row's tiles before its document are all masked; while mnew is -inf, exponents
+    // are taken against 0 so they give 0, not NaN.
+    const float mnew = fmaxf(m, quad_max(mx)), mref = mnew == -INFINITY ? 0.0f : mnew, alpha = expf(m - mref);
     m = mnew;
     l *= alpha;
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-      const float e = expf(s[j] - mnew);
+      const float e = expf(s[j] - mref);
       l += e;
       ps[r * kPP + p + 4 * j] = e;
     }
@@ -164,6 +174,7 @@ __global__ void __launch_bounds__(kDqThreads) attn_dq_simt_kernel(AttnBwdArgs a)
   load_rows(dos, kP, head_row<const T>(a.dout, b, q0, h), a.dout.st, kDqRows, nT - q0, D, 1.0f, tid, kDqThreads);
   const int64_t at = (int64_t(b) * a.d.Hq + h) * nT + q;
   const float lse = q < nT ? a.lse[at] : 0.0f, delta = q < nT ? a.delta[at] : 0.0f;
+  const int first = first_key(a.positions, b, nT, q);
   float dq[kD / 4];
 #pragma unroll
   for (int i = 0; i < kD / 4; ++i) dq[i] = 0.0f;
@@ -190,7 +201,7 @@ __global__ void __launch_bounds__(kDqThreads) attn_dq_simt_kernel(AttnBwdArgs a)
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
       const int key = k0 + p + 4 * j;
-      const float pr = key <= q && key < nT ? expf(s[j] * a.d.scale - lse) : 0.0f;
+      const float pr = key <= q && key >= first && key < nT ? expf(s[j] * a.d.scale - lse) : 0.0f;
       dss[r * kSP + p + 4 * j] = pr * (dp[j] - delta);
     }
     __syncwarp();
@@ -204,7 +215,7 @@ constexpr int kKvKeys = kAttnSimtKeyRows, kKvQueries = 16, kKvThreads = 128;
 
 template <int kD>
 constexpr size_t dkdv_smem_bytes() {
-  return size_t(2 * kKvKeys * kPad<kD> + 2 * kKvQueries * kPad<kD> + 2 * kKvKeys * (kKvQueries + 1) + 2 * kKvQueries) *
+  return size_t(2 * kKvKeys * kPad<kD> + 2 * kKvQueries * kPad<kD> + 2 * kKvKeys * (kKvQueries + 1) + 3 * kKvQueries) *
          4;
 }
 
@@ -214,14 +225,15 @@ template <class T, int kD>
 __global__ void __launch_bounds__(kKvThreads, 1) attn_dkdv_simt_kernel(AttnBwdArgs a) {
   constexpr int kP = kPad<kD>, kSP = kKvQueries + 1;
   LLM_DYNAMIC_SHARED(float, smem);
-  float* ks = smem;                   // [32][kP]
-  float* vs = ks + kKvKeys * kP;      // [32][kP]
-  float* qs = vs + kKvKeys * kP;      // [16][kP]
-  float* dos = qs + kKvQueries * kP;  // [16][kP]
-  float* ps = dos + kKvQueries * kP;  // [32][17]  P^T
-  float* dss = ps + kKvKeys * kSP;    // [32][17]  dS^T
-  float* lses = dss + kKvKeys * kSP;  // [16]
-  float* deltas = lses + kKvQueries;  // [16]
+  float* ks = smem;                                           // [32][kP]
+  float* vs = ks + kKvKeys * kP;                              // [32][kP]
+  float* qs = vs + kKvKeys * kP;                              // [16][kP]
+  float* dos = qs + kKvQueries * kP;                          // [16][kP]
+  float* ps = dos + kKvQueries * kP;                          // [32][17]  P^T
+  float* dss = ps + kKvKeys * kSP;                            // [32][17]  dS^T
+  float* lses = dss + kKvKeys * kSP;                          // [16]
+  float* deltas = lses + kKvQueries;                          // [16]
+  int* firsts = reinterpret_cast<int*>(deltas + kKvQueries);  // [16] each query's first key
   const int tid = static_cast<int>(threadIdx.x), kr = tid >> 2, p = tid & 3;
   const int parts = a.parts, kvh = static_cast<int>(blockIdx.y) / parts, part = static_cast<int>(blockIdx.y) % parts;
   const int b = static_cast<int>(blockIdx.z), nT = a.d.Tq, D = a.d.D;
@@ -244,6 +256,7 @@ __global__ void __launch_bounds__(kKvThreads, 1) attn_dkdv_simt_kernel(AttnBwdAr
       if (tid < kKvQueries) {
         lses[tid] = q0 + tid < nT ? a.lse[hrow + q0 + tid] : 0.0f;
         deltas[tid] = q0 + tid < nT ? a.delta[hrow + q0 + tid] : 0.0f;
+        firsts[tid] = first_key(a.positions, b, nT, q0 + tid);
       }
       __syncthreads();
       float s[4] = {}, dp[4] = {};
@@ -261,7 +274,8 @@ __global__ void __launch_bounds__(kKvThreads, 1) attn_dkdv_simt_kernel(AttnBwdAr
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const int col = p + 4 * j, q = q0 + col;
-        const float pr = q >= key && q < nT && key < nT ? expf(s[j] * a.d.scale - lses[col]) : 0.0f;
+        const float pr =
+            q >= key && q < nT && key < nT && key >= firsts[col] ? expf(s[j] * a.d.scale - lses[col]) : 0.0f;
         ps[kr * kSP + col] = pr;
         dss[kr * kSP + col] = pr * (dp[j] - deltas[col]);
       }

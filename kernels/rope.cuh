@@ -11,7 +11,8 @@ namespace llm::LLM_CUDA_NS {
 // x [B, T, H, D] with element strides s0, s1, s2 (dense heads); cos, sin [P, D/2] f32 contiguous;
 // token t uses row pos0 + t. inverse rotates by minus the angle.
 void rope_inplace(void* x, DType xt, int64_t B, int64_t T, int64_t H, int64_t D, int64_t s0, int64_t s1, int64_t s2,
-                  const float* cos, const float* sin, int64_t pos0, bool inverse, cudaStream_t stream);
+                  const float* cos, const float* sin, int64_t pos0, const int32_t* positions, int64_t P, bool inverse,
+                  cudaStream_t stream);
 
 // One decode token at position p = *pos, read on the device so that a CUDA graph captured once
 // replays at every position: rotates the Hq q heads and Hkv k heads of qkv [Hq + 2 Hkv, D] (head

@@ -66,7 +66,7 @@ int bench_train(const std::string& config_file, const std::vector<std::string>& 
     for (auto& x : targets) x = id(g);
     const auto t0 = std::chrono::steady_clock::now();
     model.zero_grads();
-    loss = model.forward(TokenBatch{B, T, ids, targets}, true, 1.0f / float(B * T)).mean();
+    loss = model.forward(TokenBatch{B, T, ids, targets, {}}, true, 1.0f / float(B * T)).mean();
     model.backward();
     backend->synchronize();
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -147,16 +147,26 @@ class Backend {
   // ---- rotary embedding (NeoX rotate-half) --------------------------------------------------------
   // In place on x [B, T, H, D]: pairs (i, i + D/2) of token t rotate by angle (pos0 + t) * inv_freq[i],
   // read from cos, sin [P, D/2] f32. inverse rotates by minus the angle (the backward pass).
-  void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0, bool inverse);
+  // positions i32 [B, T] (packed documents; pos0 must be 0): token (b, t) rotates by
+  // positions[b, t] * inv_freq[i] instead; each must be in [0, t] (not checked on the device).
+  void rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0, bool inverse,
+            const Tensor& positions = Tensor());
 
   // ---- attention ------------------------------------------------------------------------------
   // Causal GQA: query head h reads kv head h / (Hq / Hkv); query t (of Tq) sees keys
   // 0 .. Tk - Tq + t; scale 1/sqrt(D).
   // q, out [B, Tq, Hq, D], k, v [B, Tk, Hkv, D], lse [B, Hq, Tq] f32 (empty: not kept)
-  void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse);
-  // dq [B, T, Hq, D], dk, dv [B, T, Hkv, D], overwritten; out and lse from the forward (Tq == Tk).
+  // Document masking (packed sequences, as flash-attention's varlen): with positions i32 [B, T]
+  // (Tq == Tk == T), each token's index within its document, query t sees only the keys
+  // t - positions[b, t] .. t of its own document. positions[b, t] must be in [0, t] and each 0 or
+  // one more than the one before (the model checks this on the host).
+  void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                         const Tensor& positions = Tensor());
+  // dq [B, T, Hq, D], dk, dv [B, T, Hkv, D], overwritten; out and lse from the forward (Tq == Tk),
+  // positions as the forward had them.
   void attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                          const Tensor& lse, const Tensor& dq, const Tensor& dk, const Tensor& dv);
+                          const Tensor& lse, const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                          const Tensor& positions = Tensor());
 
   // ---- SwiGLU ---------------------------------------------------------------------------------
   // out = silu(g) * u where gate_up [N, 2I] holds g in columns [0, I) and u in [I, 2I); out [N, I]
@@ -231,12 +241,13 @@ class Backend {
   virtual void do_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c, float alpha,
                          float beta, const Tensor* bias) = 0;
   virtual void do_bias_backward(const Tensor& dy, const Tensor& db) = 0;
-  virtual void do_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0, bool inverse) = 0;
+  virtual void do_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0, bool inverse,
+                       const Tensor& positions) = 0;
   virtual void do_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                                    const Tensor& lse) = 0;
+                                    const Tensor& lse, const Tensor& positions) = 0;
   virtual void do_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                                      const Tensor& out, const Tensor& lse, const Tensor& dq, const Tensor& dk,
-                                     const Tensor& dv) = 0;
+                                     const Tensor& dv, const Tensor& positions) = 0;
   virtual void do_swiglu_forward(const Tensor& gate_up, const Tensor& out) = 0;
   virtual void do_swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dgate_up) = 0;
   virtual void do_add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;

@@ -39,7 +39,7 @@ struct TokenizerConfig {
 // One entry of "data.inputs".
 struct DataInput {
   std::string path;             // a file, a directory (walked recursively) or a glob(3) pattern; absolute
-  std::string format = "text";  // text | jsonl
+  std::string format = "text";  // text | jsonl | chat (one conversation per JSONL line)
   std::string field = "text";   // jsonl: the string field holding a document
   // text: absent means one document per file; otherwise a line equal to this string (trailing
   // whitespace ignored) ends a document, so "" splits at blank lines and "%" reads fortune files.
@@ -63,6 +63,11 @@ struct DataConfig {
   int64_t batch_bytes = 4LL << 20;         // text read per tokenisation batch
   int64_t max_document_bytes = 1LL << 20;  // longer documents are encoded in pieces (docs/data.md)
   int prefetch_batches = 4;                // loader: batches prepared ahead by its thread
+  // Loader: "document" restarts positions and attention at every document (conversation) of a
+  // row; "causal" lets a row attend to all of it; "auto" is document for chat data, else causal.
+  std::string attention = "auto";
+  // Chat data: several conversations per row (true) or one, padded (false).
+  bool packing = true;
 };
 
 // Reads the "tokenizer" section (r is that section; finish() is called). Relative paths resolve

@@ -30,8 +30,13 @@ struct Manifest {
   std::vector<ShardInfo> train, val;
   uint64_t train_tokens = 0, val_tokens = 0, train_documents = 0, val_documents = 0;
   uint64_t input_bytes = 0;
-  nlohmann::json signature;  // compared whole to decide whether preparation is up to date
-  nlohmann::json config;     // the effective tokenizer and data sections used
+  // Chat data: the shards carry token flags; trained tokens are those flagged kTokenTrained (each
+  // assistant reply and its <|im_end|>), the only targets the loss sees.
+  bool token_flags = false;
+  uint64_t train_trained_tokens = 0, val_trained_tokens = 0;
+  uint64_t conversations = 0;  // chat documents among the documents of both splits
+  nlohmann::json signature;    // compared whole to decide whether preparation is up to date
+  nlohmann::json config;       // the effective tokenizer and data sections used
 
   nlohmann::json to_json() const;
   // where: the file, for messages.

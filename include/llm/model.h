@@ -114,10 +114,14 @@ struct ModelOptions {
 };
 
 // One micro-batch on the host: ids and targets [B*T]; a negative target is ignored.
+// positions [B*T] (document attention, packed sequences): each token's index within its document;
+// a token attends to the tokens of its document up to itself (keys t - positions[t] .. t) and is
+// rotated by RoPE at positions[t]. Empty: every row is one causal sequence from position 0.
 struct TokenBatch {
   int64_t B = 0, T = 0;
   std::span<const int32_t> ids;
   std::span<const int32_t> targets;
+  std::span<const int32_t> positions = {};
 };
 
 struct LossSum {
@@ -188,6 +192,7 @@ class Qwen2Model {
   std::unique_ptr<Buffers> buf_;
   Tensor rope_cos_, rope_sin_;  // [max_seq, D/2] f32
   int64_t last_B_ = 0, last_T_ = 0;
+  bool has_positions_ = false;  // the batch being run carries positions (document attention)
   bool have_forward_grad_ = false;
 };
 

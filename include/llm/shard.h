@@ -17,12 +17,19 @@ inline constexpr uint32_t kShardVersion = 1;
 inline constexpr size_t kShardHeaderBytes = 256;
 inline constexpr size_t kShardFingerprintBytes = 128;
 
+// Header flag: one flag byte per token follows the token ids (chat data; docs/data.md).
+inline constexpr uint32_t kShardHasTokenFlags = 1;
+// Bits of a token's flag byte.
+inline constexpr uint8_t kTokenTrained = 1;   // predicting this token from the one before is trained on
+inline constexpr uint8_t kTokenDocStart = 2;  // the first token of a document (a conversation)
+
 struct ShardHeader {
   uint32_t version = kShardVersion;
   uint32_t token_width = 2;  // bytes per token: 2 when vocab_size <= 65536, else 4
   uint32_t vocab_size = 0;
   uint64_t token_count = 0;
   uint64_t document_count = 0;  // documents whose end-of-text token lies in this shard
+  uint32_t flags = 0;           // kShardHasTokenFlags or 0
   std::string fingerprint;      // the tokenizer's fingerprint (at most 128 bytes)
 };
 
@@ -53,6 +60,10 @@ class ShardFile {
   void read(uint64_t begin, std::span<int32_t> out) const;
   // Checks every token id (a full pass over the file).
   void verify_tokens() const;
+  // True when the shard carries a flag byte per token (kTokenTrained, kTokenDocStart).
+  bool has_token_flags() const { return (header_.flags & kShardHasTokenFlags) != 0; }
+  // Copies the flags of tokens [begin, begin + out.size()) into out; an error without flags.
+  void read_flags(uint64_t begin, std::span<uint8_t> out) const;
 
  private:
   void unmap() noexcept;
@@ -69,13 +80,14 @@ class ShardFile {
 // half-written shard never appears under its final name.
 class ShardWriter {
  public:
-  ShardWriter(std::filesystem::path path, uint32_t vocab_size, std::string fingerprint);
+  // with_flags: every append() carries one flag byte per token, written after the ids.
+  ShardWriter(std::filesystem::path path, uint32_t vocab_size, std::string fingerprint, bool with_flags = false);
   ~ShardWriter();
   ShardWriter(const ShardWriter&) = delete;
   ShardWriter& operator=(const ShardWriter&) = delete;
 
-  // Appends ids (each must be < vocab_size).
-  void append(std::span<const int32_t> ids);
+  // Appends ids (each must be < vocab_size); flags (one per id) exactly when the writer has them.
+  void append(std::span<const int32_t> ids, std::span<const uint8_t> flags = {});
   // Counts one more document ending in this shard.
   void end_document() { ++header_.document_count; }
   uint64_t tokens() const { return header_.token_count; }
@@ -88,10 +100,11 @@ class ShardWriter {
   ShardHeader header_;
   int fd_ = -1;
   std::vector<unsigned char> buf_;
+  std::vector<uint8_t> flags_;  // written after the ids by commit()
 };
 
 // Writes a whole shard at once (tests, small tools).
 void write_shard(const std::filesystem::path& path, std::span<const int32_t> ids, uint32_t vocab_size,
-                 const std::string& fingerprint, uint64_t document_count);
+                 const std::string& fingerprint, uint64_t document_count, std::span<const uint8_t> flags = {});
 
 }  // namespace llm

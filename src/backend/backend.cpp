@@ -107,22 +107,29 @@ void Backend::bias_backward(const Tensor& dy, const Tensor& db) {
 
 // ---- rope, attention ------------------------------------------------------------------------------------
 
-void Backend::rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0, bool inverse) {
-  check_devices("rope", {{&x, "x"}, {&cos, "cos"}, {&sin, "sin"}});
+void Backend::rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0, bool inverse,
+                   const Tensor& positions) {
+  check_devices("rope", {{&x, "x"}, {&cos, "cos"}, {&sin, "sin"}, {&positions, "positions"}});
   check_rope(x, cos, sin, pos0);
-  do_rope(x, cos, sin, pos0, inverse);
+  check_positions(positions, x.size(0), x.size(1), "rope");
+  LLM_CHECK(positions.empty() || pos0 == 0, "rope: pos0 must be 0 with per-token positions, got ", pos0);
+  do_rope(x, cos, sin, pos0, inverse, positions);
 }
 
-void Backend::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                                const Tensor& lse) {
-  check_devices("attention_forward", {{&q, "q"}, {&k, "k"}, {&v, "v"}, {&out, "out"}, {&lse, "lse"}});
+void Backend::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                                const Tensor& positions) {
+  check_devices("attention_forward",
+                {{&q, "q"}, {&k, "k"}, {&v, "v"}, {&out, "out"}, {&lse, "lse"}, {&positions, "positions"}});
   check_attention_forward(q, k, v, out, lse);
-  do_attention_forward(q, k, v, out, lse);
+  check_positions(positions, q.size(0), q.size(1), "attention_forward");
+  LLM_CHECK(positions.empty() || q.size(1) == k.size(1), "attention_forward: document masking (positions) needs as ",
+            "many queries as keys, got ", q.size(1), " and ", k.size(1));
+  do_attention_forward(q, k, v, out, lse, positions);
 }
 
 void Backend::attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                                  const Tensor& out, const Tensor& lse, const Tensor& dq, const Tensor& dk,
-                                 const Tensor& dv) {
+                                 const Tensor& dv, const Tensor& positions) {
   check_devices("attention_backward", {{&dout, "dout"},
                                        {&q, "q"},
                                        {&k, "k"},
@@ -131,9 +138,11 @@ void Backend::attention_backward(const Tensor& dout, const Tensor& q, const Tens
                                        {&lse, "lse"},
                                        {&dq, "dq"},
                                        {&dk, "dk"},
-                                       {&dv, "dv"}});
+                                       {&dv, "dv"},
+                                       {&positions, "positions"}});
   check_attention_backward(dout, q, k, v, out, lse, dq, dk, dv);
-  do_attention_backward(dout, q, k, v, out, lse, dq, dk, dv);
+  check_positions(positions, q.size(0), q.size(1), "attention_backward");
+  do_attention_backward(dout, q, k, v, out, lse, dq, dk, dv, positions);
 }
 
 void Backend::decode_attention(const Tensor& qkv, const Tensor& cos, const Tensor& sin, const Tensor& k_cache,

@@ -234,6 +234,13 @@ void check_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t p
   LLM_CHECK(sin.is_contiguous(), op, ": sin ", sin.shape_str(), " must be contiguous");
 }
 
+void check_positions(const Tensor& positions, int64_t B, int64_t T, const char* op) {
+  if (positions.empty()) return;
+  check_dtype(positions, DType::I32, op, "positions");
+  check_shape(positions, {B, T}, op, "positions");
+  LLM_CHECK(positions.is_contiguous(), op, ": positions must be contiguous");
+}
+
 // ---- attention --------------------------------------------------------------------------------------
 
 void check_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse) {

@@ -44,6 +44,8 @@ void check_rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, 
 void check_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c, const Tensor* bias);
 void check_bias_backward(const Tensor& dy, const Tensor& db);
 void check_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0);
+// positions: empty, or a contiguous i32 [B, T] (document masking, per-token RoPE positions).
+void check_positions(const Tensor& positions, int64_t B, int64_t T, const char* op);
 void check_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse);
 void check_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                               const Tensor& lse, const Tensor& dq, const Tensor& dk, const Tensor& dv);

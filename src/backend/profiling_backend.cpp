@@ -88,16 +88,17 @@ class ProfilingBackend final : public Backend {
     LLM_TIMED(matmul, a, ta, b, tb, c, al, be, bias);
   }
   void do_bias_backward(const Tensor& dy, const Tensor& db) override { LLM_TIMED(bias_backward, dy, db); }
-  void do_rope(const Tensor& x, const Tensor& c, const Tensor& s, int64_t p, bool inv) override {
-    LLM_TIMED(rope, x, c, s, p, inv);
+  void do_rope(const Tensor& x, const Tensor& c, const Tensor& s, int64_t p, bool inv, const Tensor& pos) override {
+    LLM_TIMED(rope, x, c, s, p, inv, pos);
   }
-  void do_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
-                            const Tensor& l) override {
-    LLM_TIMED(attention_forward, q, k, v, o, l);
+  void do_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const Tensor& l,
+                            const Tensor& pos) override {
+    LLM_TIMED(attention_forward, q, k, v, o, l, pos);
   }
   void do_attention_backward(const Tensor& d, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
-                             const Tensor& l, const Tensor& dq, const Tensor& dk, const Tensor& dv) override {
-    LLM_TIMED(attention_backward, d, q, k, v, o, l, dq, dk, dv);
+                             const Tensor& l, const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                             const Tensor& pos) override {
+    LLM_TIMED(attention_backward, d, q, k, v, o, l, dq, dk, dv, pos);
   }
   void do_decode_attention(const Tensor& qkv, const Tensor& c, const Tensor& s, const Tensor& kc, const Tensor& vc,
                            const Tensor& pd, int64_t p, const Tensor& o) override {

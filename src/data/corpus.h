@@ -32,6 +32,11 @@ std::vector<InputFile> resolve_inputs(const DataConfig& config);
 struct DocPiece {
   std::string text;
   bool last = true;
+  // Chat data: a whole conversation rendered with ChatML (chat_data.h); `assistant` marks the
+  // rendered messages that are trained on, `where` is its file:line for messages.
+  bool chat = false;
+  std::vector<bool> assistant;
+  std::string where;
 };
 
 class LineReader;
@@ -58,6 +63,7 @@ class DocumentReader {
   void read_more();  // fills pending_ from the current file
   void read_text_line();
   void read_jsonl_line();
+  void read_chat_line();
   void add_text(std::string_view s);  // appends to the current text document, cutting pieces
   void end_document();                // emits the current document's final piece
   void emit(std::string text, bool last);

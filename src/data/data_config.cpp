@@ -62,8 +62,12 @@ DataInput parse_input(const nlohmann::json& j, const fs::path& base_dir, const s
   const std::string p = r.require<std::string>("path");
   LLM_CHECK(!p.empty(), r.key_path("path"), ": empty path");
   in.path = resolve_path(base_dir, p).string();
-  in.format = r.get_choice("format", in.format, {"text", "jsonl"});
-  if (in.format == "jsonl") {
+  in.format = r.get_choice("format", in.format, {"text", "jsonl", "chat"});
+  if (in.format == "chat") {
+    for (const char* k : {"field", "doc_separator", "strip_terminal_codes"}) {
+      LLM_CHECK(!r.has(k), r.key_path(k), ": not for format \"chat\" (a JSONL line is one conversation)");
+    }
+  } else if (in.format == "jsonl") {
     in.field = r.get<std::string>("field", in.field);
     LLM_CHECK(!in.field.empty(), r.key_path("field"), ": empty field name");
     LLM_CHECK(!r.has("doc_separator"), r.key_path("doc_separator"),
@@ -146,6 +150,8 @@ DataConfig parse_data_config(const nlohmann::json& section, const fs::path& base
   const int64_t prefetch = positive(r, "prefetch_batches", c.prefetch_batches);
   LLM_CHECK(prefetch <= 1024, r.key_path("prefetch_batches"), ": expected 1 to 1024, got ", prefetch);
   c.prefetch_batches = static_cast<int>(prefetch);
+  c.attention = r.get_choice("attention", c.attention, {"auto", "causal", "document"});
+  c.packing = r.get<bool>("packing", c.packing);
   r.finish();
   return c;
 }
@@ -170,7 +176,7 @@ nlohmann::json to_json(const DataInput& in) {
   nlohmann::json j = {{"path", in.path}, {"format", in.format}};
   if (in.format == "jsonl") {
     j["field"] = in.field;
-  } else {
+  } else if (in.format == "text") {
     if (in.has_separator) j["doc_separator"] = in.doc_separator;
     j["strip_terminal_codes"] = in.strip_terminal_codes;
   }
@@ -190,7 +196,9 @@ nlohmann::json to_json(const DataConfig& c) {
           {"threads", c.threads},
           {"batch_bytes", c.batch_bytes},
           {"max_document_bytes", c.max_document_bytes},
-          {"prefetch_batches", c.prefetch_batches}};
+          {"prefetch_batches", c.prefetch_batches},
+          {"attention", c.attention},
+          {"packing", c.packing}};
 }
 
 }  // namespace llm

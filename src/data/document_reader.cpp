@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <system_error>
 
+#include "chat_data.h"
 #include "corpus.h"
 #include "llm/error.h"
 
@@ -208,7 +209,7 @@ bool DocumentReader::open_next_file() {
   file_ = &files_[next_file_++];
   input_ = &config_.inputs[file_->input];
   const size_t max_line =
-      input_->format == "jsonl" ? std::numeric_limits<size_t>::max() : static_cast<size_t>(config_.max_document_bytes);
+      input_->format != "text" ? std::numeric_limits<size_t>::max() : static_cast<size_t>(config_.max_document_bytes);
   reader_ = std::make_unique<LineReader>(file_->path, max_line);
   prev_chunk_continues_ = false;
   return true;
@@ -217,6 +218,8 @@ bool DocumentReader::open_next_file() {
 void DocumentReader::read_more() {
   if (input_->format == "jsonl") {
     read_jsonl_line();
+  } else if (input_->format == "chat") {
+    read_chat_line();
   } else {
     read_text_line();
   }
@@ -265,8 +268,10 @@ void DocumentReader::read_jsonl_line() {
   LLM_CHECK(j.is_object(), where(), ": expected a JSON object with a string field \"", input_->field, "\", got ",
             j.type_name());
   const auto it = j.find(input_->field);
+  const bool looks_chat = it == j.end() && (j.contains("messages") || j.contains("conversations"));
   LLM_CHECK(it != j.end() && it->is_string(), where(), ": expected a string field \"", input_->field, "\"",
-            it == j.end() ? " (absent)" : cat(" (it is ", it->type_name(), ")"));
+            it == j.end() ? " (absent)" : cat(" (it is ", it->type_name(), ")"),
+            looks_chat ? "; this looks like chat data: set \"format\": \"chat\"" : "");
   std::string text = it->get<std::string>();
   if (all_space(text)) return;
   const auto limit = static_cast<size_t>(config_.max_document_bytes);
@@ -277,6 +282,28 @@ void DocumentReader::read_jsonl_line() {
     rest.remove_prefix(n);
   }
   emit(std::string(rest), true);
+}
+
+void DocumentReader::read_chat_line() {
+  std::string_view line;
+  bool continues = false;
+  if (!reader_->next(line, continues)) {
+    bytes_done_ += reader_->offset();
+    reader_.reset();
+    return;
+  }
+  if (all_space(line)) return;
+  const std::string where = cat(file_->path.string(), ":", reader_->line_number());
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(line.begin(), line.end());
+  } catch (const nlohmann::json::parse_error& e) {
+    fail(where, ": malformed JSON line (at byte ", e.byte, " of the line): ", e.what());
+  }
+  const std::vector<ChatMessage> messages = parse_conversation(j, where);
+  RenderedChat r = render_conversation(messages);
+  invalid_utf8_ += count_invalid_utf8(r.text);
+  pending_.push_back({std::move(r.text), true, true, std::move(r.assistant), where});
 }
 
 void DocumentReader::add_text(std::string_view s) {
@@ -306,7 +333,7 @@ void DocumentReader::end_document() {
 
 void DocumentReader::emit(std::string text, bool last) {
   invalid_utf8_ += count_invalid_utf8(text);
-  pending_.push_back({std::move(text), last});
+  pending_.push_back({std::move(text), last, false, {}, {}});
 }
 
 }  // namespace llm::data

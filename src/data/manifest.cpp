@@ -44,18 +44,26 @@ std::vector<ShardInfo> shards_from(const nlohmann::json& j, const std::string& w
 }  // namespace
 
 nlohmann::json Manifest::to_json() const {
-  return {{"format", "llm-token-shards"},
-          {"version", kManifestVersion},
-          {"tokenizer",
-           {{"kind", tokenizer_kind},
-            {"fingerprint", tokenizer_fingerprint},
-            {"vocab_size", vocab_size},
-            {"eot_id", eot_id}}},
-          {"train", {{"tokens", train_tokens}, {"documents", train_documents}, {"shards", shards_json(train)}}},
-          {"val", {{"tokens", val_tokens}, {"documents", val_documents}, {"shards", shards_json(val)}}},
-          {"input_bytes", input_bytes},
-          {"signature", signature},
-          {"config", config}};
+  nlohmann::json j = {
+      {"format", "llm-token-shards"},
+      {"version", kManifestVersion},
+      {"tokenizer",
+       {{"kind", tokenizer_kind},
+        {"fingerprint", tokenizer_fingerprint},
+        {"vocab_size", vocab_size},
+        {"eot_id", eot_id}}},
+      {"train", {{"tokens", train_tokens}, {"documents", train_documents}, {"shards", shards_json(train)}}},
+      {"val", {{"tokens", val_tokens}, {"documents", val_documents}, {"shards", shards_json(val)}}},
+      {"input_bytes", input_bytes},
+      {"signature", signature},
+      {"config", config}};
+  if (token_flags) {
+    j["token_flags"] = true;
+    j["conversations"] = conversations;
+    j["train"]["trained_tokens"] = train_trained_tokens;
+    j["val"]["trained_tokens"] = val_trained_tokens;
+  }
+  return j;
 }
 
 Manifest Manifest::from_json(const nlohmann::json& j, const std::string& where) {
@@ -82,12 +90,17 @@ Manifest Manifest::from_json(const nlohmann::json& j, const std::string& where) 
     uint64_t sum = 0;
     for (const auto& sh : shards) sum += sh.tokens;
     LLM_CHECK(sum == tokens, sw, ": the shards hold ", sum, " tokens, the total says ", tokens);
+    m.token_flags = j.value("token_flags", false);
+    const uint64_t trained = m.token_flags ? field<uint64_t>(s, "trained_tokens", sw) : tokens;
     if (std::string(split) == "train") {
       m.train = std::move(shards), m.train_tokens = tokens, m.train_documents = docs;
+      m.train_trained_tokens = trained;
     } else {
       m.val = std::move(shards), m.val_tokens = tokens, m.val_documents = docs;
+      m.val_trained_tokens = trained;
     }
   }
+  if (m.token_flags) m.conversations = field<uint64_t>(j, "conversations", where);
   m.input_bytes = field<uint64_t>(j, "input_bytes", where);
   m.signature = j.value("signature", nlohmann::json());
   m.config = j.value("config", nlohmann::json());

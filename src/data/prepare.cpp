@@ -11,6 +11,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "chat_data.h"
 #include "corpus.h"
 #include "hash.h"
 #include "llm/atomic_file.h"
@@ -43,24 +44,31 @@ std::string shard_name(const std::string& split, size_t index) {
 // The shards of one split: a token stream cut every shard_tokens tokens.
 class ShardSequence {
  public:
-  ShardSequence(fs::path dir, std::string split, uint64_t shard_tokens, uint32_t vocab, std::string fingerprint)
+  // with_flags: every token carries a flag byte (chat data; kTokenTrained, kTokenDocStart).
+  ShardSequence(fs::path dir, std::string split, uint64_t shard_tokens, uint32_t vocab, std::string fingerprint,
+                bool with_flags)
       : dir_(std::move(dir)),
         split_(std::move(split)),
         shard_tokens_(shard_tokens),
         vocab_(vocab),
-        fingerprint_(std::move(fingerprint)) {}
+        fingerprint_(std::move(fingerprint)),
+        with_flags_(with_flags) {}
 
-  void append(std::span<const int32_t> ids) {
+  // flags: one per id when the sequence has flags, else empty.
+  void append(std::span<const int32_t> ids, std::span<const uint8_t> flags = {}) {
+    for (uint8_t f : flags) trained_ += (f & kTokenTrained) ? 1 : 0;
     while (!ids.empty()) {
       if (cur_ && cur_->tokens() == shard_tokens_) close();
       if (!cur_) {
-        cur_ = std::make_unique<ShardWriter>(dir_ / shard_name(split_, shards_.size()), vocab_, fingerprint_);
+        cur_ =
+            std::make_unique<ShardWriter>(dir_ / shard_name(split_, shards_.size()), vocab_, fingerprint_, with_flags_);
         cur_docs_ = 0;
       }
       const size_t take = static_cast<size_t>(std::min<uint64_t>(ids.size(), shard_tokens_ - cur_->tokens()));
-      cur_->append(ids.first(take));
+      cur_->append(ids.first(take), flags.empty() ? flags : flags.first(take));
       tokens_ += take;
       ids = ids.subspan(take);
+      if (!flags.empty()) flags = flags.subspan(take);
     }
   }
   // The document whose last token was just appended ends in the current shard.
@@ -73,6 +81,7 @@ class ShardSequence {
     if (cur_) close();
   }
   uint64_t tokens() const { return tokens_; }
+  uint64_t trained_tokens() const { return trained_; }
   uint64_t documents() const { return documents_; }
   const std::vector<ShardInfo>& shards() const { return shards_; }
 
@@ -88,10 +97,11 @@ class ShardSequence {
   uint64_t shard_tokens_;
   uint32_t vocab_;
   std::string fingerprint_;
+  bool with_flags_;
   std::unique_ptr<ShardWriter> cur_;
   uint64_t cur_docs_ = 0;
   std::vector<ShardInfo> shards_;
-  uint64_t tokens_ = 0, documents_ = 0;
+  uint64_t tokens_ = 0, documents_ = 0, trained_ = 0;
 };
 
 // Everything that decides the shards' contents; equal signatures mean equal shards.
@@ -117,10 +127,10 @@ nlohmann::json make_signature(const DataConfig& c, const Tokenizer& tok, const s
 }
 
 // The shard file exists with the size its manifest entry implies.
-bool shard_intact(const fs::path& dir, const ShardInfo& s, uint32_t vocab) {
+bool shard_intact(const fs::path& dir, const ShardInfo& s, uint32_t vocab, bool flags) {
   std::error_code ec;
   const auto size = fs::file_size(dir / s.file, ec);
-  return !ec && size == kShardHeaderBytes + s.tokens * token_width_for_vocab(vocab);
+  return !ec && size == kShardHeaderBytes + s.tokens * (token_width_for_vocab(vocab) + (flags ? 1 : 0));
 }
 
 bool up_to_date(const fs::path& out_dir, const nlohmann::json& signature) {
@@ -131,7 +141,7 @@ bool up_to_date(const fs::path& out_dir, const nlohmann::json& signature) {
     if (m.signature != signature) return false;
     for (const auto* list : {&m.train, &m.val}) {
       for (const auto& s : *list) {
-        if (!shard_intact(out_dir, s, m.vocab_size)) return false;
+        if (!shard_intact(out_dir, s, m.vocab_size, m.token_flags)) return false;
       }
     }
     return true;
@@ -197,6 +207,10 @@ PrepareResult run_prepare(const DataConfig& c, const Tokenizer& tok, const nlohm
   LLM_CHECK(vocab > 0 && eot >= 0 && eot < vocab, "tokenizer: end-of-text id ", eot, " outside the vocabulary [0, ",
             vocab, ")");
   const std::string fingerprint = tok.fingerprint();
+  // Chat inputs give every token of the corpus a flag byte (text documents: all trained).
+  bool with_flags = false;
+  for (const auto& in : c.inputs) with_flags = with_flags || in.format == "chat";
+  if (with_flags) data::check_chat_tokens(tok, "data.inputs");
 
   fs::create_directories(c.out_dir.parent_path().empty() ? fs::path(".") : c.out_dir.parent_path());
   remove_stale_staging(c.out_dir);
@@ -208,9 +222,9 @@ PrepareResult run_prepare(const DataConfig& c, const Tokenizer& tok, const nlohm
   for (const auto& f : files) total_bytes += f.size;
   data::Progress progress(opt.log, opt.tty, opt.progress_interval_s, total_bytes);
   ShardSequence train(staging.dir, "train", static_cast<uint64_t>(c.shard_tokens), static_cast<uint32_t>(vocab),
-                      fingerprint);
+                      fingerprint, with_flags);
   ShardSequence val(staging.dir, "val", static_cast<uint64_t>(c.shard_tokens), static_cast<uint32_t>(vocab),
-                    fingerprint);
+                    fingerprint, with_flags);
   data::DocumentReader reader(c, files);
 
   std::vector<DocPiece> pieces;
@@ -219,6 +233,9 @@ PrepareResult run_prepare(const DataConfig& c, const Tokenizer& tok, const nlohm
   bool in_document = false;  // the previous piece did not end its document
   bool doc_in_val = false;
   const int32_t eot_ids[1] = {eot};
+  const uint8_t eot_flags[1] = {kTokenTrained};
+  std::vector<uint8_t> flags;
+  uint64_t conversations = 0;
   for (;;) {
     pieces.clear();
     texts.clear();
@@ -244,10 +261,21 @@ PrepareResult run_prepare(const DataConfig& c, const Tokenizer& tok, const nlohm
                      (c.val_max_tokens == 0 || val.tokens() < static_cast<uint64_t>(c.val_max_tokens));
       }
       ShardSequence& out = doc_in_val ? val : train;
-      out.append(ids[i]);
+      if (pieces[i].chat) {  // a whole conversation, no end-of-text: it ends with "<|im_end|>\n"
+        const data::RenderedChat chat{texts[i], pieces[i].assistant};
+        out.append(ids[i], data::conversation_flags(tok, ids[i], chat, pieces[i].where));
+        out.end_document();
+        ++conversations;
+        continue;
+      }
+      if (with_flags) {  // text among chat data: every token trained, the document starts at its first piece
+        flags.assign(ids[i].size(), kTokenTrained);
+        if (!in_document && !flags.empty()) flags[0] |= kTokenDocStart;
+      }
+      out.append(ids[i], with_flags ? std::span<const uint8_t>(flags) : std::span<const uint8_t>());
       in_document = !pieces[i].last;
       if (pieces[i].last) {
-        out.append(eot_ids);
+        out.append(eot_ids, with_flags ? std::span<const uint8_t>(eot_flags) : std::span<const uint8_t>());
         out.end_document();
       }
     }
@@ -275,6 +303,10 @@ PrepareResult run_prepare(const DataConfig& c, const Tokenizer& tok, const nlohm
   m.train_documents = train.documents();
   m.val_documents = val.documents();
   m.input_bytes = reader.bytes_read();
+  m.token_flags = with_flags;
+  m.train_trained_tokens = with_flags ? train.trained_tokens() : train.tokens();
+  m.val_trained_tokens = with_flags ? val.trained_tokens() : val.tokens();
+  m.conversations = conversations;
   m.signature = signature;
   m.config = {{"data", to_json(c)}, {"tokenizer", tokenizer_config}};
   write_file_atomic(staging.dir / kManifestName, m.to_json().dump(2) + "\n");
@@ -294,6 +326,10 @@ PrepareResult run_prepare(const DataConfig& c, const Tokenizer& tok, const nlohm
          << c.out_dir.string() << "; " << t << " s, " << result.bytes / 1e6 / t << " MB/s, " << std::setprecision(0)
          << double(result.tokens) / t << " tokens/s";
     *opt.log << line.str();
+    if (with_flags) {
+      *opt.log << "; " << conversations << " conversations, " << m.train_trained_tokens
+               << " train tokens trained on (assistant replies)";
+    }
     if (reader.invalid_utf8_bytes() > 0)
       *opt.log << "; note: " << reader.invalid_utf8_bytes() << " bytes of invalid UTF-8";
     if (m.val_documents == 0 && c.val_fraction > 0) *opt.log << "; warning: the validation split is empty";

@@ -96,7 +96,8 @@ std::vector<unsigned char> encode_shard_header(const ShardHeader& h) {
   put_u64(b.data() + kOffTokens, h.token_count);
   put_u64(b.data() + kOffDocs, h.document_count);
   put_u32(b.data() + kOffFpLen, static_cast<uint32_t>(h.fingerprint.size()));
-  put_u32(b.data() + kOffFlags, 0);
+  LLM_CHECK((h.flags & ~kShardHasTokenFlags) == 0, "shard header: unknown flags ", h.flags);
+  put_u32(b.data() + kOffFlags, h.flags);
   std::memcpy(b.data() + kOffFp, h.fingerprint.data(), h.fingerprint.size());
   return b;
 }
@@ -151,14 +152,18 @@ ShardFile::ShardFile(const fs::path& path, const std::string& expected_fingerpri
     LLM_CHECK(fp_len <= kShardFingerprintBytes, path, ": fingerprint length ", fp_len, " at byte offset ", kOffFpLen,
               " exceeds ", kShardFingerprintBytes);
     header_.fingerprint.assign(reinterpret_cast<const char*>(b + kOffFp), fp_len);
+    header_.flags = get_u32(b + kOffFlags);
+    LLM_CHECK((header_.flags & ~kShardHasTokenFlags) == 0, path, ": unknown flags ", header_.flags, " at byte offset ",
+              kOffFlags, " (this build knows ", kShardHasTokenFlags, ": token flags)");
 
+    // Each token takes its id's width, plus one flag byte when the shard has token flags.
+    const uint64_t per_token = header_.token_width + (has_token_flags() ? 1 : 0);
     const uint64_t data_bytes = file_bytes - kShardHeaderBytes;
     const uint64_t want = header_.token_count;
-    LLM_CHECK(want <= data_bytes / header_.token_width && data_bytes == want * header_.token_width, path,
-              ": the header (byte offset ", kOffTokens, ") says ", want, " tokens of ", header_.token_width,
-              " bytes, which needs ", kShardHeaderBytes, " + ", want, " * ", header_.token_width,
-              " bytes, but the file has ", file_bytes, " bytes",
-              data_bytes < want * header_.token_width ? " (truncated)" : "");
+    LLM_CHECK(want <= data_bytes / per_token && data_bytes == want * per_token, path, ": the header (byte offset ",
+              kOffTokens, ") says ", want, " tokens of ", per_token, " bytes, which needs ", kShardHeaderBytes, " + ",
+              want, " * ", per_token, " bytes, but the file has ", file_bytes, " bytes",
+              data_bytes < want * per_token ? " (truncated)" : "");
     if (!expected_fingerprint.empty()) {
       LLM_CHECK(header_.fingerprint == expected_fingerprint, path, ": written with tokenizer fingerprint \"",
                 header_.fingerprint, "\" (byte offset ", kOffFp, "), but the configured tokenizer has \"",
@@ -231,10 +236,21 @@ void ShardFile::verify_tokens() const {
   }
 }
 
+void ShardFile::read_flags(uint64_t begin, std::span<uint8_t> out) const {
+  LLM_CHECK(has_token_flags(), path_, ": the shard has no token flags (plain text shards have none)");
+  LLM_CHECK(begin <= header_.token_count && out.size() <= header_.token_count - begin, path_, ": reading flags [",
+            begin, ", ", begin + out.size(), ") of a shard with ", header_.token_count);
+  const auto* flags =
+      static_cast<const unsigned char*>(map_) + kShardHeaderBytes + header_.token_count * header_.token_width;
+  std::memcpy(out.data(), flags + begin, out.size());
+}
+
 // ---- writing ------------------------------------------------------------------------------------
 
-ShardWriter::ShardWriter(fs::path path, uint32_t vocab_size, std::string fingerprint) : path_(std::move(path)) {
+ShardWriter::ShardWriter(fs::path path, uint32_t vocab_size, std::string fingerprint, bool with_flags)
+    : path_(std::move(path)) {
   header_.vocab_size = vocab_size;
+  header_.flags = with_flags ? kShardHasTokenFlags : 0;
   header_.token_width = token_width_for_vocab(vocab_size);
   header_.fingerprint = std::move(fingerprint);
   encode_shard_header(header_);  // validates the fields before any file exists
@@ -255,8 +271,12 @@ ShardWriter::~ShardWriter() {
   }
 }
 
-void ShardWriter::append(std::span<const int32_t> ids) {
+void ShardWriter::append(std::span<const int32_t> ids, std::span<const uint8_t> flags) {
   LLM_CHECK(fd_ >= 0, path_, ": append after commit");
+  const bool with_flags = (header_.flags & kShardHasTokenFlags) != 0;
+  LLM_CHECK(flags.size() == (with_flags ? ids.size() : 0), path_, ": append of ", ids.size(), " ids with ",
+            flags.size(), " flags to a shard ", with_flags ? "with" : "without", " token flags");
+  flags_.insert(flags_.end(), flags.begin(), flags.end());
   const uint32_t w = header_.token_width;
   const size_t at = buf_.size();
   buf_.resize(at + ids.size() * w);
@@ -280,6 +300,7 @@ void ShardWriter::flush() {
 void ShardWriter::commit() {
   LLM_CHECK(fd_ >= 0, path_, ": commit called twice");
   flush();
+  write_all_at(fd_, flags_.data(), flags_.size(), -1, tmp_);  // the flag bytes follow the ids
   const std::vector<unsigned char> h = encode_shard_header(header_);
   write_all_at(fd_, h.data(), h.size(), 0, tmp_);
   if (::fsync(fd_) != 0) {
@@ -301,9 +322,9 @@ void ShardWriter::commit() {
 }
 
 void write_shard(const fs::path& path, std::span<const int32_t> ids, uint32_t vocab_size,
-                 const std::string& fingerprint, uint64_t document_count) {
-  ShardWriter w(path, vocab_size, fingerprint);
-  w.append(ids);
+                 const std::string& fingerprint, uint64_t document_count, std::span<const uint8_t> flags) {
+  ShardWriter w(path, vocab_size, fingerprint, !flags.empty());
+  w.append(ids, flags);
   for (uint64_t i = 0; i < document_count; ++i) w.end_document();
   w.commit();
 }

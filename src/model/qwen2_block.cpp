@@ -35,8 +35,8 @@ HeadViews split_heads(const Tensor& qkv, const BlockShape& s, int64_t B, int64_t
 
 void CausalAttention::forward(Backend& be, const Tensor& qkv, const Tensor& att) const {
   const HeadViews hv = split_heads(qkv, s_, B_, T_);
-  be.rope(hv.qk, cos_, sin_, 0, false);                                           // q, k [B, T, H, D] rotated
-  be.attention_forward(hv.q, hv.k, hv.v, att.view({B_, T_, s_.Hq, s_.D}), lse_);  // att [B, T, Hq, D]
+  be.rope(hv.qk, cos_, sin_, 0, false, positions_);                                           // q, k [B, T, H, D]
+  be.attention_forward(hv.q, hv.k, hv.v, att.view({B_, T_, s_.Hq, s_.D}), lse_, positions_);  // att [B, T, Hq, D]
 }
 
 void CausalAttention::backward(Backend& be, const Tensor& qkv, const Tensor& att, const Tensor& datt,
@@ -44,8 +44,8 @@ void CausalAttention::backward(Backend& be, const Tensor& qkv, const Tensor& att
   const HeadViews hv = split_heads(qkv, s_, B_, T_);
   const HeadViews dv = split_heads(dqkv, s_, B_, T_);
   const Tensor att4 = att.view({B_, T_, s_.Hq, s_.D});  // [B, T, Hq, D]
-  be.attention_backward(datt.view({B_, T_, s_.Hq, s_.D}), hv.q, hv.k, hv.v, att4, lse_, dv.q, dv.k, dv.v);
-  be.rope(dv.qk, cos_, sin_, 0, true);  // undo the rotation
+  be.attention_backward(datt.view({B_, T_, s_.Hq, s_.D}), hv.q, hv.k, hv.v, att4, lse_, dv.q, dv.k, dv.v, positions_);
+  be.rope(dv.qk, cos_, sin_, 0, true, positions_);  // undo the rotation
 }
 
 void block_forward(Backend& be, const BlockShape& s, const BlockWeights& w, const BlockAttention& attn,

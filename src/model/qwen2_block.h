@@ -84,13 +84,15 @@ class BlockAttention {
   virtual void forward(Backend& be, const Tensor& qkv, const Tensor& att) const = 0;
 };
 
-// Training: B rows of T tokens, each row one sequence from position 0, causal; keeps the
-// log-sum-exp for the backward.
+// Training: B rows of T tokens, each row one sequence from position 0, causal; or, with positions,
+// each row a run of packed documents, each attending only to itself with RoPE positions
+// restarting at 0 (document masking). Keeps the log-sum-exp for the backward.
 class CausalAttention final : public BlockAttention {
  public:
-  // cos, sin [P >= T, D/2] f32; lse [B, Hq, T] f32
-  CausalAttention(const BlockShape& s, int64_t B, int64_t T, const Tensor& cos, const Tensor& sin, const Tensor& lse)
-      : s_(s), B_(B), T_(T), cos_(cos), sin_(sin), lse_(lse) {}
+  // cos, sin [P >= T, D/2] f32; lse [B, Hq, T] f32; positions i32 [B, T] on the device or empty
+  CausalAttention(const BlockShape& s, int64_t B, int64_t T, const Tensor& cos, const Tensor& sin, const Tensor& lse,
+                  const Tensor& positions = Tensor())
+      : s_(s), B_(B), T_(T), cos_(cos), sin_(sin), lse_(lse), positions_(positions) {}
   void forward(Backend& be, const Tensor& qkv, const Tensor& att) const override;
   // dqkv [N, Q] (overwritten) from datt [N, Hq D], with qkv and att from the forward; the
   // rotation is undone so dqkv is the gradient of the projection's output.
@@ -99,7 +101,7 @@ class CausalAttention final : public BlockAttention {
  private:
   BlockShape s_;
   int64_t B_, T_;
-  Tensor cos_, sin_, lse_;
+  Tensor cos_, sin_, lse_, positions_;
 };
 
 // x_out [N, C] = block(x_in [N, C]); x_out may alias x_in (inference updates the residual in place).

@@ -36,8 +36,9 @@ struct Qwen2Model::LayerActs {
 // a recomputed kind one shared copy; a buffer the mode does not need has none.
 enum class Buf : int {
   Ids,
-  Targets,  // [maxN] i32
-  Xs,       // [(L + 1), maxN, C] residual stream at each layer boundary
+  Targets,    // [maxN] i32
+  Positions,  // [maxN] i32 token positions within their documents (document attention)
+  Xs,         // [(L + 1), maxN, C] residual stream at each layer boundary
   Ln1,
   Rstd1,
   Qkv,

@@ -92,6 +92,17 @@ void Qwen2Model::check_batch(const TokenBatch& batch, bool need_targets) const {
     LLM_CHECK(batch.ids[i] >= 0 && batch.ids[i] < cfg_.vocab_size, "model: token id ", batch.ids[i], " at position ", i,
               " is outside the vocabulary [0, ", cfg_.vocab_size, ")");
   }
+  if (!batch.positions.empty()) {
+    LLM_CHECK(batch.positions.size() == N, "model: ", batch.positions.size(), " positions for a [", batch.B, ", ",
+              batch.T, "] batch");
+    // Each row is a run of documents: a position is 0 (a document starts) or one more than the last.
+    for (size_t i = 0; i < N; ++i) {
+      const bool row_start = i % static_cast<size_t>(batch.T) == 0;
+      const int32_t p = batch.positions[i];
+      LLM_CHECK(p == 0 || (!row_start && p == batch.positions[i - 1] + 1), "model: position ", p, " at token ", i,
+                " does not start a document (0) or continue the one before");
+    }
+  }
   if (!need_targets) return;
   LLM_CHECK(batch.targets.size() == N, "model: ", batch.targets.size(), " targets for a [", batch.B, ", ", batch.T,
             "] batch");
@@ -107,6 +118,8 @@ void Qwen2Model::embed_and_layers(const TokenBatch& batch, int64_t B, int64_t T)
   const int64_t N = B * T, C = cfg_.hidden_size;
   const Tensor ids = buf_->t(Buf::Ids).range(0, N);
   be.upload(ids, batch.ids.data());
+  has_positions_ = !batch.positions.empty();
+  if (has_positions_) be.upload(buf_->t(Buf::Positions).range(0, N), batch.positions.data());
   const Tensor embed = param_view(weights_.t(), table_.params()[0]);
   be.embedding_forward(ids, embed, residual(0, N));
   for (int l = 0; l < static_cast<int>(cfg_.num_hidden_layers); ++l) {

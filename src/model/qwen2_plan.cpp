@@ -58,6 +58,7 @@ std::array<BufSpec, static_cast<size_t>(Buf::Count)> buffer_plan(const ModelConf
   };
   set(Buf::Ids, "token ids", false, i32, maxN, 1);
   set(Buf::Targets, "targets", false, i32, maxN, 1);
+  set(Buf::Positions, "token positions", false, i32, maxN, 1);
   set(Buf::Xs, "residual stream", true, act, maxN * C, L + 1);
   set(Buf::Ln1, "input_layernorm out", true, act, maxN * C, all);
   set(Buf::Rstd1, "input_layernorm rstd", true, f32, maxN, all);
@@ -132,7 +133,8 @@ Qwen2Model::LayerActs Qwen2Model::acts_for(int l, int64_t N, int64_t B, int64_t 
 }
 
 CausalAttention Qwen2Model::attention_for(const LayerActs& a, int64_t B, int64_t T) const {
-  return CausalAttention(BlockShape(cfg_), B, T, rope_cos_, rope_sin_, a.lse);
+  const Tensor positions = has_positions_ ? buf_->t(Buf::Positions).range(0, B * T).view({B, T}) : Tensor();
+  return CausalAttention(BlockShape(cfg_), B, T, rope_cos_, rope_sin_, a.lse, positions);
 }
 
 void Qwen2Model::layer_forward(int l, const Tensor& x_in, const Tensor& x_out, const LayerActs& a, int64_t B,

@@ -15,7 +15,7 @@ double evaluate(Qwen2Model& model, const EvalLoader& val, Communicator& comm) {
   double sum = 0, count = 0;
   for (int64_t i = 0; i < val.num_batches(); ++i) {
     const Batch b = val.batch(i);
-    const LossSum l = model.forward(TokenBatch{b.B, b.T, b.ids, b.targets}, false);
+    const LossSum l = model.forward(TokenBatch{b.B, b.T, b.ids, b.targets, b.positions}, false);
     sum += l.sum;
     count += double(l.count);
   }

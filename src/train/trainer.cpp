@@ -66,7 +66,8 @@ StepStats TrainRun::step() {
   dp_->begin_step();
   double loss_sum = 0;
   for (const auto& b : micro_) {
-    loss_sum += model_->forward(TokenBatch{b.B, b.T, b.ids, b.targets}, true, float(s.scale / targets)).sum;
+    loss_sum +=
+        model_->forward(TokenBatch{b.B, b.T, b.ids, b.targets, b.positions}, true, float(s.scale / targets)).sum;
     model_->backward();
     dp_->after_backward();
   }

@@ -43,7 +43,7 @@ inline ModelConfig odd_config() {
 struct HostBatch {
   int64_t B, T;
   std::vector<int32_t> ids, targets;
-  TokenBatch view() const { return TokenBatch{B, T, ids, targets}; }
+  TokenBatch view() const { return TokenBatch{B, T, ids, targets, {}}; }
 };
 
 inline HostBatch random_batch(std::mt19937_64& g, int64_t B, int64_t T, int64_t V, bool some_ignored = false) {

@@ -156,11 +156,11 @@ TEST_F(TrainFixture, CheckpointLoadsBackThroughInitFrom) {
     ids.insert(ids.end(), toks.begin() + b * 33, toks.begin() + b * 33 + 32);
     tg.insert(tg.end(), toks.begin() + b * 33 + 1, toks.begin() + b * 33 + 33);
   }
-  const double l1 = a.forward(TokenBatch{4, 32, ids, tg}, false).mean();
+  const double l1 = a.forward(TokenBatch{4, 32, ids, tg, {}}, false).mean();
   const auto w2 = read_model_weights(cont.io.run_dir / "step_00000001", table, cfg);
   Qwen2Model b2(cfg, cpu, mo);
   b2.set_weights(w2);
-  EXPECT_NEAR(b2.forward(TokenBatch{4, 32, ids, tg}, false).mean(), l1, 1e-5);
+  EXPECT_NEAR(b2.forward(TokenBatch{4, 32, ids, tg, {}}, false).mean(), l1, 1e-5);
 }
 
 TEST_F(TrainFixture, KeepsOnlyTheNewestCheckpointsAndPointsLatestAtTheLast) {

@@ -48,24 +48,30 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
               static_cast<blasint>(ldb), beta, C, static_cast<blasint>(ldc));
 }
 
-// Row softmax of s[0..n) in place; entries n..width are set to 0. Returns the log-sum-exp.
-LLM_CPU_CLONES float softmax_row(float* s, int64_t n, int64_t width) {
+// Row softmax of s[lo..n) in place; entries 0..lo and n..width are set to 0 (keys of earlier
+// documents, future keys). Returns the log-sum-exp.
+LLM_CPU_CLONES float softmax_row(float* s, int64_t lo, int64_t n, int64_t width) {
   float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t j = 0; j < n; ++j) mx = std::max(mx, s[j]);
+  for (int64_t j = lo; j < n; ++j) mx = std::max(mx, s[j]);
   float sum = 0.0f;
-  for (int64_t j = 0; j < n; ++j) {
+  for (int64_t j = 0; j < lo; ++j) s[j] = 0.0f;
+  for (int64_t j = lo; j < n; ++j) {
     s[j] = cpu::fast_exp(s[j] - mx);
     sum += s[j];
   }
   const float inv = 1.0f / sum;
-  for (int64_t j = 0; j < n; ++j) s[j] *= inv;
+  for (int64_t j = lo; j < n; ++j) s[j] *= inv;
   for (int64_t j = n; j < width; ++j) s[j] = 0.0f;
   return mx + std::log(sum);
 }
 
-// p = exp(s - lse) over the visible keys, 0 beyond; then ds = p * (dp - di) in place of dp.
-LLM_CPU_CLONES void softmax_grad_row(float* s, float* dp, float lse, float di, int64_t n, int64_t width) {
-  for (int64_t j = 0; j < n; ++j) {
+// p = exp(s - lse) over the visible keys [lo, n), 0 elsewhere; then ds = p * (dp - di) in place of dp.
+LLM_CPU_CLONES void softmax_grad_row(float* s, float* dp, float lse, float di, int64_t lo, int64_t n, int64_t width) {
+  for (int64_t j = 0; j < lo; ++j) {
+    s[j] = 0.0f;
+    dp[j] = 0.0f;
+  }
+  for (int64_t j = lo; j < n; ++j) {
     s[j] = cpu::fast_exp(s[j] - lse);
     dp[j] = s[j] * (dp[j] - di);
   }
@@ -79,6 +85,12 @@ struct Dims {
   int64_t B, Tq, Tk, Hq, Hkv, D, group;
 };
 
+// The first key query t of row b sees: the start of its document with positions [B, T] (clamped
+// to [0, t]), else 0.
+int64_t first_key(const int32_t* pos, int64_t b, int64_t T, int64_t t) {
+  return pos ? std::clamp<int64_t>(t - pos[b * T + t], 0, t) : 0;
+}
+
 // The sizes of checked q [B, Tq, Hq, D] and k [B, Tk, Hkv, D].
 Dims dims(const Tensor& q, const Tensor& k) {
   Dims d{q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3), 0};
@@ -89,8 +101,9 @@ Dims dims(const Tensor& q, const Tensor& k) {
 }  // namespace
 
 void CpuBackend::do_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                                      const Tensor& lse) {
+                                      const Tensor& lse, const Tensor& positions) {
   const Dims d = dims(q, k);
+  const int32_t* pos = positions.empty() ? nullptr : positions.ptr<int32_t>();  // [B, T], Tq == Tk
   const float scale = 1.0f / std::sqrt(static_cast<float>(d.D));
   const int64_t blocks = (d.Tq + kQueryBlock - 1) / kQueryBlock;
   const int64_t offset = d.Tk - d.Tq;  // query t is at absolute position offset + t
@@ -115,7 +128,7 @@ void CpuBackend::do_attention_forward(const Tensor& q, const Tensor& k, const Te
         // One query (decode): matrix-vector products. s [nk] = scale * K q; out [D] = V^T p
         cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(nk), static_cast<blasint>(d.D), scale, K,
                     static_cast<blasint>(ldk), Q, 1, 0.0f, s.data(), 1);
-        const float l = softmax_row(s.data(), offset + t0 + 1, nk);
+        const float l = softmax_row(s.data(), first_key(pos, b, d.Tq, t0), offset + t0 + 1, nk);
         if (!lse.empty()) lse.ptr<float>()[(b * d.Hq + h) * d.Tq + t0] = l;
         cblas_sgemv(CblasRowMajor, CblasTrans, static_cast<blasint>(nk), static_cast<blasint>(d.D), 1.0f, V,
                     static_cast<blasint>(ldv), s.data(), 1, 0.0f, ob.data(), 1);
@@ -125,7 +138,7 @@ void CpuBackend::do_attention_forward(const Tensor& q, const Tensor& k, const Te
       // s [nq, nk] = scale * q [nq, D] @ k^T [D, nk]
       gemm(false, true, nq, nk, d.D, scale, Q, ldq, K, ldk, 0.0f, s.data(), nk);
       for (int64_t i = 0; i < nq; ++i) {
-        const float l = softmax_row(s.data() + i * nk, offset + t0 + i + 1, nk);
+        const float l = softmax_row(s.data() + i * nk, first_key(pos, b, d.Tq, t0 + i), offset + t0 + i + 1, nk);
         if (!lse.empty()) lse.ptr<float>()[(b * d.Hq + h) * d.Tq + t0 + i] = l;
       }
       // out [nq, D] = p [nq, nk] @ v [nk, D]
@@ -137,8 +150,9 @@ void CpuBackend::do_attention_forward(const Tensor& q, const Tensor& k, const Te
 
 void CpuBackend::do_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                                        const Tensor& out, const Tensor& lse, const Tensor& dq, const Tensor& dk,
-                                       const Tensor& dv) {
+                                       const Tensor& dv, const Tensor& positions) {
   const Dims d = dims(q, k);
+  const int32_t* pos = positions.empty() ? nullptr : positions.ptr<int32_t>();  // [B, T]
   const int64_t T = d.Tq, D = d.D;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock;
@@ -183,8 +197,8 @@ void CpuBackend::do_attention_backward(const Tensor& dout, const Tensor& q, cons
         gemm(false, true, nq, nk, D, 1.0f, dob.data(), D, vb.data(), D, 0.0f, dp.data(), nk);
         const float* l = lse.ptr<float>() + (b * d.Hq + h) * T;
         for (int64_t i = 0; i < nq; ++i) {
-          softmax_grad_row(s.data() + i * nk, dp.data() + i * nk, l[t0 + i], di[static_cast<size_t>(i)], t0 + i + 1,
-                           nk);
+          softmax_grad_row(s.data() + i * nk, dp.data() + i * nk, l[t0 + i], di[static_cast<size_t>(i)],
+                           first_key(pos, b, T, t0 + i), t0 + i + 1, nk);
         }
         // dq [nq, D] = scale ds @ k;  dk [nk, D] += scale ds^T @ q;  dv [nk, D] += p^T @ dout
         gemm(false, false, nq, D, nk, scale, dp.data(), nk, kb.data(), D, 0.0f, dqb.data(), D);

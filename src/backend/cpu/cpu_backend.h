@@ -48,12 +48,14 @@ class CpuBackend final : public Backend {
                  const Tensor* bias) override;
   void do_bias_backward(const Tensor& dy, const Tensor& db) override;
 
-  void do_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0, bool inverse) override;
+  void do_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0, bool inverse,
+               const Tensor& positions) override;
 
-  void do_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                            const Tensor& lse) override;
+  void do_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                            const Tensor& positions) override;
   void do_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                             const Tensor& lse, const Tensor& dq, const Tensor& dk, const Tensor& dv) override;
+                             const Tensor& lse, const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                             const Tensor& positions) override;
   void do_decode_attention(const Tensor& qkv, const Tensor& cos, const Tensor& sin, const Tensor& k_cache,
                            const Tensor& v_cache, const Tensor& pos_dev, int64_t pos, const Tensor& out) override;
 

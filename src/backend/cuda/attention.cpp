@@ -4,6 +4,7 @@
 //   Tq == 1                                     decode kernel (+ split combine)
 //   f16 on sm_75+ / bf16 on sm_80+, D 64 or 128, 16-byte aligned views   tensor-core kernels
 //   anything else (fp32, other even D <= 128)    fp32 FMA tile kernels
+//   document masking (positions), any dtype     fp32 FMA tile kernels
 // Extra device memory is only the backend workspace, O(B Hq T D) at most, never O(T^2):
 // backward delta [B, Hq, T] f32 and, when a kv group's heads are split across blocks, dK/dV
 // partials [parts, B, T, Hkv, D] f32 (parts <= Hq / Hkv); decode partials [B, Hq, splits, D + 2].
@@ -80,16 +81,17 @@ void decode(CudaBackend& be, const AttnFwdArgs& a) {
 }  // namespace
 
 void CudaBackend::do_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                                       const Tensor& lse) {
+                                       const Tensor& lse, const Tensor& positions) {
   const AttnDims d = attn_dims(q, k, v, out, "attention_forward");
   if (d.B == 0 || d.Tq == 0 || d.Hq == 0) return;
   AttnFwdArgs a;
   a.d = d;
   a.q = heads(q), a.k = heads(k), a.v = heads(v), a.out = heads(out);
   a.lse = lse.empty() ? nullptr : lse.ptr<float>();
-  if (d.Tq == 1) {
+  a.positions = positions.empty() ? nullptr : positions.ptr<int32_t>();
+  if (d.Tq == 1 && a.positions == nullptr) {
     decode(*this, a);
-  } else if (use_tensor_cores(*this, d, {&q, &k, &v, &out})) {
+  } else if (a.positions == nullptr && use_tensor_cores(*this, d, {&q, &k, &v, &out})) {
     attn_fwd_tc(a, stream());
   } else {
     attn_fwd_simt(a, stream());
@@ -118,7 +120,7 @@ void CudaBackend::do_decode_attention(const Tensor& qkv, const Tensor& cos, cons
 
 void CudaBackend::do_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                                         const Tensor& out, const Tensor& lse, const Tensor& dq, const Tensor& dk,
-                                        const Tensor& dv) {
+                                        const Tensor& dv, const Tensor& positions) {
   const char* op = "attention_backward";
   const AttnDims d = attn_dims(q, k, v, out, op);
   const int64_t B = q.size(0), T = q.size(1), Hq = q.size(2), Hkv = k.size(2), D = q.size(3);
@@ -135,7 +137,9 @@ void CudaBackend::do_attention_backward(const Tensor& dout, const Tensor& q, con
   a.q = heads(q), a.k = heads(k), a.v = heads(v), a.out = heads(out), a.dout = heads(dout);
   a.dq = heads(dq), a.dk = heads(dk), a.dv = heads(dv);
   a.lse = lse.ptr<float>();
-  const bool tc = use_tensor_cores(*this, d, {&q, &k, &v, &out, &dout, &dq, &dk, &dv});
+  a.positions = positions.empty() ? nullptr : positions.ptr<int32_t>();
+  // Document masking runs on the FMA kernels (the tensor-core ones have no per-row key start yet).
+  const bool tc = a.positions == nullptr && use_tensor_cores(*this, d, {&q, &k, &v, &out, &dout, &dq, &dk, &dv});
   // dK/dV blocks own a key tile of a kv head and loop over its query heads; when that gives too
   // few blocks to fill the GPU (few kv heads, short sequences), the group's heads are split into
   // parts whose fp32 partials are summed afterwards in part order.

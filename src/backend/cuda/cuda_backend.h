@@ -65,11 +65,13 @@ class CudaBackend final : public Backend {
   void do_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c, float alpha, float beta,
                  const Tensor* bias) override;
   void do_bias_backward(const Tensor& dy, const Tensor& db) override;
-  void do_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0, bool inverse) override;
-  void do_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                            const Tensor& lse) override;
+  void do_rope(const Tensor& x, const Tensor& cos, const Tensor& sin, int64_t pos0, bool inverse,
+               const Tensor& positions) override;
+  void do_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                            const Tensor& positions) override;
   void do_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                             const Tensor& lse, const Tensor& dq, const Tensor& dk, const Tensor& dv) override;
+                             const Tensor& lse, const Tensor& dq, const Tensor& dk, const Tensor& dv,
+                             const Tensor& positions) override;
   void do_swiglu_forward(const Tensor& gate_up, const Tensor& out) override;
   void do_swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dgate_up) override;
   void do_add(const Tensor& a, const Tensor& b, const Tensor& out) override;

