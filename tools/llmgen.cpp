@@ -57,6 +57,8 @@ int main(int argc, char** argv) {
   llm::ServeOptions so;
   int64_t parallel = 4;
   app.add_option("--model", model_dir, "model directory (HF, run or checkpoint)")->required();
+  std::string lora_dir;
+  app.add_option("--lora", lora_dir, "PEFT LoRA adapter directory (adapter_config.json), merged into --model at load");
   auto* prompt_opt = app.add_option("--prompt", prompt, "generate once for this prompt and exit");
   auto* chat_opt = app.add_flag("--chat", chat, "use the model's chat template (ChatML), keeping the conversation");
   app.add_option("--system", system, "chat system prompt (default: Qwen's)")->needs(chat_opt);
@@ -116,6 +118,12 @@ int main(int argc, char** argv) {
     io.quant = llm::parse_quant(quant, "--quant");
     io.quant_group = quant_group;
     io.graphs = cuda_graphs == "on";
+    if (!lora_dir.empty()) {
+      LLM_CHECK(std::filesystem::is_regular_file(std::filesystem::path(lora_dir) / "adapter_config.json"),
+                "--lora: ", lora_dir,
+                " holds no adapter_config.json (a PEFT adapter directory, such as a LoRA run's checkpoint)");
+      io.lora = lora_dir;
+    }
     if (serve) {
       LLM_CHECK(parallel > 0, "--parallel: ", parallel, " is not a positive number of sequences");
       LLM_CHECK(so.port >= 0 && so.port <= 65535, "--port: ", so.port, " is not a port number");

@@ -12,6 +12,7 @@
 #include "llm/checkpoint.h"
 #include "llm/error.h"
 #include "llm/hf_weights.h"
+#include "llm/lora.h"
 #include "model/kv_cache_attention.h"
 #include "model/rope_tables.h"
 
@@ -63,7 +64,9 @@ struct Linear {
   OwnedTensor qdata, qscales;
   bool quantized = false;
   size_t bytes() const { return dense.empty() ? qdata->nbytes() + qscales->nbytes() : dense->nbytes(); }
-  LinearWeight view() const { return quantized ? LinearWeight{Tensor(), &q} : LinearWeight{dense.t(), nullptr}; }
+  LinearWeight view() const {
+    return quantized ? LinearWeight{Tensor(), &q, {}} : LinearWeight{dense.t(), nullptr, {}};
+  }
 };
 
 struct InferenceModel::SeqRowsList {
@@ -200,7 +203,11 @@ std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& path, Backe
   const ModelFiles files = locate_model(path);
   const ModelConfig cfg = read_hf_config(files.dir / "config.json");
   const ParamTable table(cfg);
-  const std::vector<float> w = read_model_weights(files.dir, table, cfg);
+  std::vector<float> w = read_model_weights(files.dir, table, cfg);
+  if (!opt.lora.empty()) {
+    const PeftAdapter adapter = read_peft_adapter(opt.lora, cfg);
+    merge_lora(table, LoraTable(cfg, adapter.config), adapter.flat, w);
+  }
   auto model = std::make_unique<InferenceModel>(cfg, w, backend, opt);
   if (!files.tokenizer.empty()) model->tokenizer_ = load_tokenizer(files.tokenizer);
   if (model->tokenizer_) {

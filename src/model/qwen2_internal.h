@@ -60,6 +60,8 @@ enum class Buf : int {
   Dqkv,
   DgateUp,
   Dact,  // backward
+  LoraH,
+  LoraDh,  // [maxN, r] LoRA adapter scratch (x A^T and its gradient)
   RopeCos,
   RopeSin,  // [max_seq, D/2] f32
   Count
