@@ -14,6 +14,7 @@
 #include "llm/error.h"
 #include "llm/generate.h"
 #include "llm/inference.h"
+#include "llm/lora.h"
 #include "llm/serve.h"
 
 namespace {

@@ -8,11 +8,13 @@
 #include <cstdio>
 #include <iostream>
 #include <locale>
+#include <optional>
 
 #include "llm/comm.h"
 #include "llm/config.h"
 #include "llm/error.h"
 #include "llm/gguf.h"
+#include "llm/lora.h"
 #include "llm/memory_plan.h"
 #include "llm/model.h"
 #include "llm/prepare.h"
@@ -65,6 +67,7 @@ void print_plan(const llm::Config& cfg, int world) {
   mo.recompute = cfg.train.recompute;
   mo.max_batch = cfg.train.micro_batch;
   mo.max_seq = cfg.train.seq_len;
+  mo.lora = cfg.train.lora;
   const llm::MemoryPlan plan = llm::plan_training_memory(m, mo, po);
   std::cout << "memory plan per rank (" << (cuda ? "cuda" : "cpu") << ", " << llm::dtype_name(mo.compute_dtype)
             << ", recompute " << llm::recompute_name(mo.recompute) << "):\n";
@@ -128,6 +131,17 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
   export_cmd->add_option("--to", export_to, "output format (gguf)");
   export_cmd->add_option("--type", export_type, "f32 | f16 | bf16 | q8_0 | q4_0 | q4_k_m (default f16)");
   export_cmd->add_option("--out", export_out, "the .gguf file to write")->required();
+  std::string export_lora;
+  export_cmd->add_option("--lora", export_lora, "PEFT LoRA adapter (or LoRA run) directory merged into --model first");
+  bool export_merge = false;
+  export_cmd->add_flag("--merge-lora", export_merge, "with --lora: merge the adapter (the only way one is exported)");
+
+  auto* merge_cmd = app.add_subcommand("merge-lora", "merge a PEFT LoRA adapter into its base: an HF model directory");
+  std::string merge_model, merge_lora_dir, merge_out, merge_dtype = "f32";
+  merge_cmd->add_option("--model", merge_model, "the base: run, checkpoint or HF Qwen2 directory")->required();
+  merge_cmd->add_option("--lora", merge_lora_dir, "PEFT adapter directory or LoRA run directory")->required();
+  merge_cmd->add_option("--out", merge_out, "the HF model directory to write")->required();
+  merge_cmd->add_option("--dtype", merge_dtype, "f32 | bf16 | f16 (default f32)");
 
   CLI11_PARSE(app, argc, argv);
   // Training under mpirun: one rank per process. Created (MPI_Init) only for training, so the
@@ -140,9 +154,19 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
       llm::tokenize_stream(*tok, std::cin, std::cout, topt);
       return 0;
     }
+    if (merge_cmd->parsed()) {
+      llm::merge_lora_directory(merge_model, merge_lora_dir, merge_out, llm::parse_float_dtype(merge_dtype, "--dtype"));
+      std::cerr << "merge-lora: " << merge_out << "\n";
+      return 0;
+    }
     if (export_cmd->parsed()) {
       LLM_CHECK(export_to == "gguf", "--to: \"", export_to, "\" is not a supported format (gguf)");
-      const auto r = llm::export_gguf(export_model, export_out, llm::parse_gguf_file_type(export_type, "--type"));
+      // --lora: the merged model (fp32) in a temporary directory next to the output, exported from there.
+      std::optional<llm::TempMergedModel> merged;
+      LLM_CHECK(export_merge == !export_lora.empty(), "--merge-lora and --lora go together (the adapter is merged)");
+      if (!export_lora.empty()) merged.emplace(export_model, export_lora, export_out);
+      const auto r = llm::export_gguf(merged ? merged->dir() : std::filesystem::path(export_model), export_out,
+                                      llm::parse_gguf_file_type(export_type, "--type"));
       std::cerr << "export: " << r.file.string() << " (" << r.bytes << " bytes; tensors:";
       for (const auto& [t, n] : r.tensors_by_type) std::cerr << " " << n << " " << t;
       std::cerr << ")\n";

@@ -70,8 +70,38 @@ struct PeftAdapter {
   std::string base_model_name_or_path;
 };
 
-// Reads a PEFT LoRA directory for a model of this shape. Errors name the file and the key or
-// tensor that is wrong (unsupported options such as use_dora, missing or mis-shaped tensors).
+// Reads a PEFT LoRA directory (or a LoRA run's newest checkpoint, locate_adapter) for a model of this shape. Errors
+// name the file and the key or tensor that is wrong (unsupported options such as use_dora, missing or mis-shaped
+// tensors).
 PeftAdapter read_peft_adapter(const std::filesystem::path& dir, const ModelConfig& model);
+
+}  // namespace llm
+
+namespace llm {
+
+// A PEFT adapter directory: dir itself when it holds adapter_config.json, else the newest
+// checkpoint of a LoRA run directory. Throws naming dir when neither.
+std::filesystem::path locate_adapter(const std::filesystem::path& dir);
+
+// Writes out_dir as an HF model directory (config.json, model.safetensors in `dtype`, the base's
+// tokenizer files) holding base_model's weights with the adapter merged in, W += alpha/r B A in
+// fp32; built under a temporary name and renamed into place when complete.
+void merge_lora_directory(const std::filesystem::path& base_model, const std::filesystem::path& adapter,
+                          const std::filesystem::path& out_dir, DType dtype);
+
+// base + adapter merged (fp32) into a temporary directory next to `near`, removed again on
+// destruction: what `llmtrain export --lora` exports from.
+class TempMergedModel {
+ public:
+  TempMergedModel(const std::filesystem::path& base_model, const std::filesystem::path& adapter,
+                  const std::filesystem::path& near);
+  ~TempMergedModel();
+  TempMergedModel(const TempMergedModel&) = delete;
+  TempMergedModel& operator=(const TempMergedModel&) = delete;
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  std::filesystem::path dir_;
+};
 
 }  // namespace llm

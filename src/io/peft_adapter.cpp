@@ -77,7 +77,8 @@ void require_default(const nlohmann::json& j, const fs::path& file, const char* 
 
 }  // namespace
 
-PeftAdapter read_peft_adapter(const fs::path& dir, const ModelConfig& model) {
+PeftAdapter read_peft_adapter(const fs::path& where, const ModelConfig& model) {
+  const fs::path dir = locate_adapter(where);
   const fs::path file = dir / "adapter_config.json";
   const nlohmann::json j = read_json(file);
   LLM_CHECK(j.is_object(), file.string(), ": expected a JSON object");
