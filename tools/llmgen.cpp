@@ -119,12 +119,7 @@ int main(int argc, char** argv) {
     io.quant = llm::parse_quant(quant, "--quant");
     io.quant_group = quant_group;
     io.graphs = cuda_graphs == "on";
-    if (!lora_dir.empty()) {
-      LLM_CHECK(std::filesystem::is_regular_file(std::filesystem::path(lora_dir) / "adapter_config.json"),
-                "--lora: ", lora_dir,
-                " holds no adapter_config.json (a PEFT adapter directory, such as a LoRA run's checkpoint)");
-      io.lora = lora_dir;
-    }
+    if (!lora_dir.empty()) io.lora = llm::locate_adapter(lora_dir);  // checked before the model is loaded
     if (serve) {
       LLM_CHECK(parallel > 0, "--parallel: ", parallel, " is not a positive number of sequences");
       LLM_CHECK(so.port >= 0 && so.port <= 65535, "--port: ", so.port, " is not a port number");
