@@ -19,8 +19,9 @@
 
 namespace llm {
 
-class CausalAttention;  // src/model/qwen2_block.h
-class LoraTable;        // include/llm/lora.h
+class CausalAttention;    // src/model/qwen2_block.h
+class LoraTable;          // include/llm/lora.h
+struct LoraDropoutState;  // src/model/qwen2_block.h
 
 // Architecture hyper-parameters, named as HF's Qwen2Config names them.
 struct ModelConfig {
@@ -159,6 +160,9 @@ class Qwen2Model {
   const Tensor& lora_weights() const { return lora_weights_.t(); }
   const Tensor& lora_grads() const { return lora_grads_.t(); }
   void set_lora_weights(std::span<const float> flat);
+  // The seed of the LoRA dropout masks of the next training forward (and its backward); the
+  // trainer derives it from the step, so a resumed run draws the same masks.
+  void set_dropout_seed(uint64_t seed);
   // What the optimizer updates: the adapters under LoRA, else all the weights.
   const Tensor& trainable_weights() const { return lora_ ? lora_weights_.t() : weights_.t(); }
   const Tensor& trainable_grads() const { return lora_ ? lora_grads_.t() : grads_.t(); }
@@ -203,7 +207,8 @@ class Qwen2Model {
   OwnedTensor grads_;
   std::unique_ptr<LoraTable> lora_;
   OwnedTensor lora_weights_, lora_grads_;
-  OwnedTensor norm_grad_sink_;  // [C] f32: the frozen norms' gradients under LoRA, discarded
+  OwnedTensor norm_grad_sink_;                   // [C] f32: the frozen norms' gradients under LoRA, discarded
+  std::unique_ptr<LoraDropoutState> lora_drop_;  // read by the adapters (a stable address)
   std::vector<Layer> layers_;
   std::unique_ptr<Buffers> buf_;
   Tensor rope_cos_, rope_sin_;  // [max_seq, D/2] f32

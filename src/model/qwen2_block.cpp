@@ -6,6 +6,17 @@
 
 namespace llm {
 
+namespace {
+// dropout(x) [N, in] in the adapter's scratch when dropout is on, else x itself.
+Tensor adapter_input(Backend& be, const LinearAdapter& ad, const Tensor& x) {
+  if (!ad.dropping()) return x;
+  const Tensor xd = ad.xd.range(0, x.numel()).view({x.size(0), x.size(1)});  // [N, in]
+  be.copy(x, xd);
+  be.dropout(xd, ad.dropout, ad.drop->seed ^ ad.key);
+  return xd;
+}
+}  // namespace
+
 void LinearWeight::forward(Backend& be, const Tensor& x, const Tensor& y, const Tensor* bias) const {
   if (quant != nullptr) {
     be.quant_matmul(x, *quant, y, bias);  // y [N, out], fp32 accumulation
@@ -15,8 +26,8 @@ void LinearWeight::forward(Backend& be, const Tensor& x, const Tensor& y, const 
   const int64_t N = x.size(0);
   for (const LinearAdapter& ad : lora) {
     const int64_t r = ad.A.size(0);
-    const Tensor h = ad.h.range(0, N * r).view({N, r});                                               // [N, r]
-    be.matmul(x, false, ad.A, true, h, 1.0f, 0.0f, nullptr);                                          // h = x A^T
+    const Tensor h = ad.h.range(0, N * r).view({N, r});                              // [N, r]
+    be.matmul(adapter_input(be, ad, x), false, ad.A, true, h, 1.0f, 0.0f, nullptr);  // h = dropout(x) A^T
     be.matmul(h, false, ad.B, true, y.slice(1, ad.col0, ad.col0 + ad.out), ad.scale, 1.0f, nullptr);  // y_s += s h B^T
   }
 }
@@ -30,11 +41,19 @@ void LinearWeight::backward_input(Backend& be, const Tensor& dy, const Tensor& x
     const Tensor dys = dy.slice(1, ad.col0, ad.col0 + ad.out);        // [N, out]
     const Tensor h = ad.h.range(0, N * r).view({N, r});               // [N, r]
     const Tensor dh = ad.dh.range(0, N * r).view({N, r});             // [N, r]
-    be.matmul(x, false, ad.A, true, h, 1.0f, 0.0f, nullptr);          // h = x A^T, as in the forward
+    const Tensor xin = adapter_input(be, ad, x);                      // [N, in] dropout(x): the forward's mask
+    be.matmul(xin, false, ad.A, true, h, 1.0f, 0.0f, nullptr);        // h = xin A^T, as in the forward
     be.matmul(dys, true, h, false, ad.dB, ad.scale, 1.0f, nullptr);   // dB [out, r] += s dy_s^T h
     be.matmul(dys, false, ad.B, false, dh, ad.scale, 0.0f, nullptr);  // dh [N, r] = s dy_s B
-    be.matmul(dh, true, x, false, ad.dA, 1.0f, 1.0f, nullptr);        // dA [r, in] += dh^T x
-    be.matmul(dh, false, ad.A, false, dx, 1.0f, 1.0f, nullptr);       // dx += dh A
+    be.matmul(dh, true, xin, false, ad.dA, 1.0f, 1.0f, nullptr);      // dA [r, in] += dh^T xin
+    if (ad.dropping()) {
+      const Tensor t = ad.xd.range(0, x.numel()).view({N, x.size(1)});  // [N, in]; xin is no longer needed
+      be.matmul(dh, false, ad.A, false, t, 1.0f, 0.0f, nullptr);        // t = dh A
+      be.dropout(t, ad.dropout, ad.drop->seed ^ ad.key);                // through the same mask
+      be.add(dx, t, dx);                                                // dx += t
+    } else {
+      be.matmul(dh, false, ad.A, false, dx, 1.0f, 1.0f, nullptr);  // dx += dh A
+    }
   }
 }
 

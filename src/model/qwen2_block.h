@@ -37,16 +37,28 @@ struct BlockShape {
   int64_t Q() const { return (Hq + 2 * Hkv) * D; }  // fused q/k/v width
 };
 
+// LoRA dropout of the current forward: on only for a training forward; the seed is set per
+// micro-batch by the trainer (a function of the step, so a resumed run draws the same masks).
+struct LoraDropoutState {
+  bool active = false;
+  uint64_t seed = 0;
+};
+
 // A LoRA adapter (include/llm/lora.h) on output columns [col0, col0 + out) of a linear layer:
-//   y[:, col0 : col0 + out] += scale * x A^T B^T
+//   y[:, col0 : col0 + out] += scale * dropout(x) A^T B^T
 // One per HF module, so q/k/v (and gate/up) of a fused matrix each have their own.
 struct LinearAdapter {
   Tensor A;       // [r, in]  compute dtype
   Tensor B;       // [out, r] compute dtype
   Tensor dA, dB;  // f32, shapes of A and B; empty for inference
   int64_t col0 = 0, out = 0;
-  float scale = 1;  // alpha / r
-  Tensor h, dh;     // [>= N * r] scratch in the compute dtype (x A^T and its gradient)
+  float scale = 1;                         // alpha / r
+  Tensor h, dh;                            // [>= N * r] scratch in the compute dtype (x A^T and its gradient)
+  float dropout = 0;                       // p; > 0 needs drop and xd
+  const LoraDropoutState* drop = nullptr;  // the model's, read at each call
+  uint64_t key = 0;                        // this adapter's stream: the mask is f(drop->seed ^ key, index)
+  Tensor xd;                               // [>= N * in] scratch: dropout(x), then the backward's dh A
+  bool dropping() const { return dropout > 0.0f && drop != nullptr && drop->active; }
 };
 
 // A linear layer's weight W [out, in] (HF layout): dense in the compute dtype, or quantized;

@@ -62,6 +62,7 @@ enum class Buf : int {
   Dact,  // backward
   LoraH,
   LoraDh,  // [maxN, r] LoRA adapter scratch (x A^T and its gradient)
+  LoraX,   // [maxN, max(C, Hq D, I)] LoRA dropout(x) (training with dropout)
   RopeCos,
   RopeSin,  // [max_seq, D/2] f32
   Count

@@ -44,6 +44,7 @@ Qwen2Model::Qwen2Model(const ModelConfig& cfg, Backend& backend, const ModelOpti
   if (opts_.lora.enabled()) {
     // LoRA: the adapters are the trainable parameters; the base has no gradient buffer at all.
     lora_ = std::make_unique<LoraTable>(cfg_, opts_.lora);
+    lora_drop_ = std::make_unique<LoraDropoutState>();
     lora_weights_ = weights_arena_.zeros(opts_.compute_dtype, {lora_->flat_size()});
     if (opts_.training) {
       lora_grads_ = grads_arena_.zeros(DType::F32, {lora_->flat_size()});
@@ -78,6 +79,10 @@ void Qwen2Model::set_lora_weights(std::span<const float> flat) {
   LLM_CHECK(static_cast<int64_t>(flat.size()) == lora_->flat_size(), "model: set_lora_weights got ", flat.size(),
             " values, expected ", lora_->flat_size());
   upload_rounded(flat, lora_weights_.t());
+}
+
+void Qwen2Model::set_dropout_seed(uint64_t seed) {
+  if (lora_drop_) lora_drop_->seed = seed;
 }
 
 int64_t Qwen2Model::trainable_size() const { return lora_ ? lora_->flat_size() : table_.flat_size(); }
@@ -148,6 +153,7 @@ LossSum Qwen2Model::forward(const TokenBatch& batch, bool grad, float grad_scale
   check_batch(batch, true);
   Backend& be = *backend_;
   const int64_t B = batch.B, T = batch.T, N = B * T, C = cfg_.hidden_size;
+  if (lora_drop_) lora_drop_->active = grad;  // dropout in training forwards only
   embed_and_layers(batch, B, T);
 
   const Tensor targets = buf_->t(Buf::Targets).range(0, N);
@@ -192,6 +198,7 @@ std::vector<float> Qwen2Model::logits(const TokenBatch& batch) {
   check_batch(batch, false);
   Backend& be = *backend_;
   const int64_t B = batch.B, T = batch.T, N = B * T, C = cfg_.hidden_size, V = cfg_.vocab_size;
+  if (lora_drop_) lora_drop_->active = false;
   embed_and_layers(batch, B, T);
   const ParamInfo& head = cfg_.tie_word_embeddings ? table_.params()[0] : table_.at("lm_head.weight");
   OwnedTensor out = scratch_arena_.tensor(DType::F32, {N, V});

@@ -1,6 +1,7 @@
 // Qwen2Model's plan: which activations each recompute policy keeps (the single source of the
 // allocation and of --dry-run), the views of each layer's weights, gradients and activations,
 // and the layer loop's calls into the one block (qwen2_block.cpp).
+#include <algorithm>
 #include <cmath>
 
 #include "llm/error.h"
@@ -64,6 +65,12 @@ void Qwen2Model::bind_lora(int l, Layer& L) const {
       ad.scale = lora_->config().scale();
       ad.h = buf_->t(Buf::LoraH);
       ad.dh = opts_.training ? buf_->t(Buf::LoraDh) : Tensor();
+      if (opts_.training && opts_.lora.dropout > 0) {
+        ad.dropout = static_cast<float>(opts_.lora.dropout);
+        ad.drop = lora_drop_.get();
+        ad.key = (uint64_t(l) << 32 | uint64_t(info->module)) * 0xd1b54a32d192ed03ull;
+        ad.xd = buf_->t(Buf::LoraX);
+      }
       blocks[b]->lora.push_back(ad);
     }
   }
@@ -112,6 +119,8 @@ std::array<BufSpec, static_cast<size_t>(Buf::Count)> buffer_plan(const ModelConf
   const int64_t r = opts.lora.enabled() ? opts.lora.rank : 0;
   set(Buf::LoraH, "LoRA x A^T", false, act, maxN * r, r > 0 ? 1 : 0);
   set(Buf::LoraDh, "LoRA d(x A^T)", false, act, maxN * r, r > 0 && train ? 1 : 0);
+  const bool drop = r > 0 && train && opts.lora.dropout > 0;
+  set(Buf::LoraX, "LoRA dropout(x)", false, act, maxN * std::max({C, HqD, I}), drop ? 1 : 0);
   set(Buf::RopeCos, "rotary cos", false, f32, opts.max_seq * (D / 2), 1);
   set(Buf::RopeSin, "rotary sin", false, f32, opts.max_seq * (D / 2), 1);
   return p;

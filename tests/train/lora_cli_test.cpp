@@ -18,13 +18,14 @@ struct Out {
 };
 
 Out tool(const std::string& name, const std::string& args, const fs::path& dir) {
-  const std::string cmd = cat(LLM_TOOLS_DIR, "/", name, " ", args, " > ", (dir / "out.txt").string(), " 2> ",
-                              (dir / "err.txt").string());
+  const std::string cmd =
+      cat(LLM_TOOLS_DIR, "/", name, " ", args, " > ", (dir / "out.txt").string(), " 2> ", (dir / "err.txt").string());
   const int st = std::system(cmd.c_str());
   return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, read_bytes(dir / "out.txt"), read_bytes(dir / "err.txt")};
 }
 
-const char* kAll = R"('train.lora={"rank": 16, "alpha": 32, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}')";
+const char* kAll =
+    R"('train.lora={"rank": 16, "alpha": 32, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}')";
 
 TEST_F(TrainFixture, DryRunShowsTheLoraPlanOnThe05bShapeForAT4) {
   const Out r = tool("llmtrain",
@@ -45,7 +46,10 @@ TEST_F(TrainFixture, LoraOnALlmtrainBaseThenMergeAndGenerate) {
   // A base trained by llmtrain, then LoRA on it (init_from the base run).
   const fs::path base = dir / "base", lora = dir / "lora_run";
   write_bytes(dir / "c.json", config_json());
-  Out r = tool("llmtrain", cat("--config ", dir / "c.json", " --set train.steps=3 --set train.eval_every=0 --set io.run_dir=", base), dir.path());
+  Out r =
+      tool("llmtrain",
+           cat("--config ", dir / "c.json", " --set train.steps=3 --set train.eval_every=0 --set io.run_dir=", base),
+           dir.path());
   ASSERT_EQ(r.status, 0) << r.err;
   r = tool("llmtrain",
            cat("--config ", dir / "c.json", " --set train.steps=3 --set train.eval_every=0 --set io.run_dir=", lora,
@@ -79,7 +83,8 @@ TEST_F(TrainFixture, LoraOnALlmtrainBaseThenMergeAndGenerate) {
   r = tool("llmtrain", cat("export --model ", base, " --lora ", lora, " --out ", dir / "m.gguf"), dir.path());
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("--merge-lora"), std::string::npos) << r.err;
-  r = tool("llmtrain", cat("export --model ", base, " --lora ", lora, " --merge-lora --type f32 --out ", dir / "m.gguf"),
+  r = tool("llmtrain",
+           cat("export --model ", base, " --lora ", lora, " --merge-lora --type f32 --out ", dir / "m.gguf"),
            dir.path());
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(fs::exists(dir / "m.gguf"));
