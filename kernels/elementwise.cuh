@@ -12,5 +12,7 @@ namespace llm::LLM_CUDA_NS {
 void add_flat(const void* a, DType at, const void* b, DType bt, void* out, DType ot, int64_t n, cudaStream_t stream);
 // x[i] *= s for i < n.
 void scale_flat(void* x, DType xt, int64_t n, float s, cudaStream_t stream);
+// x[i] = keep(seed, i) ? x[i] / (1 - p) : 0 for i < n (Backend::dropout).
+void dropout_flat(void* x, DType xt, int64_t n, float p, uint64_t seed, cudaStream_t stream);
 
 }  // namespace llm::LLM_CUDA_NS

@@ -15,6 +15,7 @@
 #include "llm/generate.h"
 #include "llm/gguf_reader.h"
 #include "llm/inference.h"
+#include "llm/lora.h"
 #include "llm/serve.h"
 
 namespace {
@@ -58,6 +59,8 @@ int main(int argc, char** argv) {
   llm::ServeOptions so;
   int64_t parallel = 4;
   app.add_option("--model", model_dir, "model directory (HF, run or checkpoint)")->required();
+  std::string lora_dir;
+  app.add_option("--lora", lora_dir, "PEFT LoRA adapter directory (adapter_config.json), merged into --model at load");
   auto* prompt_opt = app.add_option("--prompt", prompt, "generate once for this prompt and exit");
   auto* chat_opt = app.add_flag("--chat", chat, "use the model's chat template (ChatML), keeping the conversation");
   app.add_option("--system", system, "chat system prompt (default: Qwen's)")->needs(chat_opt);
@@ -117,6 +120,7 @@ int main(int argc, char** argv) {
     io.quant = llm::parse_quant(quant, "--quant");
     io.quant_group = quant_group;
     io.graphs = cuda_graphs == "on";
+    if (!lora_dir.empty()) io.lora = llm::locate_adapter(lora_dir);  // checked before the model is loaded
     if (serve) {
       LLM_CHECK(parallel > 0, "--parallel: ", parallel, " is not a positive number of sequences");
       LLM_CHECK(so.port >= 0 && so.port <= 65535, "--port: ", so.port, " is not a port number");

@@ -8,11 +8,13 @@
 #include <cstdio>
 #include <iostream>
 #include <locale>
+#include <optional>
 
 #include "llm/comm.h"
 #include "llm/config.h"
 #include "llm/error.h"
 #include "llm/gguf.h"
+#include "llm/lora.h"
 #include "llm/memory_plan.h"
 #include "llm/model.h"
 #include "llm/model_export.h"
@@ -66,6 +68,7 @@ void print_plan(const llm::Config& cfg, int world) {
   mo.recompute = cfg.train.recompute;
   mo.max_batch = cfg.train.micro_batch;
   mo.max_seq = cfg.train.seq_len;
+  mo.lora = cfg.train.lora;
   const llm::MemoryPlan plan = llm::plan_training_memory(m, mo, po);
   std::cout << "memory plan per rank (" << (cuda ? "cuda" : "cpu") << ", " << llm::dtype_name(mo.compute_dtype)
             << ", recompute " << llm::recompute_name(mo.recompute) << "):\n";
@@ -180,6 +183,17 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
   export_cmd->add_option("--max-shard-size", export_shard, "hf: split weights above this size (default 5GB)");
   export_cmd->add_option("--out", export_out, "the .gguf file (gguf) or the directory (hf, ollama) to write")
       ->required();
+  std::string export_lora;
+  export_cmd->add_option("--lora", export_lora, "PEFT LoRA adapter (or LoRA run) directory merged into --model first");
+  bool export_merge = false;
+  export_cmd->add_flag("--merge-lora", export_merge, "with --lora: merge the adapter (the only way one is exported)");
+
+  auto* merge_cmd = app.add_subcommand("merge-lora", "merge a PEFT LoRA adapter into its base: an HF model directory");
+  std::string merge_model, merge_lora_dir, merge_out, merge_dtype = "f32";
+  merge_cmd->add_option("--model", merge_model, "the base: run, checkpoint or HF Qwen2 directory")->required();
+  merge_cmd->add_option("--lora", merge_lora_dir, "PEFT adapter directory or LoRA run directory")->required();
+  merge_cmd->add_option("--out", merge_out, "the HF model directory to write")->required();
+  merge_cmd->add_option("--dtype", merge_dtype, "f32 | bf16 | f16 (default f32)");
 
   CLI11_PARSE(app, argc, argv);
   // Training under mpirun: one rank per process. Created (MPI_Init) only for training, so the
@@ -192,8 +206,19 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
       llm::tokenize_stream(*tok, std::cin, std::cout, topt);
       return 0;
     }
-    if (export_cmd->parsed())
-      return run_export(export_to, export_model, export_out, export_type, export_dtype, export_shard, *export_cmd);
+    if (merge_cmd->parsed()) {
+      llm::merge_lora_directory(merge_model, merge_lora_dir, merge_out, llm::parse_float_dtype(merge_dtype, "--dtype"));
+      std::cerr << "merge-lora: " << merge_out << "\n";
+      return 0;
+    }
+    if (export_cmd->parsed()) {
+      // --lora: the merged model (fp32) in a temporary directory next to the output, exported from there.
+      LLM_CHECK(export_merge == !export_lora.empty(), "--merge-lora and --lora go together (the adapter is merged)");
+      std::optional<llm::TempMergedModel> merged;
+      if (!export_lora.empty()) merged.emplace(export_model, export_lora, export_out);
+      return run_export(export_to, merged ? merged->dir().string() : export_model, export_out, export_type,
+                        export_dtype, export_shard, *export_cmd);
+    }
     const llm::Config cfg = load(config, sets, device, threads);
     auto print_notes = [&] {
       for (const auto& n : cfg.notes) std::cerr << "config: deepspeed " << n << "\n";

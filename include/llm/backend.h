@@ -179,6 +179,10 @@ class Backend {
   void add(const Tensor& a, const Tensor& b, const Tensor& out);
   // x *= s in place (float tensors)
   void scale(const Tensor& x, float s);
+  // Inverted dropout in place (contiguous float x): x[i] = keep(seed, i) ? x[i] / (1 - p) : 0,
+  // keep(seed, i) = (splitmix64(seed ^ i * 0x9e3779b97f4a7c15) >> 40) >= p * 2^24. The mask is a
+  // function of (seed, i) alone: the same call on the gradient is the backward.
+  void dropout(const Tensor& x, float p, uint64_t seed);
 
   // ---- output layer and loss ----------------------------------------------------------------------
   // Fused over chunks of tokens so [N, V] logits never exist at once:
@@ -252,6 +256,7 @@ class Backend {
   virtual void do_swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dgate_up) = 0;
   virtual void do_add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;
   virtual void do_scale(const Tensor& x, float s) = 0;
+  virtual void do_dropout(const Tensor& x, float p, uint64_t seed) = 0;
   virtual void do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
                                 const Tensor& dh, const Tensor& dw, float grad_scale, int64_t chunk_tokens) = 0;
   virtual void do_quantize(const Tensor& w, const QuantizedMatrix& out) = 0;

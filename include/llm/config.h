@@ -46,6 +46,9 @@ struct TrainSection {
   int64_t loss_scale_growth_interval = 1000;  // clean steps before the scale doubles
   double loss_scale_backoff = 0.5;
   int64_t max_skipped_steps = 20;  // consecutive non-finite steps before training stops
+  // train.lora (absent: full fine-tuning): adapters trained, the base weights frozen. Defaults
+  // are PEFT's: rank 8, alpha 8, dropout 0, target_modules q_proj and v_proj.
+  LoraConfig lora;
 };
 
 enum class LrSchedule : uint8_t { Cosine, Wsd, Constant };

@@ -37,6 +37,9 @@ struct InferenceOptions {
   // KV-cache slots: sequences that can be held at once (forward_batch). Each costs a full
   // context of keys and values.
   int64_t slots = 1;
+  // A PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) merged into
+  // the weights at load (W += alpha/r B A in fp32, before any rounding or quantization); empty: none.
+  std::filesystem::path lora;
 };
 
 // New tokens for one sequence of a batch, appended at its slot's position.

@@ -15,10 +15,13 @@
 #include "llm/arena.h"
 #include "llm/backend.h"
 #include "llm/config_reader.h"
+#include "llm/lora_config.h"
 
 namespace llm {
 
-class CausalAttention;  // src/model/qwen2_block.h
+class CausalAttention;    // src/model/qwen2_block.h
+class LoraTable;          // include/llm/lora.h
+struct LoraDropoutState;  // src/model/qwen2_block.h
 
 // Architecture hyper-parameters, named as HF's Qwen2Config names them.
 struct ModelConfig {
@@ -111,6 +114,7 @@ struct ModelOptions {
   int64_t max_seq = 0;          // tokens per row (0: max_position_embeddings)
   bool training = true;         // allocate gradients and backward buffers
   int64_t ce_chunk_tokens = 0;  // tokens per chunk of the fused output layer + loss (0: the backend's default)
+  LoraConfig lora;              // enabled: adapters on the linear layers, the base weights frozen
 };
 
 // One micro-batch on the host: ids and targets [B*T]; a negative target is ignored.
@@ -151,7 +155,22 @@ class Qwen2Model {
 
   // Copies fp32 host values [flat_size] into the weights (rounded to the compute dtype).
   void set_weights(std::span<const float> flat);
-  void zero_grads();
+  void zero_grads();  // the trainable parameters' gradients
+
+  // LoRA (options().lora enabled, else null / empty): the adapter table, the adapters [lora
+  // flat_size] in the compute dtype and their fp32 gradients. The base weights are then frozen:
+  // no gradients are allocated or formed for them, only dx flows through them.
+  const LoraTable* lora() const { return lora_.get(); }
+  const Tensor& lora_weights() const { return lora_weights_.t(); }
+  const Tensor& lora_grads() const { return lora_grads_.t(); }
+  void set_lora_weights(std::span<const float> flat);
+  // The seed of the LoRA dropout masks of the next training forward (and its backward); the
+  // trainer derives it from the step, so a resumed run draws the same masks.
+  void set_dropout_seed(uint64_t seed);
+  // What the optimizer updates: the adapters under LoRA, else all the weights.
+  const Tensor& trainable_weights() const { return lora_ ? lora_weights_.t() : weights_.t(); }
+  const Tensor& trainable_grads() const { return lora_ ? lora_grads_.t() : grads_.t(); }
+  int64_t trainable_size() const;
 
   // Forward over one micro-batch: the summed loss and the target count. With grad = true the
   // output layer's gradients are formed here already (the fused loss never keeps logits):
@@ -171,6 +190,8 @@ class Qwen2Model {
   struct Buffers;    // every activation and scratch buffer of the plan
 
   Layer bind_layer(int l) const;
+  void bind_lora(int l, Layer& L) const;
+  void upload_rounded(std::span<const float> flat, const Tensor& dst);
   Buffers plan_buffers();
   Tensor residual(int l, int64_t N) const;  // x_l [N, C]: the input of layer l
   void check_batch(const TokenBatch& batch, bool need_targets) const;
@@ -188,6 +209,10 @@ class Qwen2Model {
   Arena weights_arena_, grads_arena_, act_arena_, scratch_arena_;
   OwnedTensor weights_;
   OwnedTensor grads_;
+  std::unique_ptr<LoraTable> lora_;
+  OwnedTensor lora_weights_, lora_grads_;
+  OwnedTensor norm_grad_sink_;                   // [C] f32: the frozen norms' gradients under LoRA, discarded
+  std::unique_ptr<LoraDropoutState> lora_drop_;  // read by the adapters (a stable address)
   std::vector<Layer> layers_;
   std::unique_ptr<Buffers> buf_;
   Tensor rope_cos_, rope_sin_;  // [max_seq, D/2] f32

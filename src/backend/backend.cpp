@@ -184,6 +184,13 @@ void Backend::scale(const Tensor& x, float s) {
   do_scale(x, s);
 }
 
+void Backend::dropout(const Tensor& x, float p, uint64_t seed) {
+  check_devices("dropout", {{&x, "x"}});
+  LLM_CHECK(x.is_contiguous() && is_float(x.dtype()), "dropout: ", x.shape_str(), " must be a contiguous float tensor");
+  LLM_CHECK(p >= 0.0f && p < 1.0f, "dropout: p must be in [0, 1), got ", p);
+  do_dropout(x, p, seed);
+}
+
 // ---- output layer and loss ------------------------------------------------------------------------------
 
 void Backend::cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,

@@ -110,6 +110,7 @@ class ProfilingBackend final : public Backend {
   }
   void do_add(const Tensor& a, const Tensor& b, const Tensor& o) override { LLM_TIMED(add, a, b, o); }
   void do_scale(const Tensor& x, float s) override { LLM_TIMED(scale, x, s); }
+  void do_dropout(const Tensor& x, float p, uint64_t seed) override { LLM_TIMED(dropout, x, p, seed); }
   void do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& t, const Tensor& l, const Tensor& dh,
                         const Tensor& dw, float gs, int64_t chunk) override {
     LLM_TIMED(cross_entropy, h, w, t, l, dh, dw, gs, chunk);

@@ -11,7 +11,7 @@ DataParallel::DataParallel(Qwen2Model& model, const OptimSection& optim, const D
     : model_(model), comm_(comm), zero_(dist.zero), acc_arena_(model.backend(), "zero2 gradients") {
   LLM_CHECK(zero_ >= 0 && zero_ <= 2, "dist.zero: must be 0, 1 or 2, got ", zero_);
   bucket_elems_ = std::max<int64_t>(1, static_cast<int64_t>(dist.bucket_mb * 1024 * 1024 / 4));
-  const int64_t P = model.params().flat_size();
+  const int64_t P = model.trainable_size();  // LoRA: the adapters alone
   partition_ = zero_partition(P, comm.world());
   if (zero_ > 0) {
     begin_ = partition_[size_t(comm.rank())];
@@ -23,10 +23,10 @@ DataParallel::DataParallel(Qwen2Model& model, const OptimSection& optim, const D
   if (zero_ == 2) acc_ = acc_arena_.zeros(DType::F32, {count_});
 }
 
-Tensor DataParallel::own_grads() const { return model_.grads().range(begin_, count_); }
+Tensor DataParallel::own_grads() const { return model_.trainable_grads().range(begin_, count_); }
 
 void DataParallel::sync_weights() {
-  if (zero_ > 0) comm_.all_gather_ranges(model_.weights(), partition_);
+  if (zero_ > 0) comm_.all_gather_ranges(model_.trainable_weights(), partition_);
 }
 
 void DataParallel::begin_step() {
@@ -38,7 +38,7 @@ void DataParallel::after_backward() {
   if (zero_ != 2) return;
   // This micro-batch's gradients, summed over ranks, into the owned range of the scratch
   // buffer, added to the accumulator; the scratch is cleared for the next micro-batch.
-  comm_.reduce_scatter_ranges_sum(model_.grads(), own_grads(), partition_);
+  comm_.reduce_scatter_ranges_sum(model_.trainable_grads(), own_grads(), partition_);
   model_.backend().add(acc_.t(), own_grads(), acc_.t());
   model_.zero_grads();
 }
@@ -47,14 +47,14 @@ double DataParallel::reduce_gradients() {
   Backend& be = model_.backend();
   switch (zero_) {
     case 0: {
-      const Tensor& g = model_.grads();
+      const Tensor& g = model_.trainable_grads();
       for (int64_t off = 0; off < g.numel(); off += bucket_elems_) {
         comm_.all_reduce_sum(g.range(off, std::min(bucket_elems_, g.numel() - off)));
       }
       return be.sum_squares(g);  // the same on every rank
     }
     case 1:
-      comm_.reduce_scatter_ranges_sum(model_.grads(), own_grads(), partition_);
+      comm_.reduce_scatter_ranges_sum(model_.trainable_grads(), own_grads(), partition_);
       return comm_.all_reduce_sum(be.sum_squares(own_grads()));
     default: return comm_.all_reduce_sum(be.sum_squares(acc_.t()));
   }

@@ -13,6 +13,7 @@
 #include "llm/checkpoint.h"
 #include "llm/error.h"
 #include "llm/hf_weights.h"
+#include "llm/lora.h"
 #include "model/kv_cache_attention.h"
 #include "model/rope_tables.h"
 
@@ -92,8 +93,8 @@ struct Linear {
     return !parts.empty() ? b : dense.empty() ? qdata->nbytes() + qscales->nbytes() : dense->nbytes();
   }
   LinearWeight view() const {
-    if (!parts.empty()) return LinearWeight{Tensor(), parts.data(), static_cast<int>(parts.size())};
-    return quantized ? LinearWeight{Tensor(), &q} : LinearWeight{dense.t(), nullptr};
+    if (!parts.empty()) return LinearWeight{Tensor(), parts.data(), static_cast<int>(parts.size()), {}};
+    return quantized ? LinearWeight{Tensor(), &q, 1, {}} : LinearWeight{dense.t(), nullptr, 1, {}};
   }
   // The single matrix of an embedding table (int8/int4 or one ggml part).
   const QuantizedMatrix* table() const { return !parts.empty() ? &parts[0] : quantized ? &q : nullptr; }
@@ -284,7 +285,11 @@ std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& path, Backe
   const ModelFiles files = locate_model(path);
   const ModelConfig cfg = read_hf_config(files.dir / "config.json");
   const ParamTable table(cfg);
-  const std::vector<float> w = read_model_weights(files.dir, table, cfg);
+  std::vector<float> w = read_model_weights(files.dir, table, cfg);
+  if (!opt.lora.empty()) {
+    const PeftAdapter adapter = read_peft_adapter(opt.lora, cfg);
+    merge_lora(table, LoraTable(cfg, adapter.config), adapter.flat, w);
+  }
   auto model = std::make_unique<InferenceModel>(cfg, w, backend, opt);
   if (!files.tokenizer.empty()) model->tokenizer_ = load_tokenizer(files.tokenizer);
   if (model->tokenizer_) {

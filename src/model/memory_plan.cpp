@@ -3,7 +3,9 @@
 #include "llm/memory_plan.h"
 
 #include <algorithm>
+#include <optional>
 
+#include "llm/lora.h"
 #include "model/qwen2_internal.h"
 
 namespace llm {
@@ -46,12 +48,24 @@ size_t op_workspace_bytes(DeviceKind device, const ModelConfig& cfg, const Model
 
 MemoryPlan plan_training_memory(const ModelConfig& cfg, const ModelOptions& opts, const PlanOptions& plan) {
   const ParamTable table(cfg);
-  const auto P = static_cast<size_t>(table.flat_size());
+  // Under LoRA the optimizer trains the adapters alone: gradients and state are theirs.
+  const std::optional<LoraTable> lora =
+      opts.lora.enabled() ? std::optional<LoraTable>(std::in_place, cfg, opts.lora) : std::nullopt;
+  const auto P = static_cast<size_t>(lora ? lora->flat_size() : table.flat_size());
   const bool sharded = plan.zero > 0 && plan.world > 1;
   const size_t shard = plan.zero > 0 ? (P + static_cast<size_t>(plan.world) - 1) / static_cast<size_t>(plan.world) : P;
   MemoryPlan m;
-  m.lines.push_back(
-      {"parameters", P * dtype_size(opts.compute_dtype), cat(table.count(), " in ", dtype_name(opts.compute_dtype))});
+  if (lora) {
+    m.lines.push_back(
+        {"frozen base parameters", static_cast<size_t>(table.flat_size()) * dtype_size(opts.compute_dtype),
+         cat(table.count(), " in ", dtype_name(opts.compute_dtype), ", no gradients or optimizer state")});
+    m.lines.push_back({"LoRA adapters", P * dtype_size(opts.compute_dtype),
+                       cat(lora->count(), " in ", dtype_name(opts.compute_dtype), ", r ", opts.lora.rank, ", ",
+                           lora->adapters().size(), " adapters")});
+  } else {
+    m.lines.push_back(
+        {"parameters", P * dtype_size(opts.compute_dtype), cat(table.count(), " in ", dtype_name(opts.compute_dtype))});
+  }
   if (opts.training) {
     m.lines.push_back({"gradients", P * 4, "fp32"});
     if (opts.compute_dtype != DType::F32) {

@@ -2,7 +2,20 @@
 // and the training attention (CausalAttention). See qwen2_block.h for what is injected.
 #include "model/qwen2_block.h"
 
+#include "llm/error.h"
+
 namespace llm {
+
+namespace {
+// dropout(x) [N, in] in the adapter's scratch when dropout is on, else x itself.
+Tensor adapter_input(Backend& be, const LinearAdapter& ad, const Tensor& x) {
+  if (!ad.dropping()) return x;
+  const Tensor xd = ad.xd.range(0, x.numel()).view({x.size(0), x.size(1)});  // [N, in]
+  be.copy(x, xd);
+  be.dropout(xd, ad.dropout, ad.drop->seed ^ ad.key);
+  return xd;
+}
+}  // namespace
 
 void LinearWeight::forward(Backend& be, const Tensor& x, const Tensor& y, const Tensor* bias) const {
   if (quant != nullptr && parts == 1) {
@@ -18,6 +31,38 @@ void LinearWeight::forward(Backend& be, const Tensor& x, const Tensor& y, const 
     }
   } else {
     be.matmul(x, false, dense, true, y, 1.0f, 0.0f, bias);  // y [N, out] = x @ W^T
+  }
+  const int64_t N = x.size(0);
+  for (const LinearAdapter& ad : lora) {
+    const int64_t r = ad.A.size(0);
+    const Tensor h = ad.h.range(0, N * r).view({N, r});                              // [N, r]
+    be.matmul(adapter_input(be, ad, x), false, ad.A, true, h, 1.0f, 0.0f, nullptr);  // h = dropout(x) A^T
+    be.matmul(h, false, ad.B, true, y.slice(1, ad.col0, ad.col0 + ad.out), ad.scale, 1.0f, nullptr);  // y_s += s h B^T
+  }
+}
+
+void LinearWeight::backward_input(Backend& be, const Tensor& dy, const Tensor& x, const Tensor& dx) const {
+  LLM_CHECK(quant == nullptr, "block_backward: quantized weights have no backward");
+  be.matmul(dy, false, dense, false, dx, 1.0f, 0.0f, nullptr);  // dx [N, in] = dy W (W frozen or not)
+  const int64_t N = x.size(0);
+  for (const LinearAdapter& ad : lora) {
+    const int64_t r = ad.A.size(0);
+    const Tensor dys = dy.slice(1, ad.col0, ad.col0 + ad.out);        // [N, out]
+    const Tensor h = ad.h.range(0, N * r).view({N, r});               // [N, r]
+    const Tensor dh = ad.dh.range(0, N * r).view({N, r});             // [N, r]
+    const Tensor xin = adapter_input(be, ad, x);                      // [N, in] dropout(x): the forward's mask
+    be.matmul(xin, false, ad.A, true, h, 1.0f, 0.0f, nullptr);        // h = xin A^T, as in the forward
+    be.matmul(dys, true, h, false, ad.dB, ad.scale, 1.0f, nullptr);   // dB [out, r] += s dy_s^T h
+    be.matmul(dys, false, ad.B, false, dh, ad.scale, 0.0f, nullptr);  // dh [N, r] = s dy_s B
+    be.matmul(dh, true, xin, false, ad.dA, 1.0f, 1.0f, nullptr);      // dA [r, in] += dh^T xin
+    if (ad.dropping()) {
+      const Tensor t = ad.xd.range(0, x.numel()).view({N, x.size(1)});  // [N, in]; xin is no longer needed
+      be.matmul(dh, false, ad.A, false, t, 1.0f, 0.0f, nullptr);        // t = dh A
+      be.dropout(t, ad.dropout, ad.drop->seed ^ ad.key);                // through the same mask
+      be.add(dx, t, dx);                                                // dx += t
+    } else {
+      be.matmul(dh, false, ad.A, false, dx, 1.0f, 1.0f, nullptr);  // dx += dh A
+    }
   }
 }
 
@@ -70,24 +115,26 @@ void block_recompute_selective(Backend& be, const BlockShape& s, const BlockWeig
 
 void block_backward(Backend& be, const BlockWeights& w, const BlockGrads& g, const CausalAttention& attn,
                     const Tensor& x_in, const BlockActs& a, const Tensor& dres, const BlockBackwardScratch& d) {
-  LLM_CHECK(w.qkv.quant == nullptr && w.o.quant == nullptr && w.gate_up.quant == nullptr && w.down.quant == nullptr,
-            "block_backward: quantized weights have no backward");
+  // A weight gradient is formed only where g has a tensor (LoRA freezes the matrices).
+  auto weight_grad = [&](const Tensor& dy, const Tensor& x, const Tensor& gw) {
+    if (!gw.empty()) be.matmul(dy, true, x, false, gw, 1.0f, 1.0f, nullptr);  // gw [out, in] += dy^T x
+  };
   // MLP: x_out = h2 + act @ down^T
-  be.matmul(dres, false, w.down.dense, false, d.dact, 1.0f, 0.0f, nullptr);          // dact [N, I]
-  be.matmul(dres, true, a.act, false, g.down, 1.0f, 1.0f, nullptr);                  // d_down [C, I]
-  be.swiglu_backward(d.dact, a.gate_up, d.dgate_up);                                 // dgate_up [N, 2I]
-  be.matmul(d.dgate_up, false, w.gate_up.dense, false, d.dln, 1.0f, 0.0f, nullptr);  // dln2 [N, C]
-  be.matmul(d.dgate_up, true, a.ln2, false, g.gate_up, 1.0f, 1.0f, nullptr);         // d_gate_up [2I, C]
-  be.rmsnorm_backward(d.dln, a.h2, w.ln2, a.rstd2, dres, g.ln2, true);               // dres = d h2
+  w.down.backward_input(be, dres, a.act, d.dact);                       // dact [N, I]
+  weight_grad(dres, a.act, g.down);                                     // d_down [C, I]
+  be.swiglu_backward(d.dact, a.gate_up, d.dgate_up);                    // dgate_up [N, 2I]
+  w.gate_up.backward_input(be, d.dgate_up, a.ln2, d.dln);               // dln2 [N, C]
+  weight_grad(d.dgate_up, a.ln2, g.gate_up);                            // d_gate_up [2I, C]
+  be.rmsnorm_backward(d.dln, a.h2, w.ln2, a.rstd2, dres, g.ln2, true);  // dres = d h2
 
   // attention: h2 = x_in + att @ o^T
-  be.matmul(dres, false, w.o.dense, false, d.datt, 1.0f, 0.0f, nullptr);     // datt [N, Hq D]
-  be.matmul(dres, true, a.att, false, g.o, 1.0f, 1.0f, nullptr);             // d_o [C, Hq D]
-  attn.backward(be, a.qkv, a.att, d.datt, d.dqkv);                           // dqkv [N, Q]
-  be.bias_backward(d.dqkv, g.qkv_b);                                         // d_qkv_b [Q]
-  be.matmul(d.dqkv, false, w.qkv.dense, false, d.dln, 1.0f, 0.0f, nullptr);  // dln1 [N, C]
-  be.matmul(d.dqkv, true, a.ln1, false, g.qkv, 1.0f, 1.0f, nullptr);         // d_qkv [Q, C]
-  be.rmsnorm_backward(d.dln, x_in, w.ln1, a.rstd1, dres, g.ln1, true);       // dres = d x_in
+  w.o.backward_input(be, dres, a.att, d.datt);                          // datt [N, Hq D]
+  weight_grad(dres, a.att, g.o);                                        // d_o [C, Hq D]
+  attn.backward(be, a.qkv, a.att, d.datt, d.dqkv);                      // dqkv [N, Q]
+  if (!g.qkv_b.empty()) be.bias_backward(d.dqkv, g.qkv_b);              // d_qkv_b [Q]
+  w.qkv.backward_input(be, d.dqkv, a.ln1, d.dln);                       // dln1 [N, C]
+  weight_grad(d.dqkv, a.ln1, g.qkv);                                    // d_qkv [Q, C]
+  be.rmsnorm_backward(d.dln, x_in, w.ln1, a.rstd1, dres, g.ln1, true);  // dres = d x_in
 }
 
 }  // namespace llm

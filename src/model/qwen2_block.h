@@ -7,12 +7,14 @@
 //    the log-sum-exp kept for the backward (CausalAttention, training), or appending to a KV cache
 //    for a batch of sequences, each at its own position and cache slot (KvCacheAttention,
 //    src/model/kv_cache_attention.h: prefill, decode, the server's batched decode);
-//  - the linear layers (LinearWeight): a dense matrix in the compute dtype or a quantized one;
+//  - the linear layers (LinearWeight): a dense matrix in the compute dtype or a quantized one,
+//    optionally with LoRA adapters (LinearAdapter) on slices of its output, the matrix frozen;
 //  - which activations are kept (BlockActs are views the caller places: one copy per layer for
 //    training, the same few buffers reused by every layer for inference).
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "llm/backend.h"
 #include "llm/model.h"
@@ -35,15 +37,44 @@ struct BlockShape {
   int64_t Q() const { return (Hq + 2 * Hkv) * D; }  // fused q/k/v width
 };
 
-// A linear layer's weight W [out, in] (HF layout): dense in the compute dtype, or quantized.
+// LoRA dropout of the current forward: on only for a training forward; the seed is set per
+// micro-batch by the trainer (a function of the step, so a resumed run draws the same masks).
+struct LoraDropoutState {
+  bool active = false;
+  uint64_t seed = 0;
+};
+
+// A LoRA adapter (include/llm/lora.h) on output columns [col0, col0 + out) of a linear layer:
+//   y[:, col0 : col0 + out] += scale * dropout(x) A^T B^T
+// One per HF module, so q/k/v (and gate/up) of a fused matrix each have their own.
+struct LinearAdapter {
+  Tensor A;       // [r, in]  compute dtype
+  Tensor B;       // [out, r] compute dtype
+  Tensor dA, dB;  // f32, shapes of A and B; empty for inference
+  int64_t col0 = 0, out = 0;
+  float scale = 1;                         // alpha / r
+  Tensor h, dh;                            // [>= N * r] scratch in the compute dtype (x A^T and its gradient)
+  float dropout = 0;                       // p; > 0 needs drop and xd
+  const LoraDropoutState* drop = nullptr;  // the model's, read at each call
+  uint64_t key = 0;                        // this adapter's stream: the mask is f(drop->seed ^ key, index)
+  Tensor xd;                               // [>= N * in] scratch: dropout(x), then the backward's dh A
+  bool dropping() const { return dropout > 0.0f && drop != nullptr && drop->active; }
+};
+
+// A linear layer's weight W [out, in] (HF layout): dense in the compute dtype, or quantized;
+// with adapters when LoRA is on (W then frozen: the backward forms no gradient for it).
 struct LinearWeight {
   Tensor dense;                            // [out, in], empty when quantized
   const QuantizedMatrix* quant = nullptr;  // set when quantized
   // quant[0 .. parts) stacked along the output rows: a fused q/k/v or gate/up read from a GGUF
   // file, whose parts may be stored in different ggml types.
   int parts = 1;
-  // y [N, out] = x [N, in] @ W^T (+ bias [out])
+  std::vector<LinearAdapter> lora;  // empty: no adapters
+  // y [N, out] = x [N, in] @ W^T (+ bias [out]) (+ the adapters)
   void forward(Backend& be, const Tensor& x, const Tensor& y, const Tensor* bias) const;
+  // dx [N, in] = d loss / d x (overwritten) from dy [N, out] and the forward's input x; the
+  // adapters' gradients add to their dA, dB (their x A^T is recomputed: r columns per token).
+  void backward_input(Backend& be, const Tensor& dy, const Tensor& x, const Tensor& dx) const;
 };
 
 struct BlockWeights {
@@ -56,7 +87,8 @@ struct BlockWeights {
   LinearWeight down;     // [C, I]
 };
 
-// Weight gradients, f32, the shapes of BlockWeights; the backward adds to them.
+// Weight gradients, f32, the shapes of BlockWeights; the backward adds to them. Under LoRA the
+// frozen matrices' and bias' gradients are empty (skipped); ln1 and ln2 point at a discarded sink.
 struct BlockGrads {
   Tensor ln1, qkv, qkv_b, o, ln2, gate_up, down;
 };

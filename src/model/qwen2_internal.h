@@ -61,6 +61,9 @@ enum class Buf : int {
   Dqkv,
   DgateUp,
   Dact,  // backward
+  LoraH,
+  LoraDh,  // [maxN, r] LoRA adapter scratch (x A^T and its gradient)
+  LoraX,   // [maxN, max(C, Hq D, I)] LoRA dropout(x) (training with dropout)
   RopeCos,
   RopeSin,  // [max_seq, D/2] f32
   Count

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "llm/error.h"
+#include "llm/lora.h"
 #include "llm/model.h"
 #include "model/qwen2_internal.h"
 
@@ -40,10 +41,21 @@ Qwen2Model::Qwen2Model(const ModelConfig& cfg, Backend& backend, const ModelOpti
   LLM_CHECK(opts_.max_batch > 0, "model: max_batch must be positive, got ", opts_.max_batch);
   const int64_t P = table_.flat_size();
   weights_ = weights_arena_.zeros(opts_.compute_dtype, {P});
-  if (opts_.training) grads_ = grads_arena_.zeros(DType::F32, {P});
+  if (opts_.lora.enabled()) {
+    // LoRA: the adapters are the trainable parameters; the base has no gradient buffer at all.
+    lora_ = std::make_unique<LoraTable>(cfg_, opts_.lora);
+    lora_drop_ = std::make_unique<LoraDropoutState>();
+    lora_weights_ = weights_arena_.zeros(opts_.compute_dtype, {lora_->flat_size()});
+    if (opts_.training) {
+      lora_grads_ = grads_arena_.zeros(DType::F32, {lora_->flat_size()});
+      norm_grad_sink_ = grads_arena_.zeros(DType::F32, {cfg_.hidden_size});
+    }
+  } else if (opts_.training) {
+    grads_ = grads_arena_.zeros(DType::F32, {P});
+  }
+  buf_ = std::make_unique<Buffers>(plan_buffers());
   layers_.resize(static_cast<size_t>(cfg_.num_hidden_layers));
   for (int l = 0; l < static_cast<int>(cfg_.num_hidden_layers); ++l) layers_[static_cast<size_t>(l)] = bind_layer(l);
-  buf_ = std::make_unique<Buffers>(plan_buffers());
 }
 
 Qwen2Model::~Qwen2Model() = default;
@@ -52,30 +64,49 @@ Tensor Qwen2Model::weight(std::string_view name) const { return param_view(weigh
 
 Tensor Qwen2Model::grad(std::string_view name) const {
   LLM_CHECK(opts_.training, "model: gradients requested from a model built for inference");
+  LLM_CHECK(!lora_, "model: ", name, " is frozen under LoRA and has no gradient");
   return param_view(grads_.t(), table_.at(name));
 }
 
 void Qwen2Model::set_weights(std::span<const float> flat) {
   LLM_CHECK(static_cast<int64_t>(flat.size()) == table_.flat_size(), "model: set_weights got ", flat.size(),
             " values, expected ", table_.flat_size());
-  if (weights_->dtype() == DType::F32) {
-    backend_->upload(weights_, flat.data());
+  upload_rounded(flat, weights_.t());
+}
+
+void Qwen2Model::set_lora_weights(std::span<const float> flat) {
+  LLM_CHECK(lora_ != nullptr, "model: set_lora_weights on a model without LoRA");
+  LLM_CHECK(static_cast<int64_t>(flat.size()) == lora_->flat_size(), "model: set_lora_weights got ", flat.size(),
+            " values, expected ", lora_->flat_size());
+  upload_rounded(flat, lora_weights_.t());
+}
+
+void Qwen2Model::set_dropout_seed(uint64_t seed) {
+  if (lora_drop_) lora_drop_->seed = seed;
+}
+
+int64_t Qwen2Model::trainable_size() const { return lora_ ? lora_->flat_size() : table_.flat_size(); }
+
+void Qwen2Model::upload_rounded(std::span<const float> flat, const Tensor& dst) {
+  if (dst.dtype() == DType::F32) {
+    backend_->upload(dst, flat.data());
     return;
   }
   // Upload through an fp32 staging buffer and let the backend round: one rounding rule everywhere.
   constexpr int64_t kChunk = int64_t(1) << 22;
-  OwnedTensor stage = scratch_arena_.tensor(DType::F32, {std::min<int64_t>(kChunk, table_.flat_size())});
-  for (int64_t i = 0; i < table_.flat_size(); i += kChunk) {
-    const int64_t n = std::min(kChunk, table_.flat_size() - i);
+  const auto total = static_cast<int64_t>(flat.size());
+  OwnedTensor stage = scratch_arena_.tensor(DType::F32, {std::max<int64_t>(1, std::min<int64_t>(kChunk, total))});
+  for (int64_t i = 0; i < total; i += kChunk) {
+    const int64_t n = std::min(kChunk, total - i);
     const Tensor s = stage->range(0, n);
     backend_->upload(s, flat.data() + i);
-    backend_->copy(s, weights_->range(i, n));
+    backend_->copy(s, dst.range(i, n));
   }
 }
 
 void Qwen2Model::zero_grads() {
   LLM_CHECK(opts_.training, "model: zero_grads on a model built for inference");
-  backend_->zero(grads_.t());
+  backend_->zero(trainable_grads());
 }
 
 std::vector<const Arena*> Qwen2Model::arenas() const {
@@ -135,6 +166,7 @@ LossSum Qwen2Model::forward(const TokenBatch& batch, bool grad, float grad_scale
   check_batch(batch, true);
   Backend& be = *backend_;
   const int64_t B = batch.B, T = batch.T, N = B * T, C = cfg_.hidden_size;
+  if (lora_drop_) lora_drop_->active = grad;  // dropout in training forwards only
   embed_and_layers(batch, B, T);
 
   const Tensor targets = buf_->t(Buf::Targets).range(0, N);
@@ -143,7 +175,7 @@ LossSum Qwen2Model::forward(const TokenBatch& batch, bool grad, float grad_scale
   const ParamInfo& head = cfg_.tie_word_embeddings ? table_.params()[0] : table_.at("lm_head.weight");
   const Tensor hf = buf_->t(Buf::Hf).range(0, N * C).view({N, C});
   const Tensor dhf = grad ? buf_->t(Buf::Dhf).range(0, N * C).view({N, C}) : Tensor();
-  const Tensor dhead = grad ? param_view(grads_.t(), head).view({cfg_.vocab_size, C}) : Tensor();
+  const Tensor dhead = grad && !lora_ ? param_view(grads_.t(), head).view({cfg_.vocab_size, C}) : Tensor();
   be.cross_entropy(hf, param_view(weights_.t(), head), targets, losses, dhf, dhead, grad_scale, opts_.ce_chunk_tokens);
 
   LossSum out;
@@ -162,13 +194,15 @@ void Qwen2Model::backward() {
   const int64_t B = last_B_, T = last_T_, N = B * T, C = cfg_.hidden_size;
   const int L = static_cast<int>(cfg_.num_hidden_layers);
   const Tensor dres = buf_->t(Buf::Dres).range(0, N * C).view({N, C});
+  const Tensor dnorm = lora_ ? norm_grad_sink_.t() : grad("model.norm.weight");  // LoRA: discarded
   be.rmsnorm_backward(buf_->t(Buf::Dhf).range(0, N * C).view({N, C}), residual(L, N), weight("model.norm.weight"),
-                      buf_->t(Buf::RstdF).range(0, N), dres, grad("model.norm.weight"), false);
+                      buf_->t(Buf::RstdF).range(0, N), dres, dnorm, false);
   for (int l = L - 1; l >= 0; --l) {
     const LayerActs a = acts_for(l, N, B, T);
     recompute_layer(l, a, B, T);
     layer_backward(l, a, B, T);
   }
+  if (lora_) return;  // the embedding is frozen
   be.embedding_backward(buf_->t(Buf::Ids).range(0, N), dres,
                         param_view(grads_.t(), table_.params()[0]).view({cfg_.vocab_size, C}));
 }
@@ -177,6 +211,7 @@ std::vector<float> Qwen2Model::logits(const TokenBatch& batch) {
   check_batch(batch, false);
   Backend& be = *backend_;
   const int64_t B = batch.B, T = batch.T, N = B * T, C = cfg_.hidden_size, V = cfg_.vocab_size;
+  if (lora_drop_) lora_drop_->active = false;
   embed_and_layers(batch, B, T);
   const ParamInfo& head = cfg_.tie_word_embeddings ? table_.params()[0] : table_.at("lm_head.weight");
   OwnedTensor out = scratch_arena_.tensor(DType::F32, {N, V});

@@ -1,9 +1,11 @@
 // Qwen2Model's plan: which activations each recompute policy keeps (the single source of the
 // allocation and of --dry-run), the views of each layer's weights, gradients and activations,
 // and the layer loop's calls into the one block (qwen2_block.cpp).
+#include <algorithm>
 #include <cmath>
 
 #include "llm/error.h"
+#include "llm/lora.h"
 #include "model/qwen2_internal.h"
 #include "model/rope_tables.h"
 
@@ -29,7 +31,9 @@ Qwen2Model::Layer Qwen2Model::bind_layer(int l) const {
   L.w.ln2 = block(w, "post_attention_layernorm.weight", {C});        // [C]
   L.w.gate_up.dense = block(w, "mlp.gate_proj.weight", {2 * I, C});  // [2I, C]
   L.w.down.dense = block(w, "mlp.down_proj.weight", {C, I});         // [C, I]
-  if (opts_.training) {
+  if (lora_) {
+    bind_lora(l, L);
+  } else if (opts_.training) {
     const Tensor& g = grads_.t();
     L.g.ln1 = block(g, "input_layernorm.weight", {C});
     L.g.qkv = block(g, "self_attn.q_proj.weight", {Q, C});
@@ -40,6 +44,37 @@ Qwen2Model::Layer Qwen2Model::bind_layer(int l) const {
     L.g.down = block(g, "mlp.down_proj.weight", {C, I});
   }
   return L;
+}
+
+// The adapters of layer l on its fused matrices; the frozen matrices get no gradients and the
+// norms' gradients go to a discarded sink.
+void Qwen2Model::bind_lora(int l, Layer& L) const {
+  const int64_t r = lora_->config().rank;
+  LinearWeight* blocks[4] = {&L.w.qkv, &L.w.o, &L.w.gate_up, &L.w.down};
+  for (int b = 0; b < 4; ++b) {
+    for (const LoraAdapterInfo* info : lora_->of_block(l, b)) {
+      LinearAdapter ad;
+      ad.A = lora_weights_->range(info->a_offset, r * info->in).view({r, info->in});
+      ad.B = lora_weights_->range(info->b_offset, info->out * r).view({info->out, r});
+      if (opts_.training) {
+        ad.dA = lora_grads_->range(info->a_offset, r * info->in).view({r, info->in});
+        ad.dB = lora_grads_->range(info->b_offset, info->out * r).view({info->out, r});
+      }
+      ad.col0 = info->col0;
+      ad.out = info->out;
+      ad.scale = lora_->config().scale();
+      ad.h = buf_->t(Buf::LoraH);
+      ad.dh = opts_.training ? buf_->t(Buf::LoraDh) : Tensor();
+      if (opts_.training && opts_.lora.dropout > 0) {
+        ad.dropout = static_cast<float>(opts_.lora.dropout);
+        ad.drop = lora_drop_.get();
+        ad.key = (uint64_t(l) << 32 | uint64_t(info->module)) * 0xd1b54a32d192ed03ull;
+        ad.xd = buf_->t(Buf::LoraX);
+      }
+      blocks[b]->lora.push_back(ad);
+    }
+  }
+  if (opts_.training) L.g.ln1 = L.g.ln2 = norm_grad_sink_.t();
 }
 
 std::array<BufSpec, static_cast<size_t>(Buf::Count)> buffer_plan(const ModelConfig& cfg, const ModelOptions& opts) {
@@ -82,6 +117,11 @@ std::array<BufSpec, static_cast<size_t>(Buf::Count)> buffer_plan(const ModelConf
   set(Buf::Dqkv, "d q/k/v", false, act, maxN * Q, bwd);
   set(Buf::DgateUp, "d gate/up", false, act, maxN * 2 * I, bwd);
   set(Buf::Dact, "d swiglu out", false, act, maxN * I, bwd);
+  const int64_t r = opts.lora.enabled() ? opts.lora.rank : 0;
+  set(Buf::LoraH, "LoRA x A^T", false, act, maxN * r, r > 0 ? 1 : 0);
+  set(Buf::LoraDh, "LoRA d(x A^T)", false, act, maxN * r, r > 0 && train ? 1 : 0);
+  const bool drop = r > 0 && train && opts.lora.dropout > 0;
+  set(Buf::LoraX, "LoRA dropout(x)", false, act, maxN * std::max({C, HqD, I}), drop ? 1 : 0);
   set(Buf::RopeCos, "rotary cos", false, f32, opts.max_seq * (D / 2), 1);
   set(Buf::RopeSin, "rotary sin", false, f32, opts.max_seq * (D / 2), 1);
   return p;

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "llm/error.h"
+#include "llm/lora.h"
 #include "llm/optimizer.h"
 
 namespace llm {
@@ -37,25 +38,30 @@ AdamW::AdamW(Qwen2Model& model, const OptimSection& opt, int64_t begin, int64_t 
     : model_(model),
       opt_(opt),
       begin_(begin),
-      count_(count < 0 ? model.params().flat_size() - begin : count),
+      count_(count < 0 ? model.trainable_size() - begin : count),
       arena_(model.backend(), "optimizer") {
-  const int64_t P = model.params().flat_size();
+  // The trainable parameters: all weights, or the LoRA adapters alone (the base frozen).
+  const int64_t P = model.trainable_size();
   LLM_CHECK(begin_ >= 0 && count_ >= 0 && begin_ + count_ <= P, "optimizer: range [", begin_, ", ", begin_ + count_,
             ") is outside the ", P, " flat parameters");
-  if (model.weights().dtype() == DType::F32) {
-    master_ = model.weights().range(begin_, count_);  // fp32 compute: the weights are the master
+  if (model.trainable_weights().dtype() == DType::F32) {
+    master_ = model.trainable_weights().range(begin_, count_);  // fp32 compute: the weights are the master
   } else {
     master_own_ = arena_.zeros(DType::F32, {count_});
     master_ = master_own_.t();
   }
   m_ = arena_.zeros(DType::F32, {count_});
   v_ = arena_.zeros(DType::F32, {count_});
-  segments_ = adamw_segments(model.params(), opt, begin_, count_);
+  if (model.lora()) {
+    segments_ = {{0, count_, static_cast<float>(opt.weight_decay)}};  // adapters: one run (padding is zero, stays zero)
+  } else {
+    segments_ = adamw_segments(model.params(), opt, begin_, count_);
+  }
 }
 
 void AdamW::init(std::span<const float> flat) {
-  LLM_CHECK(static_cast<int64_t>(flat.size()) == model_.params().flat_size(), "optimizer: init got ", flat.size(),
-            " values, expected ", model_.params().flat_size());
+  LLM_CHECK(static_cast<int64_t>(flat.size()) == model_.trainable_size(), "optimizer: init got ", flat.size(),
+            " values, expected ", model_.trainable_size());
   Backend& be = model_.backend();
   be.upload(master_, flat.data() + begin_);
   be.zero(m_.t());
@@ -76,11 +82,12 @@ void AdamW::load_state(std::span<const float> master, std::span<const float> m, 
 
 void AdamW::sync_compute() {
   // With fp32 compute the master is the weights themselves: nothing to round.
-  if (model_.weights().dtype() != DType::F32) model_.backend().copy(master_, model_.weights().range(begin_, count_));
+  const Tensor& w = model_.trainable_weights();
+  if (w.dtype() != DType::F32) model_.backend().copy(master_, w.range(begin_, count_));
 }
 
 void AdamW::step(float lr, int64_t step, float grad_scale) {
-  this->step(lr, step, grad_scale, model_.grads().range(begin_, count_));
+  this->step(lr, step, grad_scale, model_.trainable_grads().range(begin_, count_));
 }
 
 void AdamW::step(float lr, int64_t step, float grad_scale, const Tensor& grad) {
@@ -93,7 +100,8 @@ void AdamW::step(float lr, int64_t step, float grad_scale, const Tensor& grad) {
   h.eps = static_cast<float>(opt_.eps);
   h.step = step;
   h.grad_scale = grad_scale;
-  const Tensor compute = model_.weights().dtype() == DType::F32 ? Tensor() : model_.weights().range(begin_, count_);
+  const Tensor& w = model_.trainable_weights();
+  const Tensor compute = w.dtype() == DType::F32 ? Tensor() : w.range(begin_, count_);
   model_.backend().adamw(master_, grad, m_.t(), v_.t(), compute, segments_, h);
 }
 

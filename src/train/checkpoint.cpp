@@ -10,6 +10,7 @@
 #include "llm/atomic_file.h"
 #include "llm/error.h"
 #include "llm/hf_weights.h"
+#include "llm/lora.h"
 #include "llm/safetensors.h"
 
 namespace llm {
@@ -59,6 +60,40 @@ std::vector<fs::path> step_dirs(const fs::path& run_dir) {
   return out;
 }
 
+// master, m, v [c] of the flat range [b, b + c), from the optimizer shards of ckpt, whatever
+// world size wrote them.
+void read_optimizer_range(const fs::path& ckpt, int64_t b, int64_t c, std::vector<float>& master, std::vector<float>& m,
+                          std::vector<float>& v) {
+  std::vector<fs::path> shards;
+  for (const auto& e : fs::directory_iterator(ckpt)) {
+    const std::string n = e.path().filename().string();
+    if (n.starts_with("optimizer.rank") && n.ends_with(".safetensors")) shards.push_back(e.path());
+  }
+  LLM_CHECK(!shards.empty(), ckpt.string(), ": no optimizer.rank*.safetensors");
+  int64_t covered = 0;
+  for (const auto& f : shards) {
+    const SafetensorsReader r(f);
+    int64_t sb = 0, sc = 0;
+    try {
+      sb = std::stoll(r.metadata().at("begin"));
+      sc = std::stoll(r.metadata().at("count"));
+    } catch (const std::exception&) {
+      fail(f.string(), ": metadata lacks integer \"begin\" and \"count\"");
+    }
+    const int64_t lo = std::max(b, sb), hi = std::min(b + c, sb + sc);
+    if (lo >= hi) continue;
+    for (auto [name, dst] : {std::pair{"master", &master}, {"m", &m}, {"v", &v}}) {
+      const SafetensorsTensor& t = r.at(name);
+      LLM_CHECK(t.dtype == "F32" && t.shape == std::vector<int64_t>{sc}, f.string(), ": ", name, " must be F32 [", sc,
+                "]");
+      std::memcpy(dst->data() + (lo - b), r.bytes(t).data() + (lo - sb) * 4, static_cast<size_t>(hi - lo) * 4);
+    }
+    covered += hi - lo;
+  }
+  LLM_CHECK(covered == c, ckpt.string(), ": the optimizer shards cover ", covered, " of the ", c,
+            " parameters of this rank's range [", b, ", ", b + c, ")");
+}
+
 void point_latest(const fs::path& run_dir, const fs::path& ckpt) {
   const fs::path tmp = run_dir / "latest.tmp";
   std::error_code ec;
@@ -86,7 +121,7 @@ fs::path save_checkpoint(const fs::path& run_dir, int64_t step, const Qwen2Model
   // Every rank: its part of the ZeRO partition, so the shards never overlap (without ZeRO every
   // rank holds all of the state and writes only its part of it).
   {
-    const std::vector<int64_t> part = zero_partition(model.params().flat_size(), comm.world());
+    const std::vector<int64_t> part = zero_partition(model.trainable_size(), comm.world());
     const int64_t b = part[static_cast<size_t>(comm.rank())], c = part[static_cast<size_t>(comm.rank()) + 1] - b;
     LLM_CHECK(opt.begin() <= b && b + c <= opt.begin() + opt.count(), "checkpoint: rank ", comm.rank(),
               "'s optimizer range [", opt.begin(), ", ", opt.begin() + opt.count(), ") lacks its part [", b, ", ",
@@ -102,16 +137,26 @@ fs::path save_checkpoint(const fs::path& run_dir, int64_t step, const Qwen2Model
     w.add("v", DType::F32, {c}, v.data());
     w.add_metadata("begin", std::to_string(b));
     w.add_metadata("count", std::to_string(c));
-    w.add_metadata("flat_size", std::to_string(model.params().flat_size()));
+    w.add_metadata("flat_size", std::to_string(model.trainable_size()));
     w.add_metadata("rank", std::to_string(comm.rank()));
     w.add_metadata("world", std::to_string(comm.world()));
     w.write(tmp / rank_file(comm.rank()));
   }
   comm.barrier();
   if (comm.rank() == 0) {
-    const std::vector<float> flat = download_weights(model);
-    write_model_safetensors(tmp / "model.safetensors", model.params(), flat, model.weights().dtype());
-    write_hf_config(tmp / "config.json", model.config(), model.weights().dtype());
+    if (model.lora()) {
+      // LoRA: the frozen base is where init_from names it; the checkpoint is a PEFT adapter
+      // directory (the fp32 masters, gathered from the rank shards just written).
+      const auto from = "/config/model/init_from"_json_pointer;
+      std::vector<float> master(static_cast<size_t>(model.trainable_size())), m(master.size()), v(master.size());
+      read_optimizer_range(tmp, 0, model.trainable_size(), master, m, v);
+      write_peft_adapter(tmp, *model.lora(), master,
+                         state.contains(from) && state[from].is_string() ? state[from].get<std::string>() : "");
+    } else {
+      const std::vector<float> flat = download_weights(model);
+      write_model_safetensors(tmp / "model.safetensors", model.params(), flat, model.weights().dtype());
+      write_hf_config(tmp / "config.json", model.config(), model.weights().dtype());
+    }
     if (tokenizer != nullptr) tokenizer->save(tmp);
     nlohmann::json s = state;
     s["format"] = kCheckpointFormat;
@@ -161,37 +206,8 @@ nlohmann::json read_trainer_state(const fs::path& ckpt) {
 }
 
 void load_optimizer_state(const fs::path& ckpt, AdamW& opt) {
-  // Collect the shards, whatever world size wrote them, and copy the overlap with our range.
-  std::vector<fs::path> shards;
-  for (const auto& e : fs::directory_iterator(ckpt)) {
-    const std::string n = e.path().filename().string();
-    if (n.starts_with("optimizer.rank") && n.ends_with(".safetensors")) shards.push_back(e.path());
-  }
-  LLM_CHECK(!shards.empty(), ckpt.string(), ": no optimizer.rank*.safetensors");
-  const int64_t b = opt.begin(), c = opt.count();
-  std::vector<float> master(static_cast<size_t>(c)), m(master.size()), v(master.size());
-  int64_t covered = 0;
-  for (const auto& f : shards) {
-    const SafetensorsReader r(f);
-    int64_t sb = 0, sc = 0;
-    try {
-      sb = std::stoll(r.metadata().at("begin"));
-      sc = std::stoll(r.metadata().at("count"));
-    } catch (const std::exception&) {
-      fail(f.string(), ": metadata lacks integer \"begin\" and \"count\"");
-    }
-    const int64_t lo = std::max(b, sb), hi = std::min(b + c, sb + sc);
-    if (lo >= hi) continue;
-    for (auto [name, dst] : {std::pair{"master", &master}, {"m", &m}, {"v", &v}}) {
-      const SafetensorsTensor& t = r.at(name);
-      LLM_CHECK(t.dtype == "F32" && t.shape == std::vector<int64_t>{sc}, f.string(), ": ", name, " must be F32 [", sc,
-                "]");
-      std::memcpy(dst->data() + (lo - b), r.bytes(t).data() + (lo - sb) * 4, static_cast<size_t>(hi - lo) * 4);
-    }
-    covered += hi - lo;
-  }
-  LLM_CHECK(covered == c, ckpt.string(), ": the optimizer shards cover ", covered, " of the ", c,
-            " parameters of this rank's range [", b, ", ", b + c, ")");
+  std::vector<float> master(static_cast<size_t>(opt.count())), m(master.size()), v(master.size());
+  read_optimizer_range(ckpt, opt.begin(), opt.count(), master, m, v);
   opt.load_state(master, m, v);
 }
 

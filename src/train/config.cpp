@@ -100,6 +100,15 @@ TrainSection parse_train(ConfigReader r) {
   t.loss_scale_growth_interval = r.get<int64_t>("loss_scale_growth_interval", t.loss_scale_growth_interval);
   t.loss_scale_backoff = r.get<double>("loss_scale_backoff", t.loss_scale_backoff);
   t.max_skipped_steps = r.get<int64_t>("max_skipped_steps", t.max_skipped_steps);
+  if (r.has("lora")) {
+    ConfigReader lr = r.section("lora");
+    t.lora.rank = lr.get<int64_t>("rank", 8);
+    t.lora.alpha = lr.get<double>("alpha", 8.0);
+    t.lora.dropout = lr.get<double>("dropout", 0.0);
+    t.lora.target_modules = lr.get<std::vector<std::string>>("target_modules", {"q_proj", "v_proj"});
+    lr.finish();
+    validate_lora_config(t.lora, "train.lora");
+  }
   r.finish();
   auto positive = [&](int64_t v, const char* k) { LLM_CHECK(v > 0, "train.", k, ": must be positive, got ", v); };
   positive(t.seq_len, "seq_len");

@@ -11,6 +11,7 @@
 #include "llm/checkpoint.h"
 #include "llm/error.h"
 #include "llm/hf_weights.h"
+#include "llm/lora.h"
 #include "train/evaluation.h"
 
 namespace llm {
@@ -46,6 +47,7 @@ TrainRun::TrainRun(const Config& c, const TrainOptions& opt)
   mo_.recompute = tc.recompute;
   mo_.max_batch = tc.micro_batch;
   mo_.max_seq = tc.seq_len;
+  mo_.lora = tc.lora;
   model_ = std::make_unique<Qwen2Model>(cfg.model.arch, *backend_, mo_);
   grad_comm_ = make_gradient_communicator(*comm_, *backend_, cfg.dist.timeout_s);
   dp_ = std::make_unique<DataParallel>(*model_, cfg.optim, cfg.dist, grad_comm_ ? *grad_comm_ : *comm_);
@@ -94,6 +96,11 @@ void TrainRun::resume(const fs::path& ckpt) {
                         : cat("; to resume it, pass --set train.precision=", theirs, " (or set \"precision\": \"",
                               theirs, "\" in the config's train section)"));
   }
+  const bool lora_ckpt = fs::exists(ckpt / "adapter_config.json");
+  LLM_CHECK(lora_ckpt == (model_->lora() != nullptr), ckpt.string(), ": the checkpoint is ",
+            lora_ckpt ? "a LoRA run's" : "a full fine-tuning run's", ", this run ",
+            model_->lora() ? "trains LoRA adapters (train.lora is set)" : "has no train.lora");
+  if (model_->lora()) model_->set_weights(base_weights());  // frozen: where init_from names them
   // The cursor is a global sample position: re-split over this run's ranks as it stands.
   data_.loader->restore(state.data_cursor);
   scaler_->from_json(state.loss_scaler, where);
@@ -106,7 +113,7 @@ void TrainRun::resume(const fs::path& ckpt) {
   say(cat("resume: ", ckpt.string(), " (step ", state.step, ")"));
 }
 
-void TrainRun::init_weights() {
+std::vector<float> TrainRun::base_weights() {
   std::vector<float> flat;
   if (cfg.model.init_from) {
     const fs::path dir = resolve_init_dir(*cfg.model.init_from);
@@ -116,7 +123,17 @@ void TrainRun::init_weights() {
     flat.resize(static_cast<size_t>(model_->params().flat_size()));
     init_parameter_values(cfg.model.arch, model_->params(), tc.seed, 0, model_->params().flat_size(), flat.data());
   }
-  dp_->optimizer().init(flat);
+  return flat;
+}
+
+void TrainRun::init_weights() {
+  if (model_->lora()) {
+    // LoRA: the base is frozen in the compute dtype (no master copy); the optimizer owns the adapters.
+    model_->set_weights(base_weights());
+    dp_->optimizer().init(init_lora_values(*model_->lora(), tc.seed));
+  } else {
+    dp_->optimizer().init(base_weights());
+  }
   dp_->sync_weights();
 }
 
@@ -142,6 +159,10 @@ void TrainRun::log_start() {
                        {"optimizer_bytes", opt_bytes},
                        {"grad_shard_bytes", shard_bytes}}},
                      {"config", cfg.effective}});
+  }
+  if (const LoraTable* l = model_->lora()) {
+    say(cat("lora: ", format_count(double(l->count())), " trainable adapter parameters (r ", l->config().rank,
+            ", alpha ", l->config().alpha, ", ", l->adapters().size(), " adapters), base frozen"));
   }
   say(cat("train: ", format_count(double(model_->params().count())), " parameters, ", backend_->name(), ", ",
           dtype_name(mo_.compute_dtype), ", recompute ", recompute_name(mo_.recompute), ", ", comm.world(),

@@ -61,6 +61,7 @@ class TrainRun {
   void say(const std::string& s);
   void resume(const std::filesystem::path& ckpt);
   void init_weights();
+  std::vector<float> base_weights();  // init_from's weights, else the Qwen initialisation
   void log_start();
 
   const TrainOptions& opt_;

@@ -65,7 +65,10 @@ StepStats TrainRun::step() {
   s.scale = scaler_->scale();
   dp_->begin_step();
   double loss_sum = 0;
-  for (const auto& b : micro_) {
+  for (size_t i = 0; i < micro_.size(); ++i) {
+    const Batch& b = micro_[i];
+    // LoRA dropout masks: a function of (seed, step, micro-batch, rank), so a resume redraws them.
+    model_->set_dropout_seed(tc.seed ^ (uint64_t(n) << 24 | uint64_t(i) << 8 | uint64_t(rank)) * 0x9e3779b97f4a7c15ull);
     loss_sum +=
         model_->forward(TokenBatch{b.B, b.T, b.ids, b.targets, b.positions}, true, float(s.scale / targets)).sum;
     model_->backward();

@@ -1,4 +1,4 @@
-// add / scale on the CUDA backend against the CPU ops: every dtype combination, sizes around the
+// add / scale / dropout on the CUDA backend against the CPU ops: every dtype combination, sizes around the
 // 8-element chunk and the 256-thread block, unaligned starts, out aliasing an input, errors.
 #include "pair_util.h"
 
@@ -44,6 +44,19 @@ TEST_F(CudaElementwise, Scale) {
         cpu.scale(x.h.t().range(off, n), -0.37f);
         cuda.scale(x.d.t().range(off, n), -0.37f);
         expect_same(x, tol_of(dt), cat("scale ", dtype_name(dt), " n ", n, " offset ", off));
+      }
+    }
+  }
+}
+
+TEST_F(CudaElementwise, DropoutTheCpusMask) {
+  for (DType dt : float_dtypes()) {
+    for (int64_t n : {1, 33, 4099}) {
+      for (int64_t off : {0, 1}) {
+        Pair x = rand_pair(dt, {n + 1});
+        cpu.dropout(x.h.t().range(off, n), 0.25f, 977);
+        cuda.dropout(x.d.t().range(off, n), 0.25f, 977);
+        expect_same(x, tol_of(dt), cat("dropout ", dtype_name(dt), " n ", n, " offset ", off));
       }
     }
   }

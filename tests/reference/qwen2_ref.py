@@ -3,13 +3,17 @@
 
 CLI:
   python3 tests/reference/qwen2_ref.py --model DIR --batch FILE --out FILE
-          [--dtype float64|float32] [--threads N]
+          [--dtype float64|float32] [--threads N] [--lora ADAPTER_DIR]
 
   DIR/config.json        HF Qwen2Config keys (unknown keys ignored)
   DIR/model.safetensors  (or model.safetensors.index.json + shards) F32/F16/BF16 tensors, HF names
   FILE                   safetensors: "input_ids" [B, T] I32, "targets" [B, T] I32 (negative = ignored)
   --out                  safetensors: "logits" [B, T, V] F32, "grad.<param>" F32 for every parameter,
                          __metadata__ {"loss": "%.17g", "dtype": ..., "n_targets": ...}
+  --lora                 an HF PEFT LoRA directory (adapter_config.json, adapter_model.safetensors)
+                         applied as PEFT's LoraLayer does (y = base(x) + lora_alpha/r * B(A(x)), base
+                         frozen); then "grad.<PEFT tensor name>" is written for every adapter tensor
+                         instead of the base gradients.
   Exit codes: 0 ok, 2 bad input (missing/mis-shaped tensor, bad config, bad batch).
 
 The model is also importable (Qwen2Config, Qwen2ForCausalLM, masked_mean_ce) and is what
@@ -366,6 +370,60 @@ def load_batch(path, vocab_size):
     return torch.from_numpy(ids.astype("int64")), torch.from_numpy(tg.astype("int64"))
 
 
+class LoraLinear(nn.Module):
+    """PEFT's LoRA Linear (tuners/lora/layer.py) without dropout: base(x) + scale * B(A(x))."""
+
+    def __init__(self, base, A, B, scale):
+        super().__init__()
+        self.base = base
+        self.lora_A = nn.Parameter(A)  # [r, in]
+        self.lora_B = nn.Parameter(B)  # [out, r]
+        self.scale = scale
+
+    def forward(self, x):
+        return self.base(x) + self.scale * F.linear(F.linear(x, self.lora_A), self.lora_B)
+
+
+def apply_lora(model, adapter_dir, dtype):
+    """Wraps the modules named in adapter_model.safetensors; freezes everything else. Returns
+    {PEFT tensor name: parameter}."""
+    try:
+        with open(os.path.join(adapter_dir, "adapter_config.json")) as f:
+            ac = json.load(f)
+        tensors, _ = safetensors_np.load(os.path.join(adapter_dir, "adapter_model.safetensors"))
+    except (OSError, json.JSONDecodeError, safetensors_np.SafetensorsError) as e:
+        raise RefError(f"cannot read adapter {adapter_dir}: {e}")
+    if ac.get("peft_type") != "LORA":
+        raise RefError(f"{adapter_dir}: peft_type {ac.get('peft_type')!r} is not LORA")
+    r, alpha = int(ac["r"]), float(ac["lora_alpha"])
+    scale = alpha / math.sqrt(r) if ac.get("use_rslora") else alpha / r
+    for p in model.parameters():
+        p.requires_grad_(False)
+    prefix = "base_model.model."
+    out = {}
+    for name in sorted(tensors):
+        if not name.endswith(".lora_A.weight"):
+            continue
+        module = name[len(prefix):-len(".lora_A.weight")]
+        b_name = name.replace(".lora_A.weight", ".lora_B.weight")
+        if not name.startswith(prefix) or b_name not in tensors:
+            raise RefError(f"{adapter_dir}: unexpected adapter tensor {name}")
+        parent_name, child = module.rsplit(".", 1)
+        parent = model.get_submodule(parent_name)
+        base = getattr(parent, child)
+        A = torch.from_numpy(tensors[name].astype("float64")).to(dtype)
+        B = torch.from_numpy(tensors[b_name].astype("float64")).to(dtype)
+        if A.shape != (r, base.in_features) or B.shape != (base.out_features, r):
+            raise RefError(f"{adapter_dir}: {name} {list(A.shape)} / {list(B.shape)} do not fit {module}")
+        wrapped = LoraLinear(base, A, B, scale)
+        setattr(parent, child, wrapped)
+        out[name] = wrapped.lora_A
+        out[b_name] = wrapped.lora_B
+    if not out:
+        raise RefError(f"{adapter_dir}: no lora_A tensors")
+    return out
+
+
 def run_reference(model, input_ids, targets):
     """Forward + mean CE + backward. Returns (logits, loss float, n_targets, {name: grad})."""
     model.zero_grad(set_to_none=True)
@@ -385,6 +443,7 @@ def main(argv=None):
     ap.add_argument("--out", required=True, help="output safetensors")
     ap.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--lora", help="HF PEFT LoRA adapter directory applied to the model")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(max(1, args.threads))
@@ -393,13 +452,18 @@ def main(argv=None):
     try:
         model = load_model(args.model, dtype)
         ids, tg = load_batch(args.batch, model.config.vocab_size)
+        adapters = apply_lora(model, args.lora, dtype) if args.lora else None
     except RefError as e:
         print(f"qwen2_ref: error: {e}", file=sys.stderr)
         return 2
     logits, loss, n, grads = run_reference(model, ids, tg)
     out = {"logits": logits.to(torch.float32).numpy()}
-    for name, g in grads.items():
-        out["grad." + name] = g.to(torch.float32).numpy()
+    if adapters is not None:
+        for name, p in adapters.items():
+            out["grad." + name] = p.grad.detach().to(torch.float32).numpy()
+    else:
+        for name, g in grads.items():
+            out["grad." + name] = g.to(torch.float32).numpy()
     meta = {"loss": "%.17g" % loss, "dtype": args.dtype, "n_targets": str(n)}
     safetensors_np.save(args.out, out, meta)
     return 0

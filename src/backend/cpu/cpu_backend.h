@@ -64,6 +64,7 @@ class CpuBackend final : public Backend {
 
   void do_add(const Tensor& a, const Tensor& b, const Tensor& out) override;
   void do_scale(const Tensor& x, float s) override;
+  void do_dropout(const Tensor& x, float p, uint64_t seed) override;
 
   void do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses, const Tensor& dh,
                         const Tensor& dw, float grad_scale, int64_t chunk_tokens) override;

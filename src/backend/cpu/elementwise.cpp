@@ -1,4 +1,4 @@
-// add / scale on the CPU.
+// add / scale / dropout on the CPU.
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_util.h"
 
@@ -44,6 +44,32 @@ void CpuBackend::do_scale(const Tensor& x, float s) {
       cpu::to_f32(p, x.dtype(), buf.data(), len);
       scale_row(buf.data(), s, len);
       cpu::from_f32(buf.data(), p, x.dtype(), len);
+    }
+  }
+}
+
+void CpuBackend::do_dropout(const Tensor& x, float p, uint64_t seed) {
+  const int64_t n = x.numel(), chunks = (n + kChunk - 1) / kChunk;
+  const size_t e = dtype_size(x.dtype());
+  const auto threshold = static_cast<uint32_t>(static_cast<double>(p) * 16777216.0);
+  const float inv_keep = 1.0f / (1.0f - p);
+#pragma omp parallel if (n > 65536)
+  {
+    std::vector<float> buf(kChunk);
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t i0 = c * kChunk, len = std::min(kChunk, n - i0);
+      char* ptr = x.ptr<char>() + i0 * int64_t(e);
+      cpu::to_f32(ptr, x.dtype(), buf.data(), len);
+      for (int64_t k = 0; k < len; ++k) {
+        uint64_t h = seed ^ (static_cast<uint64_t>(i0 + k) * 0x9e3779b97f4a7c15ull);  // splitmix64
+        h += 0x9e3779b97f4a7c15ull;
+        h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+        h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+        h ^= h >> 31;
+        buf[size_t(k)] = static_cast<uint32_t>(h >> 40) >= threshold ? buf[size_t(k)] * inv_keep : 0.0f;
+      }
+      cpu::from_f32(buf.data(), ptr, x.dtype(), len);
     }
   }
 }

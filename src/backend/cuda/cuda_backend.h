@@ -76,6 +76,7 @@ class CudaBackend final : public Backend {
   void do_swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tensor& dgate_up) override;
   void do_add(const Tensor& a, const Tensor& b, const Tensor& out) override;
   void do_scale(const Tensor& x, float s) override;
+  void do_dropout(const Tensor& x, float p, uint64_t seed) override;
   void do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses, const Tensor& dh,
                         const Tensor& dw, float grad_scale, int64_t chunk_tokens) override;
   void do_quantize(const Tensor& w, const QuantizedMatrix& out) override;

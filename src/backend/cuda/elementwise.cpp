@@ -10,4 +10,8 @@ void CudaBackend::do_add(const Tensor& a, const Tensor& b, const Tensor& out) {
 
 void CudaBackend::do_scale(const Tensor& x, float s) { scale_flat(x.data(), x.dtype(), x.numel(), s, stream_); }
 
+void CudaBackend::do_dropout(const Tensor& x, float p, uint64_t seed) {
+  dropout_flat(x.data(), x.dtype(), x.numel(), p, seed, stream_);
+}
+
 }  // namespace llm::LLM_CUDA_NS
