@@ -15,6 +15,7 @@
 #include "llm/gguf.h"
 #include "llm/memory_plan.h"
 #include "llm/model.h"
+#include "llm/planner.h"
 #include "llm/prepare.h"
 #include "llm/tokenizer.h"
 #include "llm/trainer.h"
@@ -107,6 +108,10 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
   int world = 1;
   app.add_option("--world", world, "with --dry-run: plan for this many ranks (ZeRO splits)")
       ->check(CLI::PositiveNumber);
+  std::string gpu;
+  app.add_option("--gpu", gpu,
+                 "with --dry-run: plan for this card (t4, v100-16, v100-32, a10, l4, a100-40, a100-80, h100, "
+                 "rtx3090, rtx4090, all): memory, tokens/s and MFU per precision, recompute and micro-batch");
 
   auto* prepare = app.add_subcommand("prepare", "tokenize the configured corpus into shards (skipped when up to date)");
   bool force = false;
@@ -148,6 +153,7 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
       std::cerr << ")\n";
       return 0;
     }
+    LLM_CHECK(gpu.empty() || dry_run, "--gpu: only with --dry-run (the planner)");
     const llm::Config cfg = load(config, sets, device, threads);
     if (prepare->parsed()) {
       llm::PrepareOptions po = llm::PrepareOptions::to_stderr();
@@ -158,6 +164,10 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
     }
     if (dry_run) {
       print_plan(cfg, world);
+      if (!gpu.empty()) {
+        std::cout << "\n";
+        llm::print_gpu_plans(cfg, gpu, world, std::cout);
+      }
       return 0;
     }
     llm::TrainOptions to;

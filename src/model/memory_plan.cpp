@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "llm/optimizer.h"
 #include "model/qwen2_internal.h"
 
 namespace llm {
@@ -48,7 +49,13 @@ MemoryPlan plan_training_memory(const ModelConfig& cfg, const ModelOptions& opts
   const ParamTable table(cfg);
   const auto P = static_cast<size_t>(table.flat_size());
   const bool sharded = plan.zero > 0 && plan.world > 1;
-  const size_t shard = plan.zero > 0 ? (P + static_cast<size_t>(plan.world) - 1) / static_cast<size_t>(plan.world) : P;
+  // The largest range a rank owns (DataParallel's partition: even, 64-aligned).
+  size_t shard = P;
+  if (plan.zero > 0) {
+    const std::vector<int64_t> parts = zero_partition(table.flat_size(), plan.world);
+    shard = 0;
+    for (size_t r = 0; r + 1 < parts.size(); ++r) shard = std::max(shard, static_cast<size_t>(parts[r + 1] - parts[r]));
+  }
   MemoryPlan m;
   m.lines.push_back(
       {"parameters", P * dtype_size(opts.compute_dtype), cat(table.count(), " in ", dtype_name(opts.compute_dtype))});
@@ -60,6 +67,8 @@ MemoryPlan plan_training_memory(const ModelConfig& cfg, const ModelOptions& opts
     }
     m.lines.push_back({"optimizer moments m, v", 2 * shard * 4,
                        sharded ? cat("fp32, 1/", plan.world, " (ZeRO-", plan.zero, ")") : "fp32"});
+    if (plan.zero == 2)
+      m.lines.push_back({"ZeRO-2 gradient shard", shard * 4, "fp32, the step's sum of this rank's range"});
   }
   size_t act = 0, scratch = 0;
   for (const BufSpec& s : buffer_plan(cfg, opts)) {

@@ -188,6 +188,9 @@ TrainResult TrainRun::finish() {
   const double loop_s = std::chrono::duration<double>(Clock::now() - loop_start_).count();
   result.tokens_per_s = loop_s > 0 ? double(tokens_per_step_) * double(state.step - first_step_) / loop_s : 0;
   result.skipped_steps = scaler_->skipped_total();
+  for (const Arena* a : model_->arenas()) result.arena_peak_bytes[a->name()] = a->peak_bytes();
+  result.arena_peak_bytes["optimizer"] = dp_->optimizer_bytes();
+  result.arena_peak_bytes["zero2 gradients"] = dp_->gradient_shard_bytes();
   if (lead_) {
     metrics_->write({{"event", "end"}, {"step", state.step}, {"seconds", result.seconds}});
     write_loss_plot(cfg.io.run_dir);
