@@ -60,7 +60,14 @@ MemoryPlan plan_training_memory(const ModelConfig& cfg, const ModelOptions& opts
   m.lines.push_back(
       {"parameters", P * dtype_size(opts.compute_dtype), cat(table.count(), " in ", dtype_name(opts.compute_dtype))});
   if (opts.training) {
-    m.lines.push_back({"gradients", P * 4, "fp32"});
+    if (plan.zero == 2) {
+      // Bucketed (ModelOptions::bucketed_grads): one buffer for the largest bucket, reused.
+      const GradBuckets b = grad_buckets(table, cfg.num_hidden_layers);
+      m.lines.push_back({"gradients", static_cast<size_t>(std::max(b.largest_layer, b.rest)) * 4,
+                         "fp32, ZeRO-2: the bucket in flight (a layer, or the embeddings)"});
+    } else {
+      m.lines.push_back({"gradients", P * 4, "fp32"});
+    }
     if (opts.compute_dtype != DType::F32) {
       m.lines.push_back(
           {"optimizer master weights", shard * 4, plan.zero > 0 ? cat("fp32, 1/", plan.world, " (ZeRO)") : "fp32"});
