@@ -18,6 +18,7 @@
 #include "llm/memory_plan.h"
 #include "llm/model.h"
 #include "llm/model_export.h"
+#include "llm/planner.h"
 #include "llm/prepare.h"
 #include "llm/tokenizer.h"
 #include "llm/trainer.h"
@@ -156,6 +157,10 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
   int world = 1;
   app.add_option("--world", world, "with --dry-run: plan for this many ranks (ZeRO splits)")
       ->check(CLI::PositiveNumber);
+  std::string gpu;
+  app.add_option("--gpu", gpu,
+                 "with --dry-run: plan for this card (t4, v100-16, v100-32, a10, l4, a100-40, a100-80, h100, "
+                 "rtx3090, rtx4090, all): memory, tokens/s and MFU per precision, recompute and micro-batch");
 
   auto* prepare = app.add_subcommand("prepare", "tokenize the configured corpus into shards (skipped when up to date)");
   bool force = false;
@@ -219,6 +224,7 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
       return run_export(export_to, merged ? merged->dir().string() : export_model, export_out, export_type,
                         export_dtype, export_shard, *export_cmd);
     }
+    LLM_CHECK(gpu.empty() || dry_run, "--gpu: only with --dry-run (the planner)");
     const llm::Config cfg = load(config, sets, device, threads);
     auto print_notes = [&] {
       for (const auto& n : cfg.notes) std::cerr << "config: deepspeed " << n << "\n";
@@ -233,6 +239,10 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
     }
     if (dry_run) {
       print_plan(cfg, world);
+      if (!gpu.empty()) {
+        std::cout << "\n";
+        llm::print_gpu_plans(cfg, gpu, world, std::cout);
+      }
       return 0;
     }
     llm::TrainOptions to;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -115,7 +116,22 @@ struct ModelOptions {
   bool training = true;         // allocate gradients and backward buffers
   int64_t ce_chunk_tokens = 0;  // tokens per chunk of the fused output layer + loss (0: the backend's default)
   LoraConfig lora;              // enabled: adapters on the linear layers, the base weights frozen
+  // ZeRO-2 (not with LoRA, whose gradients are small): the gradients exist one bucket at a time instead of as one [flat_size] buffer: one
+  // buffer the size of the largest bucket serves in turn the rest (embeddings, final norm,
+  // lm_head: the output layer's and final norm's gradients, sent before the layers), each layer
+  // (sent as soon as its backward is done) and the input embeddings' gradients (sent last).
+  // backward() hands each to the gradient sink and zeroes the buffer.
+  bool bucketed_grads = false;
 };
+
+// ZeRO-2's gradient buckets in the flat layout: layer l is [layer_begin[l], layer_begin[l + 1]);
+// the rest is [0, layer_begin[0]) and [layer_begin[L], flat_size).
+struct GradBuckets {
+  std::vector<int64_t> layer_begin;  // L + 1 entries
+  int64_t largest_layer = 0;         // elements of the largest layer range
+  int64_t rest = 0;                  // elements outside the layers
+};
+GradBuckets grad_buckets(const ParamTable& table, int64_t num_layers);
 
 // One micro-batch on the host: ids and targets [B*T]; a negative target is ignored.
 // positions [B*T] (document attention, packed sequences): each token's index within its document;
@@ -146,9 +162,15 @@ class Qwen2Model {
   const ModelOptions& options() const { return opts_; }
   Backend& backend() const { return *backend_; }
 
-  // Flat compute-dtype weights [flat_size] and fp32 gradients [flat_size].
+  // Flat compute-dtype weights [flat_size] and fp32 gradients [flat_size] (not with
+  // bucketed_grads: there the gradients go to the sink bucket by bucket).
   const Tensor& weights() const { return weights_.t(); }
-  const Tensor& grads() const { return grads_.t(); }
+  const Tensor& grads() const;
+  // bucketed_grads: called with the flat offset of a range and its gradients (f32) for this
+  // micro-batch, in backward order (the embeddings twice: output layer, then input lookup; the
+  // sink adds them up); the buffer is zeroed after the call.
+  using GradSink = std::function<void(int64_t flat_begin, const Tensor& grads)>;
+  void set_grad_sink(GradSink sink) { grad_sink_ = std::move(sink); }
   // Views of one parameter (HF shape) in the flat buffers.
   Tensor weight(std::string_view name) const;
   Tensor grad(std::string_view name) const;
@@ -208,7 +230,12 @@ class Qwen2Model {
   Backend* backend_;
   Arena weights_arena_, grads_arena_, act_arena_, scratch_arena_;
   OwnedTensor weights_;
-  OwnedTensor grads_;
+  OwnedTensor grads_;  // [flat_size], or with bucketed_grads one bucket [max(largest_layer, rest)]
+  GradBuckets buckets_;
+  GradSink grad_sink_;
+  Tensor grad_range(int64_t flat_offset, int64_t n) const;  // where the gradients of a flat range live
+  void flush_layer_grads(int l);
+  void flush_rest_grads(bool embeddings_only);
   std::unique_ptr<LoraTable> lora_;
   OwnedTensor lora_weights_, lora_grads_;
   OwnedTensor norm_grad_sink_;                   // [C] f32: the frozen norms' gradients under LoRA, discarded

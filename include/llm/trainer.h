@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <iosfwd>
+#include <map>
 #include <optional>
 
 #include "llm/backend.h"
@@ -52,6 +53,9 @@ struct TrainResult {
   double seconds = 0;
   double tokens_per_s = 0;
   int64_t skipped_steps = 0;
+  // This rank's high-water mark of each arena (weights, grads, activations, scratch, optimizer,
+  // zero2 gradients): what the memory plan predicts (tests/train/planner_test.cpp).
+  std::map<std::string, size_t> arena_peak_bytes;
 };
 
 TrainResult train(const Config& cfg, const TrainOptions& opt = {});

@@ -20,7 +20,29 @@ DataParallel::DataParallel(Qwen2Model& model, const OptimSection& optim, const D
     count_ = P;
   }
   adamw_ = std::make_unique<AdamW>(model, optim, begin_, count_);
-  if (zero_ == 2) acc_ = acc_arena_.zeros(DType::F32, {count_});
+  if (zero_ == 2) {
+    LLM_CHECK(model.options().bucketed_grads || model.lora() != nullptr,
+              "dist.zero 2: the model must be built with bucketed_grads");
+    acc_ = acc_arena_.zeros(DType::F32, {count_});
+    if (model.options().bucketed_grads) {
+      model.set_grad_sink([this](int64_t begin, const Tensor& g) { reduce_bucket(begin, g); });
+    }
+  }
+}
+
+void DataParallel::reduce_bucket(int64_t begin, const Tensor& g) {
+  // The partition clipped to the bucket [begin, begin + n): each owner receives the sum over ranks
+  // of its part (in place in g) and adds it to its accumulator.
+  const int64_t n = g.numel();
+  std::vector<int64_t> offsets(partition_.size());
+  for (size_t r = 0; r < partition_.size(); ++r) offsets[r] = std::clamp<int64_t>(partition_[r] - begin, 0, n);
+  const int64_t lo = offsets[size_t(comm_.rank())], hi = offsets[size_t(comm_.rank()) + 1];
+  const Tensor mine = g.range(lo, hi - lo);
+  comm_.reduce_scatter_ranges_sum(g, mine, offsets);
+  if (hi > lo) {
+    const Tensor acc = acc_->range(begin + lo - begin_, hi - lo);
+    model_.backend().add(acc, mine, acc);
+  }
 }
 
 Tensor DataParallel::own_grads() const { return model_.trainable_grads().range(begin_, count_); }
@@ -30,14 +52,15 @@ void DataParallel::sync_weights() {
 }
 
 void DataParallel::begin_step() {
-  model_.zero_grads();
+  model_.zero_grads();  // (ZeRO-2: the buckets, zero already after each backward)
   if (zero_ == 2) model_.backend().zero(acc_.t());
 }
 
 void DataParallel::after_backward() {
-  if (zero_ != 2) return;
-  // This micro-batch's gradients, summed over ranks, into the owned range of the scratch
-  // buffer, added to the accumulator; the scratch is cleared for the next micro-batch.
+  // Bucketed ZeRO-2 reduced each bucket as the backward finished it (reduce_bucket); nothing is left.
+  if (zero_ != 2 || model_.options().bucketed_grads) return;
+  // ZeRO-2 on LoRA adapters (whole gradients): this micro-batch's, summed over ranks, into the
+  // owned range, added to the accumulator; the buffer is cleared for the next micro-batch.
   comm_.reduce_scatter_ranges_sum(model_.trainable_grads(), own_grads(), partition_);
   model_.backend().add(acc_.t(), own_grads(), acc_.t());
   model_.zero_grads();

@@ -8,11 +8,12 @@
 //   zero 1  rank r owns range r of zero_partition(P, world): the gradients are reduce-scattered
 //           to their owners, AdamW keeps master/m/v of the owned range only (1/world of the
 //           state) and updates it, and the updated compute weights are all-gathered.
-//   zero 2  as 1, and the step's accumulated gradients exist only for the owned range: each
-//           micro-batch's gradients are reduce-scattered right after its backward into a
-//           range-sized fp32 accumulator. The model's full gradient buffer stays allocated as
-//           per-micro-batch scratch; per-layer gradient buckets that would shrink the peak
-//           further are future work.
+//   zero 2  as 1, and the gradients exist only for the owned range plus the bucket in flight:
+//           the model is built with bucketed_grads (one buffer for the largest layer, reused by
+//           every layer, and one for the embeddings, final norm and lm_head), and as the
+//           backward finishes each bucket (layer l as soon as its backward is done, the rest at
+//           the end) it is reduce-scattered to the owners, who add their part to a range-sized
+//           fp32 accumulator. No full [P] gradient buffer exists.
 // The gradient norm for clipping is global in every stage (sums of squares of the ranges,
 // all-reduced), so all ranks clip and skip steps alike.
 #pragma once
@@ -55,7 +56,8 @@ class DataParallel {
   size_t gradient_shard_bytes() const { return acc_arena_.peak_bytes(); }
 
  private:
-  Tensor own_grads() const;  // this rank's range of the model's gradients
+  Tensor own_grads() const;                            // this rank's range of the model's gradients
+  void reduce_bucket(int64_t begin, const Tensor& g);  // ZeRO-2: the sink of the model's buckets
 
   Qwen2Model& model_;
   Communicator& comm_;

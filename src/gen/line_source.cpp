@@ -1,7 +1,11 @@
 // Where REPL lines come from: libedit (editing and history on a terminal) or any stream (a pipe).
+#include <langinfo.h>
+
+#include <clocale>
 #include <cstdlib>
 #include <istream>
 #include <memory>
+#include <string_view>
 
 #include <editline/readline.h>
 
@@ -11,9 +15,22 @@ namespace llm {
 
 namespace {
 
+// libedit decodes what is typed with the C library's multibyte functions (mbrtowc) in the LC_CTYPE
+// locale. A program starts in the "C" locale, where every byte >= 0x80 is invalid, so libedit
+// dropped each byte of 春眠不觉晓 and returned an empty line. Take the user's LC_CTYPE (LANG/LC_ALL);
+// when it is not UTF-8 (unset, C or POSIX, as in many containers) use C.UTF-8 anyway: the
+// tokenizer, the prompt and the model's answers are UTF-8 whatever the locale says. In a UTF-8
+// locale libedit treats a character as one unit (one Backspace deletes it) and moves the cursor
+// by its wcwidth (2 columns for CJK and emoji).
+void use_utf8_ctype() {
+  std::setlocale(LC_CTYPE, "");
+  if (std::string_view(::nl_langinfo(CODESET)) != "UTF-8") std::setlocale(LC_CTYPE, "C.UTF-8");
+}
+
 class TerminalLineSource final : public LineSource {
  public:
   TerminalLineSource() {
+    use_utf8_ctype();  // before the first libedit call, which reads the locale
     // The prompt and the echo go to stderr, so `llmgen ... > answers.txt` keeps only answers.
     // Set before the first libedit call, which initialises the editor with these streams.
     rl_outstream = stderr;

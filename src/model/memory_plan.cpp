@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "llm/lora.h"
+#include "llm/optimizer.h"
 #include "model/qwen2_internal.h"
 
 namespace llm {
@@ -53,7 +54,13 @@ MemoryPlan plan_training_memory(const ModelConfig& cfg, const ModelOptions& opts
       opts.lora.enabled() ? std::optional<LoraTable>(std::in_place, cfg, opts.lora) : std::nullopt;
   const auto P = static_cast<size_t>(lora ? lora->flat_size() : table.flat_size());
   const bool sharded = plan.zero > 0 && plan.world > 1;
-  const size_t shard = plan.zero > 0 ? (P + static_cast<size_t>(plan.world) - 1) / static_cast<size_t>(plan.world) : P;
+  // The largest range a rank owns (DataParallel's partition: even, 64-aligned).
+  size_t shard = P;
+  if (plan.zero > 0) {
+    const std::vector<int64_t> parts = zero_partition(static_cast<int64_t>(P), plan.world);
+    shard = 0;
+    for (size_t r = 0; r + 1 < parts.size(); ++r) shard = std::max(shard, static_cast<size_t>(parts[r + 1] - parts[r]));
+  }
   MemoryPlan m;
   if (lora) {
     m.lines.push_back(
@@ -67,13 +74,22 @@ MemoryPlan plan_training_memory(const ModelConfig& cfg, const ModelOptions& opts
         {"parameters", P * dtype_size(opts.compute_dtype), cat(table.count(), " in ", dtype_name(opts.compute_dtype))});
   }
   if (opts.training) {
-    m.lines.push_back({"gradients", P * 4, "fp32"});
+    if (plan.zero == 2 && !lora) {
+      // Bucketed (ModelOptions::bucketed_grads): one buffer for the largest bucket, reused.
+      const GradBuckets b = grad_buckets(table, cfg.num_hidden_layers);
+      m.lines.push_back({"gradients", static_cast<size_t>(std::max(b.largest_layer, b.rest)) * 4,
+                         "fp32, ZeRO-2: the bucket in flight (a layer, or the embeddings)"});
+    } else {
+      m.lines.push_back({"gradients", P * 4, "fp32"});
+    }
     if (opts.compute_dtype != DType::F32) {
       m.lines.push_back(
           {"optimizer master weights", shard * 4, plan.zero > 0 ? cat("fp32, 1/", plan.world, " (ZeRO)") : "fp32"});
     }
     m.lines.push_back({"optimizer moments m, v", 2 * shard * 4,
                        sharded ? cat("fp32, 1/", plan.world, " (ZeRO-", plan.zero, ")") : "fp32"});
+    if (plan.zero == 2)
+      m.lines.push_back({"ZeRO-2 gradient shard", shard * 4, "fp32, the step's sum of this rank's range"});
   }
   size_t act = 0, scratch = 0;
   for (const BufSpec& s : buffer_plan(cfg, opts)) {

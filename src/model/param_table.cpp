@@ -1,4 +1,5 @@
 // ParamTable: HF names, shapes and flat offsets of every Qwen2 parameter; initial values.
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -118,6 +119,27 @@ void init_parameter_values(const ModelConfig& cfg, const ParamTable& table, uint
       }
     }
   }
+}
+
+}  // namespace llm
+
+namespace llm {
+
+GradBuckets grad_buckets(const ParamTable& table, int64_t num_layers) {
+  GradBuckets b;
+  b.layer_begin.assign(static_cast<size_t>(num_layers) + 1, -1);
+  for (const ParamInfo& p : table.params()) {
+    if (p.layer >= 0 && b.layer_begin[size_t(p.layer)] < 0) b.layer_begin[size_t(p.layer)] = p.offset;
+    // The first parameter after the layers (model.norm) ends the last layer's range.
+    if (p.layer < 0 && p.offset > 0 && b.layer_begin.back() < 0) b.layer_begin.back() = p.offset;
+  }
+  if (b.layer_begin.back() < 0) b.layer_begin.back() = table.flat_size();
+  for (int64_t l = 0; l < num_layers; ++l) {
+    LLM_CHECK(b.layer_begin[size_t(l)] >= 0, "parameters: layer ", l, " has no parameters");
+    b.largest_layer = std::max(b.largest_layer, b.layer_begin[size_t(l) + 1] - b.layer_begin[size_t(l)]);
+  }
+  b.rest = b.layer_begin.front() + table.flat_size() - b.layer_begin.back();
+  return b;
 }
 
 }  // namespace llm

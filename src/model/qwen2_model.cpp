@@ -43,6 +43,7 @@ Qwen2Model::Qwen2Model(const ModelConfig& cfg, Backend& backend, const ModelOpti
   weights_ = weights_arena_.zeros(opts_.compute_dtype, {P});
   if (opts_.lora.enabled()) {
     // LoRA: the adapters are the trainable parameters; the base has no gradient buffer at all.
+    LLM_CHECK(!opts_.bucketed_grads, "model: bucketed gradients (ZeRO-2) are not for LoRA adapters");
     lora_ = std::make_unique<LoraTable>(cfg_, opts_.lora);
     lora_drop_ = std::make_unique<LoraDropoutState>();
     lora_weights_ = weights_arena_.zeros(opts_.compute_dtype, {lora_->flat_size()});
@@ -50,6 +51,9 @@ Qwen2Model::Qwen2Model(const ModelConfig& cfg, Backend& backend, const ModelOpti
       lora_grads_ = grads_arena_.zeros(DType::F32, {lora_->flat_size()});
       norm_grad_sink_ = grads_arena_.zeros(DType::F32, {cfg_.hidden_size});
     }
+  } else if (opts_.training && opts_.bucketed_grads) {
+    buckets_ = grad_buckets(table_, cfg_.num_hidden_layers);
+    grads_ = grads_arena_.zeros(DType::F32, {std::max(buckets_.largest_layer, buckets_.rest)});
   } else if (opts_.training) {
     grads_ = grads_arena_.zeros(DType::F32, {P});
   }
@@ -62,10 +66,44 @@ Qwen2Model::~Qwen2Model() = default;
 
 Tensor Qwen2Model::weight(std::string_view name) const { return param_view(weights_.t(), table_.at(name)); }
 
+const Tensor& Qwen2Model::grads() const {
+  LLM_CHECK(!opts_.bucketed_grads, "model: the gradients are bucketed (ZeRO-2): they go to the gradient sink");
+  return grads_.t();
+}
+
 Tensor Qwen2Model::grad(std::string_view name) const {
   LLM_CHECK(opts_.training, "model: gradients requested from a model built for inference");
   LLM_CHECK(!lora_, "model: ", name, " is frozen under LoRA and has no gradient");
-  return param_view(grads_.t(), table_.at(name));
+  const ParamInfo& p = table_.at(name);
+  const Tensor r = grad_range(p.offset, p.numel);
+  return p.shape.size() == 2 ? r.view({p.shape[0], p.shape[1]}) : r;
+}
+
+Tensor Qwen2Model::grad_range(int64_t offset, int64_t n) const {
+  if (!opts_.bucketed_grads) return grads_->range(offset, n);
+  const std::vector<int64_t>& lb = buckets_.layer_begin;
+  // One buffer serves every bucket in turn: the rest (embeddings first, then the final norm and
+  // lm_head), and each layer.
+  if (offset < lb.front()) return grads_->range(offset, n);
+  if (offset >= lb.back()) return grads_->range(lb.front() + offset - lb.back(), n);
+  const auto l = std::upper_bound(lb.begin(), lb.end(), offset) - lb.begin() - 1;  // the layer holding offset
+  return grads_->range(offset - lb[size_t(l)], n);
+}
+
+void Qwen2Model::flush_layer_grads(int l) {
+  const int64_t begin = buckets_.layer_begin[size_t(l)], n = buckets_.layer_begin[size_t(l) + 1] - begin;
+  const Tensor g = grads_->range(0, n);
+  grad_sink_(begin, g);
+  backend_->zero(g);
+}
+
+void Qwen2Model::flush_rest_grads(bool embeddings_only) {
+  const std::vector<int64_t>& lb = buckets_.layer_begin;
+  if (lb.front() > 0) grad_sink_(0, grads_->range(0, lb.front()));
+  if (!embeddings_only && lb.back() < table_.flat_size()) {
+    grad_sink_(lb.back(), grads_->range(lb.front(), table_.flat_size() - lb.back()));
+  }
+  backend_->zero(grads_->range(0, buckets_.rest));
 }
 
 void Qwen2Model::set_weights(std::span<const float> flat) {
@@ -175,7 +213,8 @@ LossSum Qwen2Model::forward(const TokenBatch& batch, bool grad, float grad_scale
   const ParamInfo& head = cfg_.tie_word_embeddings ? table_.params()[0] : table_.at("lm_head.weight");
   const Tensor hf = buf_->t(Buf::Hf).range(0, N * C).view({N, C});
   const Tensor dhf = grad ? buf_->t(Buf::Dhf).range(0, N * C).view({N, C}) : Tensor();
-  const Tensor dhead = grad && !lora_ ? param_view(grads_.t(), head).view({cfg_.vocab_size, C}) : Tensor();
+  const Tensor dhead =
+      grad && !lora_ ? grad_range(head.offset, head.numel).view({cfg_.vocab_size, C}) : Tensor();
   be.cross_entropy(hf, param_view(weights_.t(), head), targets, losses, dhf, dhead, grad_scale, opts_.ce_chunk_tokens);
 
   LossSum out;
@@ -190,6 +229,7 @@ LossSum Qwen2Model::forward(const TokenBatch& batch, bool grad, float grad_scale
 void Qwen2Model::backward() {
   LLM_CHECK(have_forward_grad_, "model: backward() without a forward(grad = true) before it");
   have_forward_grad_ = false;
+  LLM_CHECK(!opts_.bucketed_grads || grad_sink_, "model: bucketed gradients need a gradient sink (set_grad_sink)");
   Backend& be = *backend_;
   const int64_t B = last_B_, T = last_T_, N = B * T, C = cfg_.hidden_size;
   const int L = static_cast<int>(cfg_.num_hidden_layers);
@@ -197,14 +237,20 @@ void Qwen2Model::backward() {
   const Tensor dnorm = lora_ ? norm_grad_sink_.t() : grad("model.norm.weight");  // LoRA: discarded
   be.rmsnorm_backward(buf_->t(Buf::Dhf).range(0, N * C).view({N, C}), residual(L, N), weight("model.norm.weight"),
                       buf_->t(Buf::RstdF).range(0, N), dres, dnorm, false);
+  // Bucketed: the output layer's and the final norm's gradients are final here; send them so that
+  // the buffer is free for the layers (the input embeddings' part follows at the end).
+  if (opts_.bucketed_grads) flush_rest_grads(false);
   for (int l = L - 1; l >= 0; --l) {
     const LayerActs a = acts_for(l, N, B, T);
     recompute_layer(l, a, B, T);
     layer_backward(l, a, B, T);
+    if (opts_.bucketed_grads) flush_layer_grads(l);  // layer l's gradients are final: one bucket
   }
   if (lora_) return;  // the embedding is frozen
+  const ParamInfo& embed = table_.params()[0];
   be.embedding_backward(buf_->t(Buf::Ids).range(0, N), dres,
-                        param_view(grads_.t(), table_.params()[0]).view({cfg_.vocab_size, C}));
+                        grad_range(embed.offset, embed.numel).view({cfg_.vocab_size, C}));
+  if (opts_.bucketed_grads) flush_rest_grads(true);
 }
 
 std::vector<float> Qwen2Model::logits(const TokenBatch& batch) {

@@ -34,14 +34,21 @@ Qwen2Model::Layer Qwen2Model::bind_layer(int l) const {
   if (lora_) {
     bind_lora(l, L);
   } else if (opts_.training) {
-    const Tensor& g = grads_.t();
-    L.g.ln1 = block(g, "input_layernorm.weight", {C});
-    L.g.qkv = block(g, "self_attn.q_proj.weight", {Q, C});
-    L.g.qkv_b = block(g, "self_attn.q_proj.bias", {Q});
-    L.g.o = block(g, "self_attn.o_proj.weight", {C, HqD});
-    L.g.ln2 = block(g, "post_attention_layernorm.weight", {C});
-    L.g.gate_up = block(g, "mlp.gate_proj.weight", {2 * I, C});
-    L.g.down = block(g, "mlp.down_proj.weight", {C, I});
+    // The gradients of the same blocks, wherever they live (one flat buffer, or a reused bucket).
+    auto gblock = [&](const char* first, std::initializer_list<int64_t> shape) {
+      const ParamInfo& p = table_.at(ParamTable::layer_name(l, first));
+      int64_t n = 1;
+      for (int64_t s : shape) n *= s;
+      const Tensor r = grad_range(p.offset, n);
+      return shape.size() == 1 ? r : r.view(shape);
+    };
+    L.g.ln1 = gblock("input_layernorm.weight", {C});
+    L.g.qkv = gblock("self_attn.q_proj.weight", {Q, C});
+    L.g.qkv_b = gblock("self_attn.q_proj.bias", {Q});
+    L.g.o = gblock("self_attn.o_proj.weight", {C, HqD});
+    L.g.ln2 = gblock("post_attention_layernorm.weight", {C});
+    L.g.gate_up = gblock("mlp.gate_proj.weight", {2 * I, C});
+    L.g.down = gblock("mlp.down_proj.weight", {C, I});
   }
   return L;
 }

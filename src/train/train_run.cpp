@@ -48,6 +48,8 @@ TrainRun::TrainRun(const Config& c, const TrainOptions& opt)
   mo_.max_batch = tc.micro_batch;
   mo_.max_seq = tc.seq_len;
   mo_.lora = tc.lora;
+  // ZeRO-2: gradients bucket by bucket (DataParallel); LoRA adapters' gradients are small and stay whole.
+  mo_.bucketed_grads = cfg.dist.zero == 2 && !tc.lora.enabled();
   model_ = std::make_unique<Qwen2Model>(cfg.model.arch, *backend_, mo_);
   grad_comm_ = make_gradient_communicator(*comm_, *backend_, cfg.dist.timeout_s);
   dp_ = std::make_unique<DataParallel>(*model_, cfg.optim, cfg.dist, grad_comm_ ? *grad_comm_ : *comm_);
@@ -139,15 +141,21 @@ void TrainRun::init_weights() {
 
 void TrainRun::log_start() {
   Communicator& comm = *comm_;
-  // Per-rank memory of the optimizer state (ZeRO shrinks it to 1/world), gathered for the log.
-  std::vector<double> mem_slots(2 * size_t(comm.world()), 0.0);
-  mem_slots[2 * size_t(comm.rank())] = double(dp_->optimizer_bytes());
-  mem_slots[2 * size_t(comm.rank()) + 1] = double(dp_->gradient_shard_bytes());
+  // Per-rank memory of the optimizer state (ZeRO shrinks it to 1/world), of the ZeRO-2 gradient
+  // shard and of the model's gradient buffers (ZeRO-2: buckets), gathered for the log.
+  size_t model_grads = 0;
+  for (const Arena* a : model_->arenas()) model_grads += a->name() == "grads" ? a->peak_bytes() : 0;
+  std::vector<double> mem_slots(3 * size_t(comm.world()), 0.0);
+  mem_slots[3 * size_t(comm.rank())] = double(dp_->optimizer_bytes());
+  mem_slots[3 * size_t(comm.rank()) + 1] = double(dp_->gradient_shard_bytes());
+  mem_slots[3 * size_t(comm.rank()) + 2] = double(model_grads);
   comm.all_reduce_sum(mem_slots);
-  nlohmann::json opt_bytes = nlohmann::json::array(), shard_bytes = nlohmann::json::array();
+  nlohmann::json opt_bytes = nlohmann::json::array(), shard_bytes = nlohmann::json::array(),
+                 grad_bytes = nlohmann::json::array();
   for (int r = 0; r < comm.world(); ++r) {
-    opt_bytes.push_back(int64_t(mem_slots[2 * size_t(r)]));
-    shard_bytes.push_back(int64_t(mem_slots[2 * size_t(r) + 1]));
+    opt_bytes.push_back(int64_t(mem_slots[3 * size_t(r)]));
+    shard_bytes.push_back(int64_t(mem_slots[3 * size_t(r) + 1]));
+    grad_bytes.push_back(int64_t(mem_slots[3 * size_t(r) + 2]));
   }
   if (lead_) {
     metrics_->write({{"event", "start"},
@@ -157,7 +165,8 @@ void TrainRun::log_start() {
                        {"zero", dp_->zero()},
                        {"communicator", comm.name()},
                        {"optimizer_bytes", opt_bytes},
-                       {"grad_shard_bytes", shard_bytes}}},
+                       {"grad_shard_bytes", shard_bytes},
+                       {"grad_bytes", grad_bytes}}},
                      {"config", cfg.effective}});
   }
   if (const LoraTable* l = model_->lora()) {
@@ -170,7 +179,8 @@ void TrainRun::log_start() {
           last_step, " of ", tc.steps));
   if (comm.world() > 1) {
     say(cat("dist: ", comm.name(), ", ZeRO-", dp_->zero(), ", optimizer state ", format_bytes(mem_slots[0]),
-            " per rank, timeout ", cfg.dist.timeout_s, " s"));
+            ", gradients ", format_bytes(mem_slots[1] + mem_slots[2]), " per rank, timeout ", cfg.dist.timeout_s,
+            " s"));
   }
 }
 
@@ -209,8 +219,15 @@ TrainResult TrainRun::finish() {
   const double loop_s = std::chrono::duration<double>(Clock::now() - loop_start_).count();
   result.tokens_per_s = loop_s > 0 ? double(tokens_per_step_) * double(state.step - first_step_) / loop_s : 0;
   result.skipped_steps = scaler_->skipped_total();
+  for (const Arena* a : model_->arenas()) result.arena_peak_bytes[a->name()] = a->peak_bytes();
+  result.arena_peak_bytes["optimizer"] = dp_->optimizer_bytes();
+  result.arena_peak_bytes["zero2 gradients"] = dp_->gradient_shard_bytes();
   if (lead_) {
-    metrics_->write({{"event", "end"}, {"step", state.step}, {"seconds", result.seconds}});
+    // Rank 0's arena high-water marks over the whole run.
+    metrics_->write({{"event", "end"},
+                     {"step", state.step},
+                     {"seconds", result.seconds},
+                     {"arena_peak_bytes", result.arena_peak_bytes}});
     write_loss_plot(cfg.io.run_dir);
     if (!cfg.io.sample_prompt.empty() && state.step == tc.steps)
       print_sample(cfg, *model_, *data_.tokenizer, progress_.out());

@@ -129,10 +129,31 @@ TEST_P(ZeroEqualsDataParallel, SameLossesAndParametersWithOneWorldthOfTheOptimiz
       EXPECT_LE(bytes[size_t(r)] * W, plain_bytes[0] + W * 64 * per_elem) << "rank " << r;
     }
     EXPECT_EQ(total, plain_bytes[0]);
-    const auto grad_bytes = dist["grad_shard_bytes"].get<std::vector<int64_t>>();
+    const auto shard_bytes = dist["grad_shard_bytes"].get<std::vector<int64_t>>();
+    const auto model_grad_bytes = dist["grad_bytes"].get<std::vector<int64_t>>();
+    // Gradient memory per rank: ZeRO-1 keeps the whole [P] fp32 buffer; ZeRO-2 only its 1/W shard
+    // plus the bucket in flight (one buffer: the largest layer, or the embeddings with the final norm).
+    const GradBuckets gb = grad_buckets(ParamTable(config().model.arch), config().model.arch.num_hidden_layers);
     for (int r = 0; r < W; ++r) {
-      EXPECT_EQ(grad_bytes[size_t(r)], zero == 2 ? bytes[size_t(r)] / per_elem * 4 : 0) << "rank " << r;
+      const int64_t shard = bytes[size_t(r)] / per_elem * 4;
+      EXPECT_EQ(shard_bytes[size_t(r)], zero == 2 ? shard : 0) << "rank " << r;
+      const int64_t grads = shard_bytes[size_t(r)] + model_grad_bytes[size_t(r)];
+      if (zero == 1) {
+        EXPECT_EQ(grads, P * 4) << "rank " << r;  // P: the padded flat size, as the optimizer holds it
+      } else {
+        const int64_t bucket = std::max(gb.largest_layer, gb.rest) * 4;
+        EXPECT_EQ(model_grad_bytes[size_t(r)], bucket) << "rank " << r;
+        EXPECT_LE(grads, P * 4 / W + bucket + 64 * 4) << "rank " << r;
+        EXPECT_LT(grads, P * 4) << "rank " << r;
+        std::printf("ZeRO-2, %d ranks: rank %d gradient memory %lld bytes = %.3f of ZeRO-1's (1/W = %.3f)\n", W, r,
+                    static_cast<long long>(grads), double(grads) / double(P * 4), 1.0 / W);
+      }
     }
+    // The arenas' high-water marks over the run (rank 0): the gradient memory never grew past the start.
+    const auto end = records(name, "event").back();
+    ASSERT_EQ(end["event"], "end");
+    EXPECT_EQ(end["arena_peak_bytes"]["grads"].get<int64_t>(), model_grad_bytes[0]);
+    EXPECT_EQ(end["arena_peak_bytes"]["zero2 gradients"].get<int64_t>(), shard_bytes[0]);
   }
 }
 
