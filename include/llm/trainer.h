@@ -42,6 +42,9 @@ struct TrainOptions {
   // tests inject a backend the device string cannot name, such as the emulated CudaBackend.
   Backend* backend = nullptr;
   TrainHooks hooks;  // none: a plain run
+  // Polled on every rank after each step (e.g. StopSignals::requested, llm/stop_signal.h). When
+  // any rank says true, all ranks stop after that step together, with a checkpoint.
+  std::function<bool()> stop_requested;
 };
 
 struct TrainResult {
@@ -52,6 +55,7 @@ struct TrainResult {
   double seconds = 0;
   double tokens_per_s = 0;
   int64_t skipped_steps = 0;
+  bool stopped = false;  // ended early by stop_requested (after writing last_checkpoint)
 };
 
 TrainResult train(const Config& cfg, const TrainOptions& opt = {});

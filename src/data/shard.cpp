@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "llm/atomic_file.h"
+#include "llm/checksum.h"
 #include "llm/error.h"
 
 namespace llm {
@@ -25,7 +26,7 @@ namespace {
 
 // Field offsets in the header (docs/data.md has the table).
 constexpr size_t kOffMagic = 0, kOffVersion = 8, kOffHeaderBytes = 12, kOffWidth = 16, kOffVocab = 20, kOffTokens = 24,
-                 kOffDocs = 32, kOffFpLen = 40, kOffFlags = 44, kOffFp = 48;
+                 kOffDocs = 32, kOffFpLen = 40, kOffFlags = 44, kOffFp = 48, kOffHeaderHash = 248;
 
 std::string errno_text(int err) { return std::generic_category().message(err); }
 
@@ -98,6 +99,8 @@ std::vector<unsigned char> encode_shard_header(const ShardHeader& h) {
   put_u32(b.data() + kOffFpLen, static_cast<uint32_t>(h.fingerprint.size()));
   put_u32(b.data() + kOffFlags, 0);
   std::memcpy(b.data() + kOffFp, h.fingerprint.data(), h.fingerprint.size());
+  // The header's own checksum: a flipped bit in a count or the fingerprint is caught on open.
+  put_u64(b.data() + kOffHeaderHash, xxh3_bytes(b.data(), kOffHeaderHash));
   return b;
 }
 
@@ -133,6 +136,11 @@ ShardFile::ShardFile(const fs::path& path, const std::string& expected_fingerpri
     const auto* b = static_cast<const unsigned char*>(map_);
     LLM_CHECK(std::memcmp(b + kOffMagic, kShardMagic, sizeof kShardMagic) == 0, path,
               ": not a token shard: bytes 0-7 are \"", printable(b, 8), "\", expected \"LLMTOKEN\"");
+    // Zero: a shard written before header checksums (nothing to check).
+    const uint64_t header_hash = get_u64(b + kOffHeaderHash);
+    LLM_CHECK(header_hash == 0 || header_hash == xxh3_bytes(b, kOffHeaderHash), path,
+              ": damaged header: the checksum at byte offset ", kOffHeaderHash,
+              " does not match bytes 0-247; prepare the data again (llmtrain prepare --force)");
     header_.version = get_u32(b + kOffVersion);
     LLM_CHECK(header_.version == kShardVersion, path, ": unsupported shard format version ", header_.version,
               " at byte offset ", kOffVersion, " (this build reads version ", kShardVersion, ")");

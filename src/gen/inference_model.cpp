@@ -10,6 +10,7 @@
 #include <algorithm>
 
 #include "llm/checkpoint.h"
+#include "llm/checksum.h"
 #include "llm/error.h"
 #include "llm/hf_weights.h"
 #include "model/kv_cache_attention.h"
@@ -198,6 +199,9 @@ InferenceModel::InferenceModel(const ModelConfig& cfg, std::span<const float> we
 std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& path, Backend& backend,
                                                      const InferenceOptions& opt) {
   const ModelFiles files = locate_model(path);
+  // A checkpoint of ours lists checksums: a damaged file is named before its bytes are used (the
+  // optimizer shards are not read here).
+  verify_checksums(files.dir, [](const std::string& name) { return !name.starts_with("optimizer."); });
   const ModelConfig cfg = read_hf_config(files.dir / "config.json");
   const ParamTable table(cfg);
   const std::vector<float> w = read_model_weights(files.dir, table, cfg);
