@@ -25,7 +25,8 @@ class StopSignals {
   int signal() const;      // which (0: none)
 
  private:
-  struct sigaction previous_term_ {}, previous_int_ {};
+  struct sigaction previous_term_ {
+  }, previous_int_{};
 };
 
 }  // namespace llm

@@ -19,9 +19,9 @@ uint64_t verify_prepared_corpus(const std::filesystem::path& data_dir, std::ostr
       const ShardFile f(paths[i], m.tokenizer_fingerprint);
       LLM_CHECK(f.header().vocab_size == m.vocab_size, paths[i].string(), ": vocab size ", f.header().vocab_size,
                 ", the manifest says ", m.vocab_size);
-      LLM_CHECK(f.size() == infos[i].tokens && f.header().document_count == infos[i].documents, paths[i].string(),
-                ": ", f.size(), " tokens and ", f.header().document_count, " documents, the manifest says ",
-                infos[i].tokens, " and ", infos[i].documents);
+      LLM_CHECK(f.size() == infos[i].tokens && f.header().document_count == infos[i].documents, paths[i].string(), ": ",
+                f.size(), " tokens and ", f.header().document_count, " documents, the manifest says ", infos[i].tokens,
+                " and ", infos[i].documents);
       f.verify_tokens();
       tokens += f.size();
       if (log) *log << "verify: " << paths[i].string() << ": " << f.size() << " tokens ok\n";

@@ -189,9 +189,9 @@ fs::path TrainRun::save(int64_t at_step) {
 
 TrainRun::Poll TrainRun::poll() {
   const double minutes = std::chrono::duration<double>(Clock::now() - last_save_).count() / 60.0;
-  std::vector<double> votes = {opt_.stop_requested && opt_.stop_requested() ? 1.0 : 0.0,
-                               lead_ && cfg.io.save_every_minutes > 0 && minutes >= cfg.io.save_every_minutes ? 1.0
-                                                                                                              : 0.0};
+  std::vector<double> votes = {
+      opt_.stop_requested && opt_.stop_requested() ? 1.0 : 0.0,
+      lead_ && cfg.io.save_every_minutes > 0 && minutes >= cfg.io.save_every_minutes ? 1.0 : 0.0};
   comm_->all_reduce_sum(votes);
   return {votes[0] > 0, votes[1] > 0};
 }
@@ -203,8 +203,8 @@ bool TrainRun::try_save(int64_t at_step) {
     return true;
   } catch (const CheckpointWriteError& e) {
     const auto good = latest_checkpoint(cfg.io.run_dir);
-    const std::string kept = good ? cat("the last good checkpoint is ", good->string())
-                                  : std::string("there is no earlier checkpoint");
+    const std::string kept =
+        good ? cat("the last good checkpoint is ", good->string()) : std::string("there is no earlier checkpoint");
     if (!cfg.io.retry_failed_save || at_step == last_step) {
       throw CheckpointWriteError(cat(e.what(), "; ", kept, " (io.on_save_error: stop)"));
     }

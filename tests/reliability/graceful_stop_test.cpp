@@ -47,7 +47,8 @@ TEST_F(ReliabilityFixture, SecondSignalStopsAtOnceLeavingThePreviousCheckpoint) 
   // Checkpoints take 3 s to commit: the second signal lands inside the one the first asked for.
   const pid_t pid =
       spawn(llmtrain_command(0, "twice", sets, {"LLM_TEST_STEP_DELAY_MS=50", "LLM_TEST_CHECKPOINT_DELAY_MS=3000"}));
-  ASSERT_TRUE(wait_until(pid, [&] { return std::filesystem::exists(dir / "twice/latest"); }, 120));
+  ASSERT_TRUE(wait_until(
+      pid, [&] { return std::filesystem::exists(dir / "twice/latest"); }, 120));
   ::kill(pid, SIGINT);
   std::filesystem::path pending;  // the checkpoint being written when the second signal comes
   ASSERT_TRUE(wait_until(pid, [&] {
