@@ -6,7 +6,7 @@
 #include "tokenizer/sp_model_proto.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  (void)llm::sp_piece_types(std::string_view(reinterpret_cast<const char*>(data), size));
+  (void)llm::tok::sp_piece_types(std::string_view(reinterpret_cast<const char*>(data), size));
   const auto path = llm::fuzz::write_input("tok.model", data, size);
   try {
     const auto tok = llm::load_tokenizer(path);
