@@ -69,3 +69,39 @@ TEST_F(ReliabilityFixture, SecondSignalStopsAtOnceLeavingThePreviousCheckpoint) 
 }
 
 }  // namespace llm::test
+
+namespace llm::test {
+
+TEST_F(ReliabilityFixture, SigtermToOneProcessExits75AfterACheckpointOfTheStepItWasIn) {
+  const std::vector<std::string> sets = {"train.steps=30", "train.eval_every=0"};
+  const pid_t pid = spawn(llmtrain_command(0, "one", sets, {"LLM_TEST_STEP_DELAY_MS=100"}));
+  ASSERT_TRUE(wait_until(pid, [&] { return steps_logged("one") >= 2; }));
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(wait_for(pid), kExitStopped) << read_bytes(dir / "one.out");
+  const auto ck = latest_checkpoint(dir / "one");
+  ASSERT_TRUE(ck);
+  const int64_t step = read_trainer_state(*ck)["step"].get<int64_t>();
+  EXPECT_GE(step, 2);
+  EXPECT_LE(step, steps_logged("one"));
+  EXPECT_LT(step, 30);
+}
+
+TEST_F(ReliabilityFixture, SaveEveryMinutesWritesCheckpointsByTheClock) {
+  // 0.002 minutes = 120 ms, steps of >= 100 ms: a checkpoint every step or two, save_every off.
+  const auto r = llmtrain(0, "clock", {"train.steps=6", "train.eval_every=0", "io.keep_last=10"},
+                          {"LLM_TEST_STEP_DELAY_MS=100"}, "--set io.save_every_minutes=0.002");
+  ASSERT_EQ(r.status, 0) << r.output;
+  int checkpoints = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir / "clock")) {
+    checkpoints += e.path().filename().string().starts_with("step_");
+  }
+  EXPECT_GE(checkpoints, 3) << r.output;
+  // Without it, only the final one.
+  const auto plain =
+      llmtrain(0, "plain", {"train.steps=6", "train.eval_every=0", "io.keep_last=10"}, {"LLM_TEST_STEP_DELAY_MS=100"});
+  ASSERT_EQ(plain.status, 0) << plain.output;
+  EXPECT_TRUE(std::filesystem::exists(dir / "plain/step_00000006"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "plain/step_00000003"));
+}
+
+}  // namespace llm::test
