@@ -136,11 +136,6 @@ ShardFile::ShardFile(const fs::path& path, const std::string& expected_fingerpri
     const auto* b = static_cast<const unsigned char*>(map_);
     LLM_CHECK(std::memcmp(b + kOffMagic, kShardMagic, sizeof kShardMagic) == 0, path,
               ": not a token shard: bytes 0-7 are \"", printable(b, 8), "\", expected \"LLMTOKEN\"");
-    // Zero: a shard written before header checksums (nothing to check).
-    const uint64_t header_hash = get_u64(b + kOffHeaderHash);
-    LLM_CHECK(header_hash == 0 || header_hash == xxh3_bytes(b, kOffHeaderHash), path,
-              ": damaged header: the checksum at byte offset ", kOffHeaderHash,
-              " does not match bytes 0-247; prepare the data again (llmtrain prepare --force)");
     header_.version = get_u32(b + kOffVersion);
     LLM_CHECK(header_.version == kShardVersion, path, ": unsupported shard format version ", header_.version,
               " at byte offset ", kOffVersion, " (this build reads version ", kShardVersion, ")");
@@ -167,6 +162,12 @@ ShardFile::ShardFile(const fs::path& path, const std::string& expected_fingerpri
               " bytes, which needs ", kShardHeaderBytes, " + ", want, " * ", header_.token_width,
               " bytes, but the file has ", file_bytes, " bytes",
               data_bytes < want * header_.token_width ? " (truncated)" : "");
+    // After the field checks (their messages are more specific), before the fingerprint's (a
+    // damaged fingerprint is not a different tokenizer). Zero: a shard from before header checksums.
+    const uint64_t header_hash = get_u64(b + kOffHeaderHash);
+    LLM_CHECK(header_hash == 0 || header_hash == xxh3_bytes(b, kOffHeaderHash), path,
+              ": damaged header: the checksum at byte offset ", kOffHeaderHash,
+              " does not match bytes 0-247; prepare the data again (llmtrain prepare --force)");
     if (!expected_fingerprint.empty()) {
       LLM_CHECK(header_.fingerprint == expected_fingerprint, path, ": written with tokenizer fingerprint \"",
                 header_.fingerprint, "\" (byte offset ", kOffFp, "), but the configured tokenizer has \"",
