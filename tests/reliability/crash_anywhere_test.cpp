@@ -72,6 +72,10 @@ TEST_F(ReliabilityFixture, SigkillAtRandomMomentsThenResumeEndsBitwiseAsAnUninte
             << ")\n";
   EXPECT_GE(kills, 10);
   EXPECT_GE(in_checkpoint, 1);
+  // Leftovers no save of this run would overwrite (a kill in another run's save): the start cleans them.
+  std::filesystem::create_directories(dir / "crash/.step_00000099.tmp");
+  std::filesystem::create_directories(dir / "crash/.step_00000001.deleting");
+  write_bytes(dir / "crash/loss.svg.tmp.12345", "x");
   // The last run goes to the end.
   const auto last = llmtrain(0, "crash", crash_sets, {}, "--resume");
   ASSERT_EQ(last.status, 0) << last.output;
