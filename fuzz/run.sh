@@ -20,10 +20,11 @@ for exe in "$build"/*_fuzz; do
   ((seconds > 0)) || continue
   mkdir -p "$build/corpus/$t"
   echo "fuzz: $t: ${seconds}s"
+  log="$build/artifacts/$t.log"
+  status=0
   "$exe" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
-    -artifact_prefix="$build/artifacts/$t-" "$build/corpus/$t" "$here/corpus/$t" 2>&1 |
-    grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+[[:space:]]+DONE)|ERROR|SUMMARY|crash|deadly" || true
-  # grep hides libFuzzer's status; the pipeline's first command decides success.
-  [[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "fuzz: $t: FAILED (see $build/artifacts/)"; exit 1; }
+    -artifact_prefix="$build/artifacts/$t-" "$build/corpus/$t" "$here/corpus/$t" > "$log" 2>&1 || status=$?
+  grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+[[:space:]]+DONE)|ERROR|SUMMARY|crash|deadly" "$log" || true
+  ((status == 0)) || { echo "fuzz: $t: FAILED (status $status; $log, $build/artifacts/)"; exit 1; }
 done
 echo "fuzz: all targets clean"

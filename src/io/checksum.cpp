@@ -86,6 +86,8 @@ bool verify_checksums(const fs::path& dir, const std::function<bool(const std::s
     j = nlohmann::json::parse(in);
   } catch (const nlohmann::json::parse_error& e) {
     fail(file.string(), ": not valid JSON at byte ", e.byte, " (the checksum list itself is damaged)");
+  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
+    fail(file.string(), ": ", e.what());
   }
   LLM_CHECK(j.is_object() && j.value("algorithm", "") == "xxh3_64" && j.contains("files") && j["files"].is_object(),
             file.string(), ": expected {\"algorithm\": \"xxh3_64\", \"files\": {...}}");

@@ -223,6 +223,8 @@ nlohmann::json read_trainer_state(const fs::path& ckpt) {
     j = nlohmann::json::parse(in);
   } catch (const nlohmann::json::parse_error& e) {
     fail(file.string(), ": not valid JSON at byte ", e.byte);
+  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
+    fail(file.string(), ": ", e.what());
   }
   LLM_CHECK(j.is_object() && j.contains("format") && j["format"].is_number_integer(), file.string(),
             ": not a trainer state (no format version)");

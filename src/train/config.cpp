@@ -186,6 +186,8 @@ Config parse_config(const std::string& text, const std::string& name, const std:
     root = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     fail(name, ": not valid JSON at byte ", e.byte, ": ", e.what());
+  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
+    fail(name, ": ", e.what());
   }
   LLM_CHECK(root.is_object(), name,
             ": expected a JSON object with sections model, tokenizer, data, train, optim, dist, io");
@@ -233,6 +235,8 @@ ModelConfig load_model_section(const std::filesystem::path& file) {
     j = nlohmann::json::parse(in);
   } catch (const nlohmann::json::parse_error& e) {
     fail(file.string(), ": not valid JSON at byte ", e.byte, ": ", e.what());
+  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
+    fail(file.string(), ": ", e.what());
   }
   LLM_CHECK(j.is_object() && j.contains("model"), file.string(), ": no \"model\" section");
   try {

@@ -7,7 +7,7 @@
 namespace llm::test {
 
 TEST_F(ReliabilityFixture, SigkillAtRandomMomentsThenResumeEndsBitwiseAsAnUninterruptedRun) {
-  const std::vector<std::string> sets = {"train.steps=24", "train.eval_every=0", "io.save_every=2", "io.keep_last=1"};
+  const std::vector<std::string> sets = {"train.steps=60", "train.eval_every=0", "io.save_every=2", "io.keep_last=1"};
   ASSERT_EQ(llmtrain(0, "full", sets).status, 0) << read_bytes(dir / "full.out");
 
   // The crashed run prepares its own shards (killed in the middle of that too).
@@ -42,7 +42,7 @@ TEST_F(ReliabilityFixture, SigkillAtRandomMomentsThenResumeEndsBitwiseAsAnUninte
       if (hit) std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<>(0, 60)(rng)));
       in_checkpoint += hit;
     } else {
-      const int ms = std::uniform_int_distribution<>(50, 900)(rng);
+      const int ms = std::uniform_int_distribution<>(50, 600)(rng);
       hit = !wait_until(
           pid, [] { return false; }, ms / 1000.0);  // false: it ended by itself first
     }
@@ -50,7 +50,7 @@ TEST_F(ReliabilityFixture, SigkillAtRandomMomentsThenResumeEndsBitwiseAsAnUninte
       const int st = wait_for(pid);
       ASSERT_TRUE(st == 0 || st == -SIGKILL) << "round " << round << ": status " << st << "\n"
                                              << read_bytes(dir / "crash.out");
-      if (latest_checkpoint(dir / "crash") && read_trainer_state(*latest_checkpoint(dir / "crash"))["step"] == 24)
+      if (latest_checkpoint(dir / "crash") && read_trainer_state(*latest_checkpoint(dir / "crash"))["step"] == 60)
         break;
       continue;
     }
@@ -65,7 +65,7 @@ TEST_F(ReliabilityFixture, SigkillAtRandomMomentsThenResumeEndsBitwiseAsAnUninte
     if (ck) {
       had_checkpoint = true;
       EXPECT_NO_THROW(verify_checksums(*ck)) << *ck;
-      if (read_trainer_state(*ck)["step"] == 24) break;
+      if (read_trainer_state(*ck)["step"] == 60) break;
     }
   }
   std::cerr << "kills " << kills << " (in preparation " << in_prepare << ", in checkpoint writes " << in_checkpoint
@@ -79,7 +79,7 @@ TEST_F(ReliabilityFixture, SigkillAtRandomMomentsThenResumeEndsBitwiseAsAnUninte
   // The last run goes to the end.
   const auto last = llmtrain(0, "crash", crash_sets, {}, "--resume");
   ASSERT_EQ(last.status, 0) << last.output;
-  expect_same_checkpoint(dir / "crash/step_00000024", dir / "full/step_00000024");
+  expect_same_checkpoint(dir / "crash/step_00000060", dir / "full/step_00000060");
   EXPECT_TRUE(stale_entries(dir / "crash").empty()) << ::testing::PrintToString(stale_entries(dir / "crash"));
   EXPECT_FALSE(has_entry(dir.path(), "shards2.tmp.")) << "a stale shard staging directory";
 }
