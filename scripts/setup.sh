@@ -12,6 +12,8 @@ packages=(
   libopenmpi-dev openmpi-bin            # data parallelism on CPU
   libedit-dev                           # line editing in the llmgen REPL
   libcpp-httplib-dev                    # HTTP for llmgen --serve
+  libxxhash-dev                         # checksums of checkpoint files and shard headers
+  clang-14 libclang-rt-14-dev           # libFuzzer + sanitizers for the fuzz targets (fuzz/)
   clang-format                          # the tree follows .clang-format (tests/docs/check_format.sh)
   python3-torch python3-numpy           # the independent PyTorch reference (tests/reference)
   fortunes fortunes-zh                  # the demo corpus: real text shipped by Debian

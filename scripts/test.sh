@@ -20,3 +20,9 @@ ctest --test-dir build -j"$jobs" --output-on-failure --timeout 1500
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLM_SANITIZE=ON -DLLM_CUDA=OFF
 cmake --build build-asan -j"$jobs" --target test_cuda_emu test_cuda_ops test_serve test_io
 ctest --test-dir build-asan -j"$jobs" -L '^(cuda_emu|cuda_ops|serve|io)$' --output-on-failure --timeout 1500
+
+# The loaders of outside bytes under libFuzzer, ASan and UBSan (fuzz/, docs/long-runs.md): a small
+# clang build of only the sources they need, every checked-in crash replayed, each target 5 s.
+CXX=clang++-14 cmake -S fuzz -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build-fuzz -j"$jobs"
+bash fuzz/run.sh build-fuzz 5

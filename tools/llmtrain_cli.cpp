@@ -10,6 +10,7 @@
 #include <locale>
 #include <optional>
 
+#include "llm/checkpoint.h"
 #include "llm/comm.h"
 #include "llm/config.h"
 #include "llm/error.h"
@@ -20,6 +21,7 @@
 #include "llm/model_export.h"
 #include "llm/planner.h"
 #include "llm/prepare.h"
+#include "llm/stop_signal.h"
 #include "llm/tokenizer.h"
 #include "llm/trainer.h"
 
@@ -163,9 +165,10 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
                  "rtx3090, rtx4090, all): memory, tokens/s and MFU per precision, recompute and micro-batch");
 
   auto* prepare = app.add_subcommand("prepare", "tokenize the configured corpus into shards (skipped when up to date)");
-  bool force = false;
+  bool force = false, verify = false;
   add_config(prepare);
   prepare->add_flag("--force", force, "prepare even if the shards are up to date");
+  prepare->add_flag("--verify", verify, "then read every token of every shard and check it (header checksums, ids)");
 
   auto* tokenize = app.add_subcommand("tokenize", "ids of stdin lines as JSON arrays, one per line (or --decode)");
   std::string tok_path;
@@ -235,6 +238,10 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
       po.force = force;
       const llm::PrepareResult r = llm::prepare_corpus(cfg.data, cfg.tokenizer, po);
       if (r.up_to_date) std::cerr << "prepare: " << cfg.data.out_dir.string() << " is up to date\n";
+      if (verify) {
+        const uint64_t n = llm::verify_prepared_corpus(cfg.data.out_dir, nullptr);
+        std::cerr << "verify: " << cfg.data.out_dir.string() << ": every shard intact, " << n << " tokens checked\n";
+      }
       return 0;
     }
     if (dry_run) {
@@ -252,7 +259,17 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
     to.comm = comm.get();
     to.hooks = hooks;
     if (comm->rank() == 0) print_notes();
+    // SIGTERM/SIGINT (preemption, Ctrl-C, mpirun forwarding either): finish the step, checkpoint, exit 75.
+    const llm::StopSignals stop;
+    to.stop_requested = [&stop] { return stop.requested(); };
     const llm::TrainResult r = llm::train(cfg, to);
+    if (r.stopped) {
+      if (comm->rank() == 0) {
+        std::cerr << "stopped by signal " << stop.signal() << " after step " << r.steps_done
+                  << "; checkpoint: " << r.last_checkpoint.string() << " (continue with --resume)\n";
+      }
+      return llm::kExitStopped;
+    }
     if (comm->rank() != 0) return 0;
     std::cerr << "done: " << r.steps_done << " steps in " << static_cast<int>(r.seconds) << " s";
     if (r.first_val_loss && r.last_val_loss) {
@@ -261,6 +278,10 @@ int llmtrain_main(int argc, char** argv, const TrainHooks& hooks) {
     std::cerr << "\nmodel: " << r.last_checkpoint.string() << "  (llmgen --model " << cfg.io.run_dir.string()
               << "/latest)\n";
     return 0;
+  } catch (const llm::CheckpointWriteError& e) {
+    // Thrown on every rank alike: no rank waits in a collective, no abort needed.
+    if (!comm || comm->rank() == 0) std::cerr << "llmtrain: error: " << e.what() << "\n";
+    return llm::kExitSaveFailed;
   } catch (const std::exception& e) {
     if (comm && comm->world() > 1) {
       // A rank that failed alone must not leave the others waiting in their next collective.

@@ -74,6 +74,10 @@ struct DistSection {
 struct IoSection {
   std::filesystem::path run_dir;  // checkpoints, metrics.jsonl, loss.svg
   int64_t save_every = 0;         // steps between checkpoints (0: only at the end)
+  double save_every_minutes = 0;  // also a checkpoint once this much time passed since the last (0: off)
+  // A checkpoint that cannot be written (full disk, I/O error): stop the run (exit status 74) or
+  // keep training and try again at the next save.
+  bool retry_failed_save = false;  // io.on_save_error: "stop" (default) | "retry"
   int64_t keep_last = 3;
   bool resume = false;        // continue from run_dir's newest complete checkpoint
   std::string sample_prompt;  // generated from after training (empty: none)

@@ -48,4 +48,10 @@ PrepareResult prepare_corpus(const DataConfig& data, const TokenizerConfig& toke
 // and settings (what prepare_corpus checks before doing nothing).
 bool corpus_up_to_date(const DataConfig& data, const Tokenizer& tokenizer);
 
+// Checks a prepared directory whole (llmtrain prepare --verify): every shard of manifest.json
+// opens (header checksum, sizes, tokenizer fingerprint), has the manifest's counts, and holds only
+// ids below the vocab size. Returns the tokens checked; the first problem is an error naming the
+// file (and byte offset). log: one line per shard, or nullptr.
+uint64_t verify_prepared_corpus(const std::filesystem::path& data_dir, std::ostream* log);
+
 }  // namespace llm

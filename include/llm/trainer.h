@@ -43,6 +43,9 @@ struct TrainOptions {
   // tests inject a backend the device string cannot name, such as the emulated CudaBackend.
   Backend* backend = nullptr;
   TrainHooks hooks;  // none: a plain run
+  // Polled on every rank after each step (e.g. StopSignals::requested, llm/stop_signal.h). When
+  // any rank says true, all ranks stop after that step together, with a checkpoint.
+  std::function<bool()> stop_requested;
 };
 
 struct TrainResult {
@@ -56,6 +59,7 @@ struct TrainResult {
   // This rank's high-water mark of each arena (weights, grads, activations, scratch, optimizer,
   // zero2 gradients): what the memory plan predicts (tests/train/planner_test.cpp).
   std::map<std::string, size_t> arena_peak_bytes;
+  bool stopped = false;  // ended early by stop_requested (after writing last_checkpoint)
 };
 
 TrainResult train(const Config& cfg, const TrainOptions& opt = {});

@@ -264,6 +264,8 @@ void DocumentReader::read_jsonl_line() {
     j = nlohmann::json::parse(line.begin(), line.end());
   } catch (const nlohmann::json::parse_error& e) {
     fail(where(), ": malformed JSON line (at byte ", e.byte, " of the line): ", e.what());
+  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
+    fail(where(), ": ", e.what());
   }
   LLM_CHECK(j.is_object(), where(), ": expected a JSON object with a string field \"", input_->field, "\", got ",
             j.type_name());

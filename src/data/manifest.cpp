@@ -118,6 +118,8 @@ Manifest read_manifest(const fs::path& data_dir) {
     j = nlohmann::json::parse(ss.str());
   } catch (const nlohmann::json::parse_error& e) {
     fail(p, ": malformed JSON at byte offset ", e.byte, ": ", e.what());
+  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
+    fail(p.string(), ": ", e.what());
   }
   return Manifest::from_json(j, p.string());
 }

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "llm/atomic_file.h"
+#include "llm/checksum.h"
 #include "llm/error.h"
 
 namespace llm {
@@ -25,7 +26,7 @@ namespace {
 
 // Field offsets in the header (docs/data.md has the table).
 constexpr size_t kOffMagic = 0, kOffVersion = 8, kOffHeaderBytes = 12, kOffWidth = 16, kOffVocab = 20, kOffTokens = 24,
-                 kOffDocs = 32, kOffFpLen = 40, kOffFlags = 44, kOffFp = 48;
+                 kOffDocs = 32, kOffFpLen = 40, kOffFlags = 44, kOffFp = 48, kOffHeaderHash = 248;
 
 std::string errno_text(int err) { return std::generic_category().message(err); }
 
@@ -99,6 +100,8 @@ std::vector<unsigned char> encode_shard_header(const ShardHeader& h) {
   LLM_CHECK((h.flags & ~kShardHasTokenFlags) == 0, "shard header: unknown flags ", h.flags);
   put_u32(b.data() + kOffFlags, h.flags);
   std::memcpy(b.data() + kOffFp, h.fingerprint.data(), h.fingerprint.size());
+  // The header's own checksum: a flipped bit in a count or the fingerprint is caught on open.
+  put_u64(b.data() + kOffHeaderHash, xxh3_bytes(b.data(), kOffHeaderHash));
   return b;
 }
 
@@ -164,6 +167,12 @@ ShardFile::ShardFile(const fs::path& path, const std::string& expected_fingerpri
               kOffTokens, ") says ", want, " tokens of ", per_token, " bytes, which needs ", kShardHeaderBytes, " + ",
               want, " * ", per_token, " bytes, but the file has ", file_bytes, " bytes",
               data_bytes < want * per_token ? " (truncated)" : "");
+    // After the field checks (their messages are more specific), before the fingerprint's (a
+    // damaged fingerprint is not a different tokenizer). Zero: a shard from before header checksums.
+    const uint64_t header_hash = get_u64(b + kOffHeaderHash);
+    LLM_CHECK(header_hash == 0 || header_hash == xxh3_bytes(b, kOffHeaderHash), path,
+              ": damaged header: the checksum at byte offset ", kOffHeaderHash,
+              " does not match bytes 0-247; prepare the data again (llmtrain prepare --force)");
     if (!expected_fingerprint.empty()) {
       LLM_CHECK(header_.fingerprint == expected_fingerprint, path, ": written with tokenizer fingerprint \"",
                 header_.fingerprint, "\" (byte offset ", kOffFp, "), but the configured tokenizer has \"",

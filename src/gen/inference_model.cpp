@@ -11,6 +11,7 @@
 
 #include "gen/weight_source.h"
 #include "llm/checkpoint.h"
+#include "llm/checksum.h"
 #include "llm/error.h"
 #include "llm/hf_weights.h"
 #include "llm/lora.h"
@@ -283,6 +284,9 @@ std::unique_ptr<InferenceModel> InferenceModel::load(const fs::path& path, Backe
                                                      const InferenceOptions& opt) {
   if (is_gguf_file(path)) return load_gguf(path, backend, opt);
   const ModelFiles files = locate_model(path);
+  // A checkpoint of ours lists checksums: a damaged file is named before its bytes are used (the
+  // optimizer shards are not read here).
+  verify_checksums(files.dir, [](const std::string& name) { return !name.starts_with("optimizer."); });
   const ModelConfig cfg = read_hf_config(files.dir / "config.json");
   const ParamTable table(cfg);
   std::vector<float> w = read_model_weights(files.dir, table, cfg);

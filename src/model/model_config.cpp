@@ -111,6 +111,8 @@ ModelConfig read_hf_config(const std::filesystem::path& config_json) {
     j = nlohmann::json::parse(in);
   } catch (const nlohmann::json::parse_error& e) {
     fail(config_json.string(), ": not valid JSON at byte ", e.byte, ": ", e.what());
+  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
+    fail(config_json.string(), ": ", e.what());
   }
   LLM_CHECK(j.is_object(), config_json.string(), ": expected a JSON object");
   for (const char* unsupported : {"quantization_config", "rope_scaling"}) {

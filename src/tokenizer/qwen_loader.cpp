@@ -36,6 +36,8 @@ json parse_json_file(const std::filesystem::path& path, std::string& bytes) {
     return json::parse(bytes);
   } catch (const json::parse_error& e) {
     fail(path.string(), ": not valid JSON: ", e.what());
+  } catch (const json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
+    fail(path.string(), ": ", e.what());
   }
 }
 

@@ -8,6 +8,7 @@
 #include <regex>
 
 #include "llm/atomic_file.h"
+#include "llm/checksum.h"
 #include "llm/error.h"
 #include "llm/hf_weights.h"
 #include "llm/lora.h"
@@ -103,6 +104,41 @@ void point_latest(const fs::path& run_dir, const fs::path& ckpt) {
   fsync_dir(run_dir);
 }
 
+// Runs `write` on this rank, then every rank learns whether any rank failed (so none is left
+// waiting in a collective). On a failure rank 0 removes the temporary directory and every rank
+// throws CheckpointWriteError: the failing rank with its own message, the others naming the rank.
+void write_collectively(Communicator& comm, int64_t step, const fs::path& tmp, const std::function<void()>& write) {
+  std::string error;
+  try {
+    write();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  std::vector<double> failed(size_t(comm.world()), 0.0);
+  failed[size_t(comm.rank())] = error.empty() ? 0.0 : 1.0;
+  comm.all_reduce_sum(failed);
+  int first = -1;
+  for (int r = 0; r < comm.world() && first < 0; ++r) first = failed[size_t(r)] > 0 ? r : -1;
+  if (first < 0) return;
+  if (comm.rank() == 0) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);  // best effort: a full disk may refuse even this; the next start cleans up
+  }
+  if (error.empty()) error = cat("rank ", first, " failed to write its part (see its error)");
+  throw CheckpointWriteError(cat("checkpoint of step ", step, ": ", error));
+}
+
+// Removes an old checkpoint so that it is never seen half-deleted: renamed out of the step_*
+// pattern first (atomic), then deleted.
+void remove_checkpoint(const fs::path& dir) {
+  const fs::path doomed = dir.parent_path() / cat(".", dir.filename().string(), ".deleting");
+  std::error_code ec;
+  fs::remove_all(doomed, ec);
+  fs::rename(dir, doomed);
+  fsync_dir(dir.parent_path());
+  fs::remove_all(doomed);
+}
+
 }  // namespace
 
 fs::path save_checkpoint(const fs::path& run_dir, int64_t step, const Qwen2Model& model, const AdamW& opt,
@@ -110,17 +146,17 @@ fs::path save_checkpoint(const fs::path& run_dir, int64_t step, const Qwen2Model
                          const std::function<void(const fs::path&)>& before_commit) {
   const fs::path final_dir = checkpoint_dir(run_dir, step);
   const fs::path tmp = run_dir / cat(".", final_dir.filename().string(), ".tmp");
-  if (comm.rank() == 0) {
+  write_collectively(comm, step, tmp, [&] {
+    if (comm.rank() != 0) return;
     fs::create_directories(run_dir);
     std::error_code ec;
     fs::remove_all(tmp, ec);
     fs::create_directories(tmp);
-  }
-  comm.barrier();
+  });
 
   // Every rank: its part of the ZeRO partition, so the shards never overlap (without ZeRO every
   // rank holds all of the state and writes only its part of it).
-  {
+  write_collectively(comm, step, tmp, [&] {
     const std::vector<int64_t> part = zero_partition(model.trainable_size(), comm.world());
     const int64_t b = part[static_cast<size_t>(comm.rank())], c = part[static_cast<size_t>(comm.rank()) + 1] - b;
     LLM_CHECK(opt.begin() <= b && b + c <= opt.begin() + opt.count(), "checkpoint: rank ", comm.rank(),
@@ -141,9 +177,10 @@ fs::path save_checkpoint(const fs::path& run_dir, int64_t step, const Qwen2Model
     w.add_metadata("rank", std::to_string(comm.rank()));
     w.add_metadata("world", std::to_string(comm.world()));
     w.write(tmp / rank_file(comm.rank()));
-  }
-  comm.barrier();
-  if (comm.rank() == 0) {
+  });
+  // Weights are downloaded on rank 0 alone (a collective-free backend call).
+  write_collectively(comm, step, tmp, [&] {
+    if (comm.rank() != 0) return;
     if (model.lora()) {
       // LoRA: the frozen base is where init_from names it; the checkpoint is a PEFT adapter
       // directory (the fp32 masters, gathered from the rank shards just written).
@@ -163,17 +200,51 @@ fs::path save_checkpoint(const fs::path& run_dir, int64_t step, const Qwen2Model
     s["step"] = step;
     s["world_size"] = comm.world();
     write_file_atomic(tmp / "trainer_state.json", s.dump(2) + "\n");
+    // The checksum of every file, read back from the disk (checksums.json: resume and llmgen check them).
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(tmp)) {
+      if (e.is_regular_file()) files.push_back(e.path().filename().string());
+    }
+    std::sort(files.begin(), files.end());
+    write_checksums(tmp, files);
     fsync_dir(tmp);
     if (before_commit) before_commit(tmp);
     commit_directory(tmp, final_dir);
     point_latest(run_dir, final_dir);
+  });
+  if (comm.rank() == 0) {
+    // The new checkpoint is in place and `latest` names it: only now may older ones go.
     const auto all = step_dirs(run_dir);
     for (size_t i = 0; i + static_cast<size_t>(keep_last) < all.size(); ++i) {
-      if (all[i] != final_dir) fs::remove_all(all[i]);
+      if (all[i] != final_dir) remove_checkpoint(all[i]);
     }
   }
   comm.barrier();
   return final_dir;
+}
+
+void clean_run_dir(const fs::path& run_dir) {
+  if (!fs::is_directory(run_dir)) return;
+  static const std::regex tmp_dir("\\.step_[0-9]{8}\\.(tmp|deleting)"), aside("(step_[0-9]{8})\\.old\\.[0-9]+"),
+      tmp_file(".*\\.tmp\\.[0-9]+|latest\\.tmp");
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::directory_iterator(run_dir)) entries.push_back(e.path());
+  for (const auto& p : entries) {
+    const std::string n = p.filename().string();
+    std::smatch m;
+    if (std::regex_match(n, tmp_dir) || std::regex_match(n, tmp_file)) {
+      fs::remove_all(p);
+    } else if (std::regex_match(n, m, aside)) {
+      // commit_directory was cut between its two renames: the aside copy is the complete one.
+      const fs::path home = run_dir / m[1].str();
+      if (fs::exists(home)) {
+        fs::remove_all(p);
+      } else {
+        fs::rename(p, home);
+      }
+    }
+  }
+  fsync_dir(run_dir);
 }
 
 std::optional<fs::path> latest_checkpoint(const fs::path& run_dir) {
@@ -197,6 +268,8 @@ nlohmann::json read_trainer_state(const fs::path& ckpt) {
     j = nlohmann::json::parse(in);
   } catch (const nlohmann::json::parse_error& e) {
     fail(file.string(), ": not valid JSON at byte ", e.byte);
+  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
+    fail(file.string(), ": ", e.what());
   }
   LLM_CHECK(j.is_object() && j.contains("format") && j["format"].is_number_integer(), file.string(),
             ": not a trainer state (no format version)");

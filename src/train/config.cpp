@@ -1,6 +1,7 @@
 // Config: parsing and validating the run configuration (include/llm/config.h).
 #include "llm/config.h"
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -172,11 +173,15 @@ IoSection parse_io(ConfigReader r, const std::filesystem::path& base, const std:
   io.run_dir = resolve_path(base, r.get<std::string>("run_dir", "runs/" + default_name));
   io.save_every = r.get<int64_t>("save_every", io.save_every);
   io.keep_last = r.get<int64_t>("keep_last", io.keep_last);
+  io.save_every_minutes = r.get<double>("save_every_minutes", io.save_every_minutes);
+  io.retry_failed_save = r.get_choice("on_save_error", "stop", {"stop", "retry"}) == "retry";
   io.resume = r.get<bool>("resume", io.resume);
   io.sample_prompt = r.get<std::string>("sample_prompt", io.sample_prompt);
   io.sample_tokens = r.get<int64_t>("sample_tokens", io.sample_tokens);
   r.finish();
   LLM_CHECK(io.save_every >= 0, "io.save_every: must be >= 0, got ", io.save_every);
+  LLM_CHECK(io.save_every_minutes >= 0 && std::isfinite(io.save_every_minutes),
+            "io.save_every_minutes: must be >= 0, got ", io.save_every_minutes);
   LLM_CHECK(io.keep_last >= 1, "io.keep_last: must be >= 1, got ", io.keep_last);
   LLM_CHECK(io.sample_tokens >= 0, "io.sample_tokens: must be >= 0, got ", io.sample_tokens);
   return io;
@@ -191,6 +196,8 @@ Config parse_config(const std::string& text, const std::string& name, const std:
     root = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     fail(name, ": not valid JSON at byte ", e.byte, ": ", e.what());
+  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
+    fail(name, ": ", e.what());
   }
   LLM_CHECK(root.is_object(), name,
             ": expected a JSON object with sections model, tokenizer, data, train, optim, dist, io");
@@ -243,6 +250,8 @@ ModelConfig load_model_section(const std::filesystem::path& file) {
     j = nlohmann::json::parse(in);
   } catch (const nlohmann::json::parse_error& e) {
     fail(file.string(), ": not valid JSON at byte ", e.byte, ": ", e.what());
+  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
+    fail(file.string(), ": ", e.what());
   }
   LLM_CHECK(j.is_object() && j.contains("model"), file.string(), ": no \"model\" section");
   try {

@@ -9,6 +9,7 @@
 
 #include "dist/make_communicator.h"
 #include "llm/checkpoint.h"
+#include "llm/checksum.h"
 #include "llm/error.h"
 #include "llm/hf_weights.h"
 #include "llm/lora.h"
@@ -67,6 +68,9 @@ void TrainRun::say(const std::string& s) {
 
 bool TrainRun::start() {
   const fs::path& run_dir = cfg.io.run_dir;
+  // What a killed save left behind goes before anyone looks for the newest checkpoint.
+  if (lead_) clean_run_dir(run_dir);
+  comm_->barrier();
   const std::optional<fs::path> ckpt = opt_.resume ? latest_checkpoint(run_dir) : std::nullopt;
   if (opt_.resume && !ckpt) say(cat("resume: no checkpoint in ", run_dir.string(), "; starting fresh"));
   if (ckpt) {
@@ -80,12 +84,14 @@ bool TrainRun::start() {
   log_start();
   if (!ckpt && tc.eval_every > 0) evaluate(0);
   first_step_ = state.step;
-  loop_start_ = Clock::now();
+  loop_start_ = last_save_ = Clock::now();
   progress_.start();
   return ckpt.has_value();
 }
 
 void TrainRun::resume(const fs::path& ckpt) {
+  // Every file against checksums.json before any byte of it is used.
+  verify_checksums(ckpt);
   const std::string where = (ckpt / "trainer_state.json").string();
   state = TrainerState::from_json(read_trainer_state(ckpt), where);
   elapsed_before_ = state.elapsed_s;
@@ -210,6 +216,33 @@ fs::path TrainRun::save(int64_t at_step) {
                                        state.to_json(), cfg.io.keep_last, *comm_, opt_.hooks.before_checkpoint_commit);
   if (lead_) progress_.line(cat("checkpoint: ", dir.string()));
   return dir;
+}
+
+TrainRun::Poll TrainRun::poll() {
+  const double minutes = std::chrono::duration<double>(Clock::now() - last_save_).count() / 60.0;
+  std::vector<double> votes = {
+      opt_.stop_requested && opt_.stop_requested() ? 1.0 : 0.0,
+      lead_ && cfg.io.save_every_minutes > 0 && minutes >= cfg.io.save_every_minutes ? 1.0 : 0.0};
+  comm_->all_reduce_sum(votes);
+  return {votes[0] > 0, votes[1] > 0};
+}
+
+bool TrainRun::try_save(int64_t at_step) {
+  last_save_ = Clock::now();
+  try {
+    result.last_checkpoint = save(at_step);
+    return true;
+  } catch (const CheckpointWriteError& e) {
+    const auto good = latest_checkpoint(cfg.io.run_dir);
+    const std::string kept =
+        good ? cat("the last good checkpoint is ", good->string()) : std::string("there is no earlier checkpoint");
+    if (!cfg.io.retry_failed_save || at_step == last_step) {
+      throw CheckpointWriteError(cat(e.what(), "; ", kept, " (io.on_save_error: stop)"));
+    }
+    say(cat("warning: ", e.what(), "; training goes on and the next save tries again (io.on_save_error: retry); ",
+            kept));
+    return false;
+  }
 }
 
 TrainResult TrainRun::finish() {

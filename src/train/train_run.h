@@ -47,6 +47,15 @@ class TrainRun {
   void evaluate(int64_t at_step);
   // A checkpoint of the current state as step `at_step`.
   std::filesystem::path save(int64_t at_step);
+  // After a step, collectively: whether any rank was asked to stop, and whether rank 0's clock
+  // says a time-based checkpoint (io.save_every_minutes) is due. Every rank gets the same answer.
+  struct Poll {
+    bool stop = false, save_due = false;
+  };
+  Poll poll();
+  // save() under io.on_save_error: true when written; false when it failed and the run goes on
+  // ("retry"); a CheckpointWriteError when it failed and the run stops ("stop").
+  bool try_save(int64_t at_step);
   // The end: final record, plot and sample (rank 0), and the result.
   TrainResult finish();
   int64_t first_step() const { return first_step_; }  // the step this invocation started from
@@ -86,6 +95,7 @@ class TrainRun {
   int64_t first_step_ = 0;
   double ema_step_s_ = 0;
   Clock::time_point loop_start_;
+  Clock::time_point last_save_;  // start, or the last checkpoint attempt (io.save_every_minutes)
 };
 
 }  // namespace llm

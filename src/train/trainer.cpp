@@ -39,8 +39,16 @@ TrainResult train(const Config& cfg, const TrainOptions& opt) {
     const int64_t done = run.state.step;
     const bool final_step = done == run.last_step;
     if (tc.eval_every > 0 && (done % tc.eval_every == 0 || (final_step && done == tc.steps))) run.evaluate(done);
-    if ((cfg.io.save_every > 0 && done % cfg.io.save_every == 0) || final_step)
-      run.result.last_checkpoint = run.save(done);
+    const TrainRun::Poll poll = run.poll();  // collective: a stop request or a time-based save
+    if ((cfg.io.save_every > 0 && done % cfg.io.save_every == 0) || final_step || poll.save_due || poll.stop) {
+      if (!run.try_save(done) && poll.stop) {
+        throw CheckpointWriteError(cat("stopped on request after step ", done, " without a new checkpoint"));
+      }
+    }
+    if (poll.stop && !final_step) {
+      run.result.stopped = true;
+      break;
+    }
   }
   if (tc.eval_every == 0 && run.state.step == tc.steps && run.state.step > run.first_step())
     run.evaluate(run.state.step);

@@ -252,6 +252,9 @@ TEST(ShardLoader, BadTokenFoundByThePrefetchThreadIsRethrown) {
     f.seekp(20);
     const unsigned char v[4] = {0xE7, 0x03, 0, 0};  // 999
     f.write(reinterpret_cast<const char*>(v), 4);
+    f.seekp(248);  // the header checksum zeroed: a shard from before checksums, read unchecked
+    const unsigned char zeros[8] = {};
+    f.write(reinterpret_cast<const char*>(zeros), 8);
   }
   ShardLoader l(TokenStream({p}, "fp"), {.batch_size = 2, .seq_len = 10, .seed = g(), .prefetch = 2});
   const std::string msg = expect_error(

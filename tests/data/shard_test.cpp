@@ -1,4 +1,5 @@
 #include "llm/shard.h"
+#include "llm/checksum.h"
 
 #include <fstream>
 
@@ -52,7 +53,8 @@ TEST(Shard, RoundTripTwoAndFourByteTokens) {
     const std::string fp = cat("fp-", vocab);
     EXPECT_EQ(le(raw, 40, 4), fp.size());
     EXPECT_EQ(raw.substr(48, fp.size()), fp);
-    for (size_t i = 48 + fp.size(); i < 256; ++i) ASSERT_EQ(raw[i], 0) << "byte " << i;
+    for (size_t i = 48 + fp.size(); i < 248; ++i) ASSERT_EQ(raw[i], 0) << "byte " << i;
+    EXPECT_EQ(le(raw, 248, 8), xxh3_bytes(raw.data(), 248));  // the header's checksum
     for (size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(le(raw, 256 + i * width, width), uint64_t(ids[i])) << i;
 
     ShardFile f(p, fp);

@@ -39,6 +39,18 @@ class DistFixture : public TrainFixture {
   // or one plain process for np = 0. env: NAME=VALUE for every rank.
   LaunchResult llmtrain(int np, const std::string& run_name, const std::vector<std::string>& sets,
                         const std::vector<std::string>& env = {}, const std::string& extra = "") const {
+    const auto t0 = std::chrono::steady_clock::now();
+    const int st = std::system(llmtrain_command(np, run_name, sets, env, extra).c_str());
+    LaunchResult r;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    r.output = read_bytes(dir / (run_name + ".out"));
+    return r;
+  }
+
+  // The shell command llmtrain() runs (output to dir/<run_name>.out).
+  std::string llmtrain_command(int np, const std::string& run_name, const std::vector<std::string>& sets,
+                               const std::vector<std::string>& env = {}, const std::string& extra = "") const {
     std::string cmd;
     if (np > 0) {
 #ifdef LLM_MPIEXEC
@@ -58,14 +70,7 @@ class DistFixture : public TrainFixture {
     }
     for (const auto& s : sets) cmd += " --set " + shell_quote(s);
     const std::filesystem::path out = dir / (run_name + ".out");
-    cmd += cat(" ", extra, " > ", shell_quote(out.string()), " 2>&1");
-    const auto t0 = std::chrono::steady_clock::now();
-    const int st = std::system(cmd.c_str());
-    LaunchResult r;
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    r.output = read_bytes(out);
-    return r;
+    return cmd + cat(" ", extra, " > ", shell_quote(out.string()), " 2>&1");
   }
 
   // The metrics.jsonl records of a run holding `key`.

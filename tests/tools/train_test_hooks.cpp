@@ -2,6 +2,7 @@
 #include "train_test_hooks.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -53,6 +54,29 @@ TrainHooks train_hooks_from_env() {
       if (fault == "kill") ::kill(::getpid(), SIGKILL);
       if (fault == "throw") fail("LLM_TEST_DIST_FAULT: an error on rank ", rank, " before step ", step);
       for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));  // hang: alive, never arriving
+    };
+  }
+  if (const char* ms = std::getenv("LLM_TEST_STEP_DELAY_MS")) {
+    // Slow steps: a signal or a kill then lands inside the run, at a step the test cannot foresee.
+    h.before_step = [delay = std::atoi(ms), fault = std::move(h.before_step)](int64_t step, int rank) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+      if (fault) fault(step, rank);
+    };
+  }
+  if (const char* f = std::getenv("LLM_TEST_FILE_LIMIT")) {
+    // A disk that fills up: from step S on, files may not grow beyond BYTES (RLIMIT_FSIZE: write(2)
+    // fails with EFBIG, SIGXFSZ ignored); from step LIFT on (0: never) the limit is gone again.
+    long long at_step = 0, bytes = 0, lift = 0;
+    LLM_CHECK(std::sscanf(f, "%lld:%lld:%lld", &at_step, &bytes, &lift) == 3,
+              "LLM_TEST_FILE_LIMIT: expected STEP:BYTES:LIFT_STEP, got \"", f, "\"");
+    h.before_step = [at_step, bytes, lift, prev = std::move(h.before_step)](int64_t step, int rank) {
+      if (prev) prev(step, rank);
+      if (step != at_step && step != lift) return;
+      ::signal(SIGXFSZ, SIG_IGN);
+      struct rlimit rl {};
+      ::getrlimit(RLIMIT_FSIZE, &rl);
+      rl.rlim_cur = step == at_step ? static_cast<rlim_t>(bytes) : rl.rlim_max;
+      LLM_CHECK(::setrlimit(RLIMIT_FSIZE, &rl) == 0, "LLM_TEST_FILE_LIMIT: setrlimit failed");
     };
   }
   if (const char* p = std::getenv("LLM_TEST_PARAM_HASH"); p && std::string(p) != "0") {

@@ -4,6 +4,10 @@
 //   LLM_TEST_DIST_FAULT=kill:R:S | hang:R:S | throw:R:S
 //                                             rank R SIGKILLs itself, stops responding, or
 //                                             throws an llm::Error just before step S (1-based)
+//   LLM_TEST_STEP_DELAY_MS=N                  every rank sleeps N ms before each step
+//   LLM_TEST_FILE_LIMIT=S:BYTES:L             from step S on, no file may grow beyond BYTES
+//                                             (write(2) fails, as on a full disk); from step L
+//                                             on (0: never) the limit is lifted
 //   LLM_TEST_PARAM_HASH=1                     metrics.jsonl records a hash of every rank's
 //                                             weights after each step ("param_hash", rank order)
 //   LLM_TEST_SAMPLE_LOG=DIR                   each rank appends "step row_hash" per sample it
