@@ -12,9 +12,14 @@
 
 namespace llm {
 
+namespace cpu {
+class OnednnGemm;
+}
+
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(int threads = 0);
+  ~CpuBackend() override;
 
   DeviceKind device() const override { return DeviceKind::CPU; }
   std::string name() const override;
@@ -22,6 +27,9 @@ class CpuBackend final : public Backend {
   int threads() const { return threads_; }
   // A grow-only fp32 scratch buffer shared by the ops (uninitialised; one op uses it at a time).
   float* workspace(size_t floats);
+  // Whether bf16 x bf16 products go through oneDNN's AVX512-BF16 kernels where the CPU has them
+  // (default) or are widened to fp32 for OpenBLAS, the path on every other CPU (tests compare both).
+  void set_onednn_bf16(bool on) { onednn_bf16_ = on; }
 
   void* raw_alloc(size_t bytes) override;
   void raw_free(void* ptr, size_t bytes) noexcept override;
@@ -79,6 +87,8 @@ class CpuBackend final : public Backend {
   int threads_;
   std::unique_ptr<float[]> workspace_;
   size_t workspace_floats_ = 0;
+  std::unique_ptr<cpu::OnednnGemm> onednn_;
+  bool onednn_bf16_ = true;
 };
 
 }  // namespace llm

@@ -1,0 +1,68 @@
+// bf16 x bf16 matmul: oneDNN's native bf16 path (on CPUs with AVX512-BF16/AMX) and the widening
+// fallback against a float64 product of the bf16-rounded inputs, and against each other, for
+// every transposition, strided rows, beta accumulation into fp32 (weight gradients) and bias.
+#include "ops/op_fixture.h"
+
+namespace llm::test {
+namespace {
+
+struct Bf16Case {
+  int64_t M, N, K;
+  bool ta, tb;
+  float beta;
+  bool bias;
+  DType out;
+  int64_t pad;  // extra columns in each operand's buffer: rows lda = cols + pad apart
+};
+
+// A bf16 [rows, cols] view into a [rows, cols + pad] buffer of fresh random values, and the values
+// of the view (bf16-rounded, row-major dense) for the reference.
+struct Operand {
+  HostTensor full;
+  Tensor view;
+  std::vector<float> values;
+  Operand(std::mt19937_64& g, int64_t rows, int64_t cols, int64_t pad)
+      : full(DType::BF16, {rows, cols + pad}, rounded(randn(g, size_t(rows * (cols + pad))), DType::BF16)),
+        view(full.t().slice(1, 0, cols)) {
+    const std::vector<float> all = full.values();
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) values.push_back(all[size_t(r * (cols + pad) + c)]);
+  }
+};
+
+class MatmulBf16Test : public OpTest, public ::testing::WithParamInterface<Bf16Case> {};
+
+TEST_P(MatmulBf16Test, OnednnAndFallbackMatchFloat64) {
+  const Bf16Case c = GetParam();
+  const Operand A(g, c.ta ? c.K : c.M, c.ta ? c.M : c.K, c.pad), B(g, c.tb ? c.N : c.K, c.tb ? c.K : c.N, c.pad);
+  const auto bias = rounded(randn(g, size_t(c.N)), DType::BF16), c0 = rounded(randn(g, size_t(c.M * c.N)), c.out);
+  HostTensor Bias(DType::BF16, {c.N}, bias);
+  ref::Vec want = ref::matmul(ref::to_d(A.values), c.ta, ref::to_d(B.values), c.tb, c.M, c.N, c.K);
+  for (size_t i = 0; i < want.size(); ++i) {
+    want[i] = 0.75 * want[i] + c.beta * c0[i] + (c.bias ? bias[i % size_t(c.N)] : 0.0);
+  }
+  std::vector<float> got[2];
+  for (int onednn = 0; onednn < 2; ++onednn) {
+    cpu.set_onednn_bf16(onednn == 1);
+    HostTensor C(c.out, {c.M, c.N}, c0);
+    cpu.matmul(A.view, c.ta, B.view, c.tb, C, 0.75f, c.beta, c.bias ? &Bias.t() : nullptr);
+    got[onednn] = C.values();
+    expect_close(got[onednn], want, std::max(storage_tol(c.out), 2e-5), onednn ? "c (oneDNN)" : "c (fallback)");
+  }
+  // Both accumulate the same bf16 products in fp32, in different orders.
+  expect_close(got[1], ref::to_d(got[0]), std::max(storage_tol(c.out), 2e-5), "oneDNN vs fallback");
+}
+
+// clang-format off
+INSTANTIATE_TEST_SUITE_P(Shapes, MatmulBf16Test, ::testing::Values(
+    Bf16Case{31, 33, 17, false, true, 0.0f, true, DType::BF16, 0},      // linear forward, bf16 activations
+    Bf16Case{33, 31, 65, false, false, 0.0f, false, DType::F32, 3},     // dx = dy W, strided rows
+    Bf16Case{33, 31, 4099, true, false, 1.0f, false, DType::F32, 5},    // dW += dy^T x into fp32
+    Bf16Case{17, 9, 4099, true, true, 0.5f, true, DType::F32, 1},
+    Bf16Case{64, 129, 31, false, true, 1.0f, true, DType::BF16, 2},     // prefill rows, beta 1 in bf16
+    Bf16Case{9, 4099, 33, false, true, 0.0f, false, DType::F32, 0},     // just past the decode GEMV
+    Bf16Case{1, 33, 31, true, false, 0.0f, true, DType::F32, 0}));      // one row, transposed a
+// clang-format on
+
+}  // namespace
+}  // namespace llm::test
