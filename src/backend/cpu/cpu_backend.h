@@ -30,6 +30,8 @@ class CpuBackend final : public Backend {
   // Whether bf16 x bf16 products go through oneDNN's AVX512-BF16 kernels where the CPU has them
   // (default) or are widened to fp32 for OpenBLAS, the path on every other CPU (tests compare both).
   void set_onednn_bf16(bool on) { onednn_bf16_ = on; }
+  // Whether fp32 products of many rows go to oneDNN's sgemm on AVX-512 CPUs (default) or OpenBLAS.
+  void set_onednn_f32(bool on) { onednn_f32_ = on; }
 
   void* raw_alloc(size_t bytes) override;
   void raw_free(void* ptr, size_t bytes) noexcept override;
@@ -89,6 +91,7 @@ class CpuBackend final : public Backend {
   size_t workspace_floats_ = 0;
   std::unique_ptr<cpu::OnednnGemm> onednn_;
   bool onednn_bf16_ = true;
+  bool onednn_f32_ = true;
 };
 
 }  // namespace llm

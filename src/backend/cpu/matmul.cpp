@@ -1,5 +1,6 @@
 // matmul / bias_backward on the CPU: OpenBLAS sgemm, f16/bf16 operands converted to fp32 first,
-// except bf16 x bf16 products on CPUs with AVX512-BF16, which oneDNN multiplies natively.
+// except bf16 x bf16 products on CPUs with AVX512-BF16, which oneDNN multiplies natively, and
+// large fp32 products on AVX-512 CPUs, which go to oneDNN's sgemm (docs/results.md, "CPU GEMM").
 #include <cblas.h>
 
 #include <algorithm>
@@ -15,6 +16,10 @@ namespace llm {
 namespace {
 
 constexpr int64_t kMaxGemvRows = 8;
+// fp32 products of at least this many rows go to oneDNN's sgemm on AVX-512 CPUs: it picks its
+// kernels by CPUID, where OpenBLAS follows OPENBLAS_CORETYPE from the user's shell, and measured
+// 1.1-1.3x OpenBLAS (Haswell or SkylakeX kernels) from 512 rows up, mixed at 64 (bench/gemm_choice).
+constexpr int64_t kOnednnMinRows = 256;
 
 // c[m, n] (+)= alpha * sum_k a[m, k] * w[n, k] for up to kMaxGemvRows rows of a, reading the f16 or
 // bf16 weights w [N, K] once and converting in registers: decode with half-precision weights is
@@ -156,9 +161,13 @@ void CpuBackend::do_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool 
   } else {
     const cpu::F32Matrix A = cpu::f32_matrix(a, op, "a");
     const cpu::F32Matrix B = cpu::f32_matrix(b, op, "b");
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A.data,
-                static_cast<blasint>(A.ld), B.data, static_cast<blasint>(B.ld), beta, C, static_cast<blasint>(ldc));
+    if (onednn_f32_ && M >= kOnednnMinRows && onednn_->avx512()) {
+      cpu::OnednnGemm::f32(trans_a, trans_b, M, N, K, alpha, A.data, A.ld, B.data, B.ld, beta, C, ldc);
+    } else {
+      cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                  static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A.data,
+                  static_cast<blasint>(A.ld), B.data, static_cast<blasint>(B.ld), beta, C, static_cast<blasint>(ldc));
+    }
   }
   if (!c_f32) {
 #pragma omp parallel for schedule(static) if (M * N > 65536)

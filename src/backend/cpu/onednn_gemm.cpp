@@ -23,6 +23,16 @@ bool isa_has_bf16(dnnl::cpu_isa isa) {
   }
 }
 
+bool isa_is_avx512(dnnl::cpu_isa isa) {
+  switch (isa) {
+    case dnnl::cpu_isa::avx512_core:
+    case dnnl::cpu_isa::avx512_core_vnni:
+    case dnnl::cpu_isa::avx512_core_bf16:
+    case dnnl::cpu_isa::avx512_core_amx: return true;
+    default: return false;
+  }
+}
+
 const char* isa_name(dnnl::cpu_isa isa) {
   switch (isa) {
     case dnnl::cpu_isa::sse41: return "sse41";
@@ -46,7 +56,10 @@ struct OnednnGemm::Impl {
   std::map<Key, dnnl::matmul> cache;
 };
 
-OnednnGemm::OnednnGemm() : impl_(std::make_unique<Impl>()), bf16_native_(isa_has_bf16(dnnl::get_effective_cpu_isa())) {}
+OnednnGemm::OnednnGemm()
+    : impl_(std::make_unique<Impl>()),
+      bf16_native_(isa_has_bf16(dnnl::get_effective_cpu_isa())),
+      avx512_(isa_is_avx512(dnnl::get_effective_cpu_isa())) {}
 OnednnGemm::~OnednnGemm() = default;
 
 void OnednnGemm::bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* a, int64_t lda,

@@ -18,6 +18,8 @@ class OnednnGemm {
   // True when oneDNN multiplies bf16 with native instructions on this CPU (its effective ISA is
   // avx512_core_bf16 or an AMX level); elsewhere it would emulate them, slower than widening.
   bool bf16_native() const { return bf16_native_; }
+  // True when oneDNN's kernels run at AVX-512 or above here, whatever OPENBLAS_CORETYPE says.
+  bool avx512() const { return avx512_; }
 
   // c[M, N] = alpha * op(a) @ op(b) + beta * c, fp32 accumulation. a is bf16 [M, K] with rows lda
   // apart, or [K, M] when ta; b is bf16 [K, N] (ldb), or [N, K] when tb; c is fp32 (ldc). The
@@ -33,6 +35,7 @@ class OnednnGemm {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   bool bf16_native_ = false;
+  bool avx512_ = false;
 };
 
 // "oneDNN 2.6.3 (avx512_core_bf16)": the library version and the ISA its kernels run at.
