@@ -86,6 +86,13 @@ class CpuBackend final : public Backend {
   double do_sum_squares(const Tensor& x) override;
 
  private:
+  // c[M, N] = alpha * op(a) @ op(b) + beta * c in fp32, row-major: oneDNN's sgemm or OpenBLAS's,
+  // whichever measured faster for the shape on this CPU (matmul.cpp).
+  void gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t lda,
+                const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+  // The same for bf16 a and b: oneDNN's native kernels when the CPU has them and they are enabled.
+  bool onednn_bf16_ready() const;
+
   int threads_;
   std::unique_ptr<float[]> workspace_;
   size_t workspace_floats_ = 0;

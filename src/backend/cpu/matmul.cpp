@@ -161,18 +161,25 @@ void CpuBackend::do_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool 
   } else {
     const cpu::F32Matrix A = cpu::f32_matrix(a, op, "a");
     const cpu::F32Matrix B = cpu::f32_matrix(b, op, "b");
-    if (onednn_f32_ && M >= kOnednnMinRows && onednn_->avx512()) {
-      cpu::OnednnGemm::f32(trans_a, trans_b, M, N, K, alpha, A.data, A.ld, B.data, B.ld, beta, C, ldc);
-    } else {
-      cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                  static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A.data,
-                  static_cast<blasint>(A.ld), B.data, static_cast<blasint>(B.ld), beta, C, static_cast<blasint>(ldc));
-    }
+    gemm_f32(trans_a, trans_b, M, N, K, alpha, A.data, A.ld, B.data, B.ld, beta, C, ldc);
   }
   if (!c_f32) {
 #pragma omp parallel for schedule(static) if (M * N > 65536)
     for (int64_t r = 0; r < M; ++r) cpu::from_f32(C + r * N, cpu::at(c, r), c.dtype(), N);
   }
+}
+
+bool CpuBackend::onednn_bf16_ready() const { return onednn_bf16_ && onednn_->bf16_native(); }
+
+void CpuBackend::gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t lda,
+                          const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (onednn_f32_ && M >= kOnednnMinRows && onednn_->avx512()) {
+    cpu::OnednnGemm::f32(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<blasint>(M),
+              static_cast<blasint>(N), static_cast<blasint>(K), alpha, a, static_cast<blasint>(lda), b,
+              static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
 }
 
 void CpuBackend::do_bias_backward(const Tensor& dy, const Tensor& db) {
