@@ -1,5 +1,6 @@
 // CpuBackend: the reference backend. The plainest correct loops, OpenMP over rows, OpenBLAS sgemm
-// for every matrix product, fp32 math whatever the storage dtype. Deterministic for a fixed thread
+// for the matrix products (oneDNN for bf16 x bf16 on AVX512-BF16 and for large fp32 ones on
+// AVX-512: matmul.cpp), fp32 math whatever the storage dtype. Deterministic for a fixed thread
 // count; the ops whose result could depend on the thread count (sums, dW, dE) reduce in a fixed
 // order over fixed blocks instead.
 #pragma once

@@ -18,7 +18,8 @@ namespace {
 constexpr int64_t kMaxGemvRows = 8;
 // fp32 products of at least this many rows go to oneDNN's sgemm on AVX-512 CPUs: it picks its
 // kernels by CPUID, where OpenBLAS follows OPENBLAS_CORETYPE from the user's shell, and measured
-// 1.1-1.3x OpenBLAS (Haswell or SkylakeX kernels) from 512 rows up, mixed at 64 (bench/gemm_choice).
+// 1.14x OpenBLAS (geometric mean, Haswell or SkylakeX kernels) from 512 rows up, mixed at 64
+// (bench/gemm_choice, docs/results.md).
 constexpr int64_t kOnednnMinRows = 256;
 
 // c[m, n] (+)= alpha * sum_k a[m, k] * w[n, k] for up to kMaxGemvRows rows of a, reading the f16 or
