@@ -13,6 +13,8 @@ namespace llm::cpu {
 
 namespace {
 
+constexpr size_t kMaxCachedPrimitives = 256;
+
 using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, uint32_t, uint32_t>;
 
 bool isa_has_bf16(dnnl::cpu_isa isa) {
@@ -73,6 +75,8 @@ void OnednnGemm::bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
   std::lock_guard<std::mutex> lock(impl_->mutex);
   auto it = impl_->cache.find(key);
   if (it == impl_->cache.end()) {
+    // Prompts of every length make a new M each: bound the cache (a primitive holds its JIT code).
+    if (impl_->cache.size() >= kMaxCachedPrimitives) impl_->cache.clear();
     dnnl::primitive_attr attr;
     if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
     if (beta != 0.0f) {
