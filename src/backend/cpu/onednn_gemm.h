@@ -23,7 +23,7 @@ class OnednnGemm {
 
   // c[M, N] = alpha * op(a) @ op(b) + beta * c, fp32 accumulation. a is bf16 [M, K] with rows lda
   // apart, or [K, M] when ta; b is bf16 [K, N] (ldb), or [N, K] when tb; c is fp32 (ldc). The
-  // primitives are cached by shape, strides and scalars (creating one costs ~0.1 ms).
+  // primitives are cached by shape, strides and scalars (creating one measured 0.06-0.8 ms).
   void bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* a, int64_t lda,
             const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
