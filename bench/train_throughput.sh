@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Training throughput (forward + backward tokens/s) of this engine against the PyTorch 1.13
-# reference model, same config, same threads, same batch, measured in this run.
+# reference model, same config, same threads, same batch, measured in this run; then ours at bf16
+# (bf16 x bf16 GEMMs on oneDNN's AVX512-BF16 kernels where the CPU has them) against ours at fp32.
 #   bash bench/train_throughput.sh [THREADS]        (run from the repository root after building)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,5 +23,24 @@ print("%-12s %6s %5s %12.0f %12.0f %7.2fx %10.1f %10.1f" % (name.split("/")[-1].
       ours["gflops"], flops_per_tok * torch["tokens_per_s"]))
 PY
 }
+bf16() {  # config batch seq steps: ours at bf16 against ours at fp32, back to back
+  local f32 b16
+  f32=$(OMP_NUM_THREADS=$threads "$bin/llmbench" train --config "$1" --batch "$2" --seq "$3" --steps "$4" --warmup 1 \
+        --threads "$threads" --set train.precision=fp32)
+  b16=$(OMP_NUM_THREADS=$threads "$bin/llmbench" train --config "$1" --batch "$2" --seq "$3" --steps "$4" --warmup 1 \
+        --threads "$threads" --set train.precision=bf16)
+  /usr/bin/python3 - "$1" "$2" "$3" "$f32" "$b16" <<'PY'
+import json, sys
+name, b, t, f, h = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), json.loads(sys.argv[5])
+print("%-12s %6s %5s %12.0f %12.0f %7.2fx  (ours bf16 vs ours fp32)" % (name.split("/")[-1].replace(".json", ""), b, t,
+      h["tokens_per_s"], f["tokens_per_s"], h["tokens_per_s"] / f["tokens_per_s"]))
+PY
+}
 run configs/tiny.json 8 128 5
 run configs/bench50m.json 4 256 3
+bf16 configs/tiny.json 8 128 5
+bf16 configs/bench50m.json 4 256 3
+# What the figures depend on: CPU, ISA flags, BLAS kernels, oneDNN ISA, environment.
+OMP_NUM_THREADS=$threads "$bin/llmbench" train --config configs/tiny.json --batch 1 --seq 16 --steps 1 --warmup 0 \
+    --threads "$threads" | /usr/bin/python3 -c 'import json, sys; print("cpu:", json.dumps(json.load(sys.stdin)["cpu"]))'
+

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   g++ cmake make pkg-config
   libopenblas-openmp-dev libomp-dev     # CPU math: OpenBLAS sharing the OpenMP thread pool
+  libdnnl-dev                          # oneDNN: bf16 matmul on AVX512-BF16/AMX
   nlohmann-json3-dev libcli11-dev libgtest-dev
   libsentencepiece-dev sentencepiece    # the from-scratch tokenizer path
   libicu-dev                            # NFC and Unicode categories (Qwen pre-tokenizer)

@@ -1,5 +1,7 @@
 // llmbench: throughput measurements of the engine itself, printed as one JSON line per run so
-// bench/ scripts can set them beside a baseline measured in the same run.
+// bench/ scripts can set them beside a baseline measured in the same run. Each line carries "cpu":
+// the processor, its vector extensions, the BLAS kernels in use, oneDNN's ISA and the environment
+// variables that choose kernels or threads, so that a figure can be reproduced.
 //   llmbench train --config FILE --batch B --seq T --steps S [--warmup W] [--threads N]
 #include <CLI/CLI.hpp>
 
@@ -13,6 +15,7 @@
 #include <random>
 #include <thread>
 
+#include "backend/cpu/cpu_info.h"
 #include "llm/backend.h"
 #include "llm/config.h"
 #include "llm/error.h"
@@ -93,7 +96,8 @@ int bench_train(const std::string& config_file, const std::vector<std::string>& 
                               {"steps", steps},
                               {"device", backend->name()},
                               {"dtype", dtype_name(o.compute_dtype)},
-                              {"final_loss", loss}}
+                              {"final_loss", loss},
+                              {"cpu", llm::cpu::cpu_environment()}}
                    .dump()
             << "\n";
   return 0;
@@ -201,7 +205,8 @@ int bench_decode(const std::string& config_file, const std::string& model_path, 
                         {"prefill_tokens_per_s", double(prompt) / prefill_s},
                         {"decode_tokens_per_s", 1.0 / decode_s},
                         {"threads", threads},
-                        {"device", backend->name()}};
+                        {"device", backend->name()},
+                        {"cpu", llm::cpu::cpu_environment()}};
   if (bw > 0) {
     out["read_gb_per_s"] = bw;
     out["floor_tokens_per_s"] = bw * 1e9 / bytes;
@@ -281,7 +286,8 @@ int bench_serve(const std::string& config_file, const std::string& tokenizer, co
                                 {"tokens_per_s", double(generated) / wall},
                                 {"ttft_median_s", ttft[ttft.size() / 2]},
                                 {"threads", threads},
-                                {"device", backend->name()}};
+                                {"device", backend->name()},
+                                {"cpu", llm::cpu::cpu_environment()}};
     std::cout << out.dump() << std::endl;
   }
   return 0;

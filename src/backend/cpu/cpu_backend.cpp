@@ -13,6 +13,7 @@
 #endif
 
 #include "backend/cpu/cpu_util.h"
+#include "backend/cpu/onednn_gemm.h"
 
 namespace llm {
 
@@ -26,7 +27,10 @@ CpuBackend::CpuBackend(int threads) : threads_(threads > 0 ? threads : omp_get_n
   // so one pool of `threads` workers serves both.
   omp_set_num_threads(threads_);
   openblas_set_num_threads(threads_);
+  onednn_ = std::make_unique<cpu::OnednnGemm>();
 }
+
+CpuBackend::~CpuBackend() = default;
 
 std::string CpuBackend::name() const { return cat("cpu (", threads_, threads_ == 1 ? " thread)" : " threads)"); }
 

@@ -1,5 +1,6 @@
 // CpuBackend: the reference backend. The plainest correct loops, OpenMP over rows, OpenBLAS sgemm
-// for every matrix product, fp32 math whatever the storage dtype. Deterministic for a fixed thread
+// for the matrix products (oneDNN for bf16 x bf16 on AVX512-BF16 and for large fp32 ones on
+// AVX-512: matmul.cpp), fp32 math whatever the storage dtype. Deterministic for a fixed thread
 // count; the ops whose result could depend on the thread count (sums, dW, dE) reduce in a fixed
 // order over fixed blocks instead.
 #pragma once
@@ -12,9 +13,14 @@
 
 namespace llm {
 
+namespace cpu {
+class OnednnGemm;
+}
+
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(int threads = 0);
+  ~CpuBackend() override;
 
   DeviceKind device() const override { return DeviceKind::CPU; }
   std::string name() const override;
@@ -22,6 +28,11 @@ class CpuBackend final : public Backend {
   int threads() const { return threads_; }
   // A grow-only fp32 scratch buffer shared by the ops (uninitialised; one op uses it at a time).
   float* workspace(size_t floats);
+  // Whether bf16 x bf16 products go through oneDNN's AVX512-BF16 kernels where the CPU has them
+  // (default) or are widened to fp32 for OpenBLAS, the path on every other CPU (tests compare both).
+  void set_onednn_bf16(bool on) { onednn_bf16_ = on; }
+  // Whether fp32 products of many rows go to oneDNN's sgemm on AVX-512 CPUs (default) or OpenBLAS.
+  void set_onednn_f32(bool on) { onednn_f32_ = on; }
 
   void* raw_alloc(size_t bytes) override;
   void raw_free(void* ptr, size_t bytes) noexcept override;
@@ -79,9 +90,19 @@ class CpuBackend final : public Backend {
   double do_sum_squares(const Tensor& x) override;
 
  private:
+  // c[M, N] = alpha * op(a) @ op(b) + beta * c in fp32, row-major: oneDNN's sgemm or OpenBLAS's,
+  // whichever measured faster for the shape on this CPU (matmul.cpp).
+  void gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t lda,
+                const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+  // The same for bf16 a and b: oneDNN's native kernels when the CPU has them and they are enabled.
+  bool onednn_bf16_ready() const;
+
   int threads_;
   std::unique_ptr<float[]> workspace_;
   size_t workspace_floats_ = 0;
+  std::unique_ptr<cpu::OnednnGemm> onednn_;
+  bool onednn_bf16_ = true;
+  bool onednn_f32_ = true;
 };
 
 }  // namespace llm

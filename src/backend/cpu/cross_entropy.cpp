@@ -1,12 +1,11 @@
 // cross_entropy on the CPU: the output layer and the loss fused over chunks of tokens.
-#include <cblas.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_util.h"
+#include "backend/cpu/onednn_gemm.h"
 #include "llm/memory_plan.h"
 
 namespace llm {
@@ -59,6 +58,8 @@ void CpuBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor
   }
 
   const cpu::F32Matrix W = cpu::f32_matrix(w, op, "w");
+  const bool bf16_logits = h.dtype() == DType::BF16 && w.dtype() == DType::BF16 && C > 0 && onednn_bf16_ready();
+  const int64_t ldw_bf16 = V > 1 ? w.stride(0) : C;
   const int64_t chunk = default_ce_chunk_tokens(V, N, chunk_tokens);
   // One workspace: logits [chunk, V], then the chunk's h and dh [chunk, C].
   float* const logits = workspace(static_cast<size_t>(chunk * (V + 2 * C)));
@@ -70,10 +71,14 @@ void CpuBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor
     const int64_t n = std::min(chunk, N - n0);
     const Tensor hrows = h.slice(0, n0, n0 + n);
     for (int64_t r = 0; r < n; ++r) cpu::to_f32(cpu::at(hrows, r), h.dtype(), hc + r * C, C);
-    // logits [n, V] = h [n, C] @ w^T [C, V]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(n), static_cast<blasint>(V),
-                static_cast<blasint>(C), 1.0f, hc, static_cast<blasint>(C), W.data, static_cast<blasint>(W.ld), 0.0f,
-                logits, static_cast<blasint>(V));
+    // logits [n, V] = h [n, C] @ w^T [C, V]: bf16 operands straight into oneDNN's bf16 kernels.
+    if (bf16_logits) {
+      const int64_t ldh = n > 1 ? h.stride(0) : C;
+      onednn_->bf16(false, true, n, V, C, 1.0f, hrows.ptr<uint16_t>(), ldh, w.ptr<uint16_t>(), ldw_bf16, 0.0f, logits,
+                    V);
+    } else {
+      gemm_f32(false, true, n, V, C, 1.0f, hc, C, W.data, W.ld, 0.0f, logits, V);
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; ++r) {
       float* l = logits + r * V;
@@ -90,17 +95,13 @@ void CpuBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor
     if (!grad) continue;
     if (want_dh) {
       // dh [n, C] = dlogits [n, V] @ w [V, C]
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(n), static_cast<blasint>(C),
-                  static_cast<blasint>(V), 1.0f, logits, static_cast<blasint>(V), W.data, static_cast<blasint>(W.ld),
-                  0.0f, dhc, static_cast<blasint>(C));
+      gemm_f32(false, false, n, C, V, 1.0f, logits, V, W.data, W.ld, 0.0f, dhc, C);
       const Tensor drows = dh.slice(0, n0, n0 + n);
       for (int64_t r = 0; r < n; ++r) cpu::from_f32(dhc + r * C, cpu::at(drows, r), dh.dtype(), C);
     }
     if (want_dw) {
       // dw [V, C] += dlogits^T [V, n] @ h [n, C]
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(V), static_cast<blasint>(C),
-                  static_cast<blasint>(n), 1.0f, logits, static_cast<blasint>(V), hc, static_cast<blasint>(C), 1.0f,
-                  dw.ptr<float>(), static_cast<blasint>(C));
+      gemm_f32(true, false, V, C, n, 1.0f, logits, V, hc, C, 1.0f, dw.ptr<float>(), C);
     }
   }
 }

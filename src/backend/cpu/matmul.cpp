@@ -1,4 +1,6 @@
-// matmul / bias_backward on the CPU: OpenBLAS sgemm, f16/bf16 operands converted to fp32 first.
+// matmul / bias_backward on the CPU: OpenBLAS sgemm, f16/bf16 operands converted to fp32 first,
+// except bf16 x bf16 products on CPUs with AVX512-BF16, which oneDNN multiplies natively, and
+// large fp32 products on AVX-512 CPUs, which go to oneDNN's sgemm (docs/results.md, "CPU GEMM").
 #include <cblas.h>
 
 #include <algorithm>
@@ -6,12 +8,19 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_util.h"
+#include "backend/cpu/onednn_gemm.h"
+#include "backend/op_checks.h"
 
 namespace llm {
 
 namespace {
 
 constexpr int64_t kMaxGemvRows = 8;
+// fp32 products of at least this many rows go to oneDNN's sgemm on AVX-512 CPUs: it picks its
+// kernels by CPUID, where OpenBLAS follows OPENBLAS_CORETYPE from the user's shell, and measured
+// 1.14x OpenBLAS (geometric mean, Haswell or SkylakeX kernels) from 512 rows up, mixed at 64
+// (bench/gemm_choice, docs/results.md).
+constexpr int64_t kOnednnMinRows = 256;
 
 // c[m, n] (+)= alpha * sum_k a[m, k] * w[n, k] for up to kMaxGemvRows rows of a, reading the f16 or
 // bf16 weights w [N, K] once and converting in registers: decode with half-precision weights is
@@ -68,10 +77,10 @@ void CpuBackend::do_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool 
   const int64_t M = trans_a ? a.size(1) : a.size(0);
   const int64_t K = trans_a ? a.size(0) : a.size(1);
   const int64_t N = trans_b ? b.size(0) : b.size(1);
-  const cpu::F32Matrix A = cpu::f32_matrix(a, op, "a");
   const bool half_weights = b.dtype() == DType::BF16 || b.dtype() == DType::F16;
   if (half_weights && trans_b && !trans_a && M <= kMaxGemvRows && K > 0) {
     // A few rows against f16/bf16 weights [N, K] (decode): read the weights in place.
+    const cpu::F32Matrix A = cpu::f32_matrix(a, op, "a");
     std::vector<float> cbuf(c.dtype() == DType::F32 ? 0 : static_cast<size_t>(M * N));
     float* C = c.dtype() == DType::F32 ? c.ptr<float>() : cbuf.data();
     const int64_t ldc = c.dtype() == DType::F32 ? (M > 1 ? c.stride(0) : N) : N;
@@ -102,7 +111,9 @@ void CpuBackend::do_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool 
     }
     return;
   }
-  const cpu::F32Matrix B = cpu::f32_matrix(b, op, "b");
+  // bf16 x bf16 with native bf16 dot products: oneDNN reads the operands as they are, no widening.
+  const bool onednn_bf16 = onednn_bf16_ && a.dtype() == DType::BF16 && b.dtype() == DType::BF16 && K > 0 && M > 0 &&
+                           N > 0 && onednn_->bf16_native();
   // The product lands in fp32: c itself when it is f32, else a scratch copy rounded at the end.
   std::vector<float> cbuf;
   float* C = c.ptr<float>();
@@ -135,21 +146,41 @@ void CpuBackend::do_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool 
       for (int64_t r = 0; r < M; ++r)
         for (int64_t j = 0; j < N; ++j) C[r * ldc + j] = beta == 0.0f ? 0.0f : beta * C[r * ldc + j];
     }
+  } else if (onednn_bf16) {
+    check_rows(a, op, "a");
+    check_rows(b, op, "b");
+    const int64_t lda = a.size(0) > 1 ? a.stride(0) : a.size(1), ldb = b.size(0) > 1 ? b.stride(0) : b.size(1);
+    onednn_->bf16(trans_a, trans_b, M, N, K, alpha, a.ptr<uint16_t>(), lda, b.ptr<uint16_t>(), ldb, beta, C, ldc);
   } else if (M == 1 && !trans_a) {
+    const cpu::F32Matrix A = cpu::f32_matrix(a, op, "a");
+    const cpu::F32Matrix B = cpu::f32_matrix(b, op, "b");
     // One row (decode): a matrix-vector product. sgemm's packing would read the matrix twice.
     // c[1, N] = a[1, K] @ op(b): op(b) = b^T [K, N] is b [N, K] times a; else b [K, N] transposed.
     cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, static_cast<blasint>(trans_b ? N : K),
                 static_cast<blasint>(trans_b ? K : N), alpha, B.data, static_cast<blasint>(B.ld), A.data, 1, beta, C,
                 1);
   } else {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A.data,
-                static_cast<blasint>(A.ld), B.data, static_cast<blasint>(B.ld), beta, C, static_cast<blasint>(ldc));
+    const cpu::F32Matrix A = cpu::f32_matrix(a, op, "a");
+    const cpu::F32Matrix B = cpu::f32_matrix(b, op, "b");
+    gemm_f32(trans_a, trans_b, M, N, K, alpha, A.data, A.ld, B.data, B.ld, beta, C, ldc);
   }
   if (!c_f32) {
 #pragma omp parallel for schedule(static) if (M * N > 65536)
     for (int64_t r = 0; r < M; ++r) cpu::from_f32(C + r * N, cpu::at(c, r), c.dtype(), N);
   }
+}
+
+bool CpuBackend::onednn_bf16_ready() const { return onednn_bf16_ && onednn_->bf16_native(); }
+
+void CpuBackend::gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t lda,
+                          const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (onednn_f32_ && M >= kOnednnMinRows && onednn_->avx512()) {
+    cpu::OnednnGemm::f32(ta, tb, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<blasint>(M),
+              static_cast<blasint>(N), static_cast<blasint>(K), alpha, a, static_cast<blasint>(lda), b,
+              static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
 }
 
 void CpuBackend::do_bias_backward(const Tensor& dy, const Tensor& db) {
