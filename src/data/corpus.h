@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "llm/data_config.h"
 
 namespace llm::data {
@@ -64,6 +66,7 @@ class DocumentReader {
   void read_text_line();
   void read_jsonl_line();
   void read_chat_line();
+  bool next_json_line(nlohmann::json& j, std::string& where);
   void add_text(std::string_view s);  // appends to the current text document, cutting pieces
   void end_document();                // emits the current document's final piece
   void emit(std::string text, bool last);

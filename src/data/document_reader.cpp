@@ -249,29 +249,38 @@ void DocumentReader::read_text_line() {
   if (!continues) add_text("\n");
 }
 
-void DocumentReader::read_jsonl_line() {
+// The next non-blank line of a JSONL file, parsed, and where it is ("file:line"); false at the
+// end of the file (or on a blank line, with where empty).
+bool DocumentReader::next_json_line(nlohmann::json& j, std::string& where) {
+  where.clear();
   std::string_view line;
   bool continues = false;
   if (!reader_->next(line, continues)) {
     bytes_done_ += reader_->offset();
     reader_.reset();
-    return;
+    return false;
   }
-  if (all_space(line)) return;
-  const auto where = [&] { return cat(file_->path.string(), ":", reader_->line_number()); };
-  nlohmann::json j;
+  if (all_space(line)) return true;
+  where = cat(file_->path.string(), ":", reader_->line_number());
   try {
     j = nlohmann::json::parse(line.begin(), line.end());
   } catch (const nlohmann::json::parse_error& e) {
-    fail(where(), ": malformed JSON line (at byte ", e.byte, " of the line): ", e.what());
+    fail(where, ": malformed JSON line (at byte ", e.byte, " of the line): ", e.what());
   } catch (const nlohmann::json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
-    fail(where(), ": ", e.what());
+    fail(where, ": ", e.what());
   }
-  LLM_CHECK(j.is_object(), where(), ": expected a JSON object with a string field \"", input_->field, "\", got ",
+  return true;
+}
+
+void DocumentReader::read_jsonl_line() {
+  nlohmann::json j;
+  std::string where;
+  if (!next_json_line(j, where) || where.empty()) return;
+  LLM_CHECK(j.is_object(), where, ": expected a JSON object with a string field \"", input_->field, "\", got ",
             j.type_name());
   const auto it = j.find(input_->field);
   const bool looks_chat = it == j.end() && (j.contains("messages") || j.contains("conversations"));
-  LLM_CHECK(it != j.end() && it->is_string(), where(), ": expected a string field \"", input_->field, "\"",
+  LLM_CHECK(it != j.end() && it->is_string(), where, ": expected a string field \"", input_->field, "\"",
             it == j.end() ? " (absent)" : cat(" (it is ", it->type_name(), ")"),
             looks_chat ? "; this looks like chat data: set \"format\": \"chat\"" : "");
   std::string text = it->get<std::string>();
@@ -287,21 +296,9 @@ void DocumentReader::read_jsonl_line() {
 }
 
 void DocumentReader::read_chat_line() {
-  std::string_view line;
-  bool continues = false;
-  if (!reader_->next(line, continues)) {
-    bytes_done_ += reader_->offset();
-    reader_.reset();
-    return;
-  }
-  if (all_space(line)) return;
-  const std::string where = cat(file_->path.string(), ":", reader_->line_number());
   nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(line.begin(), line.end());
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(where, ": malformed JSON line (at byte ", e.byte, " of the line): ", e.what());
-  }
+  std::string where;
+  if (!next_json_line(j, where) || where.empty()) return;
   const std::vector<ChatMessage> messages = parse_conversation(j, where);
   RenderedChat r = render_conversation(messages);
   invalid_utf8_ += count_invalid_utf8(r.text);

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "llm/error.h"
+#include "model/counter_hash.h"
 
 namespace llm {
 
@@ -11,19 +12,6 @@ namespace {
 
 constexpr int64_t kAlign = 64;  // each A and B starts on a 64-element boundary, like the base groups
 int64_t align_up(int64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-uint64_t fnv1a(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
-  return h;
-}
 
 std::string module_list() {
   std::string s;

