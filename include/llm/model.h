@@ -116,8 +116,8 @@ struct ModelOptions {
   bool training = true;         // allocate gradients and backward buffers
   int64_t ce_chunk_tokens = 0;  // tokens per chunk of the fused output layer + loss (0: the backend's default)
   LoraConfig lora;              // enabled: adapters on the linear layers, the base weights frozen
-  // ZeRO-2 (not with LoRA, whose gradients are small): the gradients exist one bucket at a time instead of as one [flat_size] buffer: one
-  // buffer the size of the largest bucket serves in turn the rest (embeddings, final norm,
+  // ZeRO-2 (not with LoRA, whose gradients are small): the gradients exist one bucket at a time instead of as one
+  // [flat_size] buffer: one buffer the size of the largest bucket serves in turn the rest (embeddings, final norm,
   // lm_head: the output layer's and final norm's gradients, sent before the layers), each layer
   // (sent as soon as its backward is done) and the input embeddings' gradients (sent last).
   // backward() hands each to the gradient sink and zeroes the buffer.

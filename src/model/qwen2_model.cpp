@@ -213,8 +213,7 @@ LossSum Qwen2Model::forward(const TokenBatch& batch, bool grad, float grad_scale
   const ParamInfo& head = cfg_.tie_word_embeddings ? table_.params()[0] : table_.at("lm_head.weight");
   const Tensor hf = buf_->t(Buf::Hf).range(0, N * C).view({N, C});
   const Tensor dhf = grad ? buf_->t(Buf::Dhf).range(0, N * C).view({N, C}) : Tensor();
-  const Tensor dhead =
-      grad && !lora_ ? grad_range(head.offset, head.numel).view({cfg_.vocab_size, C}) : Tensor();
+  const Tensor dhead = grad && !lora_ ? grad_range(head.offset, head.numel).view({cfg_.vocab_size, C}) : Tensor();
   be.cross_entropy(hf, param_view(weights_.t(), head), targets, losses, dhf, dhead, grad_scale, opts_.ce_chunk_tokens);
 
   LossSum out;

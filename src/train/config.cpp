@@ -101,8 +101,9 @@ TrainSection parse_train(ConfigReader r) {
   t.loss_scale_growth_interval = r.get<int64_t>("loss_scale_growth_interval", t.loss_scale_growth_interval);
   t.loss_scale_backoff = r.get<double>("loss_scale_backoff", t.loss_scale_backoff);
   t.max_skipped_steps = r.get<int64_t>("max_skipped_steps", t.max_skipped_steps);
-  if (r.has("lora")) {
-    ConfigReader lr = r.section("lora");
+  const bool lora = r.has("lora");
+  ConfigReader lr = r.section("lora");  // a known key of train even when absent (listed in errors)
+  if (lora) {
     t.lora.rank = lr.get<int64_t>("rank", 8);
     t.lora.alpha = lr.get<double>("alpha", 8.0);
     t.lora.dropout = lr.get<double>("dropout", 0.0);

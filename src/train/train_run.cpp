@@ -193,6 +193,7 @@ void TrainRun::log_start() {
 void TrainRun::evaluate(int64_t at_step) {
   comm_->set_phase(cat("evaluation after step ", at_step));
   const double v = llm::evaluate(*model_, *data_.val, *comm_);
+  if (std::isnan(v)) return;  // no validation tokens (data.val_fraction 0, or all masked): nothing to report
   result.last_val_loss = v;
   if (!state.first_val_loss) state.first_val_loss = v;
   if (lead_) {

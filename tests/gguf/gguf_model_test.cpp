@@ -18,7 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-
 // An HF directory: a random 1-layer model (hidden 32) with a sentencepiece tokenizer trained here.
 void make_model(const fs::path& d) {
   fs::create_directories(d);

@@ -23,7 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-
 // Every value random (biases and norm weights too, so a tensor read from the wrong place shows).
 std::vector<float> random_weights(const ModelConfig& cfg, uint64_t seed) {
   const ParamTable table(cfg);

@@ -25,7 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-
 #define REQUIRE_LLAMA_CPP()                                                                \
   if (!fs::exists(kJs / "node_modules/node-llama-cpp/package.json"))                       \
   GTEST_SKIP() << "llama.cpp reference not installed: " << (kJs / "node_modules").string() \

@@ -20,7 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-
 nlohmann::json run_node(const std::string& script, const nlohmann::json& req, const fs::path& dir) {
   write_bytes(dir / "req.json", req.dump());
   const auto r =
