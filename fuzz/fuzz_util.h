@@ -6,9 +6,13 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+
+#include "llm/error.h"
 
 namespace llm::fuzz {
 
@@ -27,6 +31,13 @@ inline std::filesystem::path write_input(const std::string& name, const uint8_t*
   std::ofstream(p, std::ios::binary | std::ios::trunc)
       .write(reinterpret_cast<const char*>(data), std::streamsize(size));
   return p;
+}
+
+// Called with each rejected input's error: silent, unless LLM_FUZZ_VERBOSE is set (to see how far
+// a seed gets: `LLM_FUZZ_VERBOSE=1 build-fuzz/gguf_fuzz -runs=1 fuzz/corpus/gguf/*`).
+inline void rejected(const llm::Error& e) {
+  static const bool verbose = std::getenv("LLM_FUZZ_VERBOSE") != nullptr;
+  if (verbose) std::fprintf(stderr, "rejected: %s\n", e.what());
 }
 
 }  // namespace llm::fuzz

@@ -6,13 +6,18 @@
 # input as crash-*/leak-*/timeout-* in BUILD/artifacts/).
 #   bash fuzz/run.sh build-fuzz 10      # CI
 #   bash fuzz/run.sh build-fuzz 3600    # by hand: an hour per target
+#   bash fuzz/run.sh build-fuzz 480 gguf chat   # only these targets (e.g. one list per core)
 set -euo pipefail
-build=${1:?usage: fuzz/run.sh BUILD_DIR SECONDS}
-seconds=${2:?usage: fuzz/run.sh BUILD_DIR SECONDS}
+usage="usage: fuzz/run.sh BUILD_DIR SECONDS [TARGET...]"
+build=${1:?$usage}
+seconds=${2:?$usage}
+shift 2
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$build/artifacts"
-for exe in "$build"/*_fuzz; do
-  t=$(basename "$exe" _fuzz)
+if (($# > 0)); then targets=("$@"); else targets=(); for exe in "$build"/*_fuzz; do targets+=("$(basename "$exe" _fuzz)"); done; fi
+for t in "${targets[@]}"; do
+  exe="$build/${t}_fuzz"
+  [[ -x $exe ]] || { echo "fuzz: no target $exe"; exit 1; }
   if compgen -G "$here/regressions/$t/*" > /dev/null; then
     echo "fuzz: $t: replaying $(ls "$here/regressions/$t" | wc -l) regression inputs"
     "$exe" -runs=1 "$here/regressions/$t"/* 2>&1 | tail -1

@@ -63,6 +63,8 @@ nlohmann::json read_json(const fs::path& file) {
     return nlohmann::json::parse(in);
   } catch (const nlohmann::json::parse_error& e) {
     fail(file.string(), ": not valid JSON at byte ", e.byte);
+  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
+    fail(file.string(), ": ", e.what());
   }
 }
 
@@ -90,6 +92,8 @@ PeftAdapter read_peft_adapter(const fs::path& where, const ModelConfig& model) {
             ", only \"LORA\" is supported");
   PeftAdapter out;
   try {
+    // An integer, not any number: get<int64_t> of a double beyond int64 is undefined.
+    LLM_CHECK(need("r").is_number_integer(), file.string(), ": r must be an integer, got ", need("r").dump());
     out.config.rank = need("r").get<int64_t>();
     out.config.alpha = need("lora_alpha").get<double>();
     out.config.dropout =
@@ -113,18 +117,31 @@ PeftAdapter read_peft_adapter(const fs::path& where, const ModelConfig& model) {
   require_default(j, file, "alpha_pattern", nullptr, "per-module alphas");
   validate_lora_config(out.config, file.string() + ": lora");
 
-  const LoraTable table(model, out.config);
   const fs::path wfile = dir / "adapter_model.safetensors";
   LLM_CHECK(fs::exists(wfile), wfile.string(), ": missing (adapter_model.bin, PyTorch pickles, is not read)");
+  // Every rank row takes bytes of the file: a larger r is wrong, and sizing the table by it could
+  // overflow or exhaust memory before the tensors are looked at.
+  LLM_CHECK(static_cast<uint64_t>(out.config.rank) <= fs::file_size(wfile), file.string(), ": r = ", out.config.rank,
+            " is more than ", wfile.string(), " could hold (", fs::file_size(wfile), " bytes)");
+  const LoraTable table(model, out.config);
   const SafetensorsReader r(wfile);
-  out.flat.assign(static_cast<size_t>(table.flat_size()), 0.0f);
-  std::set<std::string> expected;
   const int64_t rank = out.config.rank;
+  // Every tensor present with its shape before the buffer is sized by r.
   for (const LoraAdapterInfo& a : table.adapters()) {
     const std::string an = a.peft_prefix + ".lora_A.weight", bn = a.peft_prefix + ".lora_B.weight";
     LLM_CHECK(r.find(an) && r.find(bn), wfile.string(), ": missing tensor ", r.find(an) ? bn : an,
               " (target_modules lists ", kLoraModules[static_cast<size_t>(a.module)], " and the model has ",
               model.num_hidden_layers, " layers)");
+    for (const auto& [name, shape] : {std::pair{an, std::vector<int64_t>{rank, a.in}}, {bn, {a.out, rank}}}) {
+      LLM_CHECK(r.find(name)->shape == shape, wfile.string(), ": tensor ", name, " is ",
+                nlohmann::json(r.find(name)->shape).dump(), ", expected ", nlohmann::json(shape).dump(), " (r = ", rank,
+                ")");
+    }
+  }
+  out.flat.assign(static_cast<size_t>(table.flat_size()), 0.0f);
+  std::set<std::string> expected;
+  for (const LoraAdapterInfo& a : table.adapters()) {
+    const std::string an = a.peft_prefix + ".lora_A.weight", bn = a.peft_prefix + ".lora_B.weight";
     const std::vector<int64_t> as{rank, a.in}, bs{a.out, rank};
     r.read_into(an, as, DType::F32, out.flat.data() + a.a_offset);
     r.read_into(bn, bs, DType::F32, out.flat.data() + a.b_offset);

@@ -118,6 +118,8 @@ json parse_header(const std::filesystem::path& path, std::string_view text) {
   } catch (const json::parse_error& e) {
     fail(path, ": header (file bytes 8..", 8 + text.size(), ") is not valid UTF-8 JSON, near file byte ",
          8 + (e.byte > 0 ? e.byte - 1 : 0), ": ", ascii_only(e.what()));
+  } catch (const json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
+    fail(path, ": header (file bytes 8..", 8 + text.size(), "): ", ascii_only(e.what()));
   }
 }
 

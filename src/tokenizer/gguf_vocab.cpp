@@ -9,6 +9,7 @@
 #include "llm/error.h"
 #include "tokenizer/qwen_tokenizer.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
+#include "tokenizer/utf8.h"
 
 namespace llm::tok {
 
@@ -22,6 +23,14 @@ enum : int32_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnu
 std::unique_ptr<Tokenizer> qwen_from_gguf(const GgufVocab& v, const fs::path& where) {
   LLM_CHECK(v.pre == "qwen2" || v.pre == "default" || v.pre.empty(), where.string(), ": tokenizer.ggml.pre is \"",
             v.pre, "\"; gpt2 vocabularies are read with the qwen2 pre-tokenizer only");
+  // Byte-level BPE pieces are spelled in printable characters (UTF-8); anything else would stop
+  // the tokenizer.json built below from being written.
+  for (const auto& [list, key] : {std::pair{&v.tokens, "tokens"}, {&v.merges, "merges"}}) {
+    for (size_t i = 0; i < list->size(); ++i) {
+      LLM_CHECK(is_valid_utf8((*list)[i]), where.string(), ": tokenizer.ggml.", key, "[", i,
+                "] is not valid UTF-8 (a gpt2 vocabulary spells bytes as printable characters)");
+    }
+  }
   // json, not ordered_json: the latter's object inserts are linear (quadratic over 150k tokens).
   nlohmann::json vocab = nlohmann::json::object();
   nlohmann::json added = nlohmann::json::array();

@@ -12,6 +12,8 @@
 #include "llm/inference.h"
 #include "llm/tokenizer.h"
 #include "test_util.h"
+#include "tokenizer/byte_level.h"
+#include "tokenizer/gguf_vocab.h"
 
 namespace llm::test {
 namespace {
@@ -127,6 +129,30 @@ TEST(GgufModel, NotAQwen2FileIsOneClearError) {
   w2.write(dir / "empty.gguf");
   expect_error([&] { InferenceModel::load(dir / "empty.gguf", cpu, InferenceOptions{}); },
                {"empty.gguf", "qwen2.embedding_length", "missing"});
+}
+
+// Found by fuzz/gguf_fuzz.cpp (fuzz/regressions/gguf/gpt2_token_not_utf8): a gpt2 token or merge
+// that is not UTF-8 ended in an uncaught JSON exception while the tokenizer.json was built.
+TEST(GgufModel, Gpt2VocabularyThatIsNotUtf8IsOneClearError) {
+  tok::GgufVocab v;
+  v.model = "gpt2";
+  v.pre = "qwen2";
+  for (int b = 0; b < 256; ++b) v.tokens.push_back(tok::bytes_to_byte_level(std::string(1, static_cast<char>(b))));
+  v.tokens.push_back("ab");
+  v.tokens.push_back("<|endoftext|>");
+  v.types.assign(v.tokens.size(), 1);  // gguf-py TokenType: normal, <|endoftext|> control
+  v.types.back() = 3;
+  v.tokens.push_back("\xe4\xbd");  // a UTF-8 sequence cut short
+  v.types.push_back(1);
+  expect_error([&] { tok::tokenizer_from_gguf_vocab(v, "x.gguf"); }, {"x.gguf", "tokenizer.ggml.tokens[258]", "UTF-8"});
+  v.tokens.pop_back();
+  v.types.pop_back();
+  v.merges = {"a b",
+              "\xff"
+              "a b"};
+  expect_error([&] { tok::tokenizer_from_gguf_vocab(v, "x.gguf"); }, {"x.gguf", "tokenizer.ggml.merges[1]", "UTF-8"});
+  v.merges.pop_back();
+  EXPECT_EQ(tok::tokenizer_from_gguf_vocab(v, "x.gguf")->encode("ab").size(), 1u);
 }
 
 }  // namespace

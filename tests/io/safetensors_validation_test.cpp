@@ -116,6 +116,13 @@ TEST(SafetensorsValidation, NonIntegerShapeEntry) {
                   {"tensor \"w\"", "expected non-negative integers"});
 }
 
+// Found by hand next to fuzz/safetensors_fuzz.cpp (fuzz/regressions/safetensors/shape_beyond_double):
+// nlohmann throws out_of_range, not parse_error, on such a number, and it escaped the reader.
+TEST(SafetensorsValidation, NumberBeyondDouble) {
+  expect_bad_file(one_tensor(R"({"dtype":"U8","shape":[1e400],"data_offsets":[0,2]})", 2),
+                  {"header (file bytes 8..", "number overflow", "1e400"});
+}
+
 TEST(SafetensorsValidation, ShapeOverflowsByteCount) {
   expect_bad_file(one_tensor(R"({"dtype":"F32","shape":[4611686018427387904,2],"data_offsets":[0,0]})", 0),
                   {"tensor \"w\"", "overflows"});
