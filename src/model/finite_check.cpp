@@ -1,8 +1,8 @@
 // describe_nonfinite and FiniteWatch: see finite_check.h.
 #include "model/finite_check.h"
 
+#include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <vector>
 
 #include "llm/dtype.h"

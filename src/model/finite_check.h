@@ -27,7 +27,7 @@ class FiniteWatch {
   // The probe of layer l's block_forward.
   BlockProbe layer(int l);
   bool found() const { return !first_.empty(); }
-  // "layer 3 mlp.down_proj out [7, 64] f16: ...", or "" when everything checked was finite.
+  // "layer 3 (model.layers.3) mlp.down_proj out [7, 64] f16: ...", or "" when all was finite.
   const std::string& first() const { return first_; }
 
  private:
