@@ -19,6 +19,9 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include "llm/inference.h"
 #include "llm/model.h"
 
 namespace llm::test {
@@ -127,6 +130,20 @@ inline std::vector<double> sgd_losses(Backend& be, Qwen2Model& model, std::vecto
     }
   }
   return losses;
+}
+
+// With the residual in f16 (narrow_residual): a prompt and two decode steps without a sink token
+// stay finite; the sink token's decode step overflows and fails naming layer 0's down_proj output.
+inline void expect_sink_step_overflow_named(InferenceModel& m) {
+  m.forward(std::vector<int32_t>{1, 2, 3, 5, 7});
+  for (int32_t t : {9, 11}) m.forward(std::vector<int32_t>{t});
+  try {
+    m.forward(std::vector<int32_t>{kSinkEvery});
+    ADD_FAILURE() << "the sink token's decode step must overflow the f16 residual";
+  } catch (const std::exception& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("layer 0 (model.layers.0) mlp.down_proj out [1, 64] f16"), std::string::npos) << msg;
+  }
 }
 
 }  // namespace llm::test
