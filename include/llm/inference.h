@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -18,6 +19,8 @@
 #include "llm/tokenizer.h"
 
 namespace llm {
+
+class FiniteWatch;  // src/model/finite_check.h
 
 class WeightSource;
 
@@ -40,6 +43,8 @@ struct InferenceOptions {
   // A PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors) merged into
   // the weights at load (W += alpha/r B A in fp32, before any rounding or quantization); empty: none.
   std::filesystem::path lora;
+  // Test only: the residual stream in f16 as well under f16 (residual_dtype's narrow).
+  bool narrow_residual = false;
 };
 
 // New tokens for one sequence of a batch, appended at its slot's position.
@@ -121,10 +126,15 @@ class InferenceModel {
   struct SeqRowsList;
   void check_tokens(std::span<const int32_t> tokens, int64_t slot) const;
   void run(std::span<const int32_t> tokens, std::vector<float>* all, std::vector<float>* last);
-  // The ops of one batch: ids [N] on the device, seqs covering its N rows in order.
-  void issue_layers(const Tensor& ids, const SeqRowsList& seqs);
+  // The ops of one batch: ids [N] on the device, seqs covering its N rows in order. A watch
+  // (diagnostics) checks each tensor as it is written.
+  void issue_layers(const Tensor& ids, const SeqRowsList& seqs, FiniteWatch* watch = nullptr);
   // The ops of the output layer for the given rows of the batch: logits [rows.size(), V] on the device.
-  void issue_head(std::span<const int64_t> rows);
+  void issue_head(std::span<const int64_t> rows, FiniteWatch* watch = nullptr);
+  // Nothing when every logit is finite; otherwise re-runs what produced them (rerun: the same
+  // ops, with the watch, writing the same KV-cache entries again) and fails naming the first
+  // layer and tensor with a non-finite value.
+  void check_logits(std::span<const float> logits, const std::function<void(FiniteWatch&)>& rerun);
   // One token of slot 0 with the logits after it; through the recorded graph when the backend has graphs.
   void decode_step(int32_t token, std::vector<float>* last);
 

@@ -108,8 +108,23 @@ enum class Recompute : uint8_t {
 Recompute parse_recompute(std::string_view s, std::string_view where);
 std::string_view recompute_name(Recompute r);
 
+// The dtype of the residual stream (each layer's input and output, the sum after attention, the
+// o_proj / down_proj outputs added into it) for a compute dtype: f32 under f16, whose 65504 is
+// below the activations a few residual channels of real Qwen2 weights reach (an overflow there is
+// in the forward, out of the loss scaler's reach); the compute dtype otherwise (bf16 has fp32's
+// range, and a bf16 residual is what the reference PyTorch implementation runs). narrow: the
+// compute dtype whatever it is (the pre-fp32-residual path, kept only so a test can show it fail).
+inline DType residual_dtype(DType compute, bool narrow = false) {
+  return compute == DType::F16 && !narrow ? DType::F32 : compute;
+}
+
+// Sees each tensor a forward writes, right after the op that wrote it (diagnostics and tests).
+using ForwardProbe = std::function<void(int layer, const char* tensor, const Tensor& t)>;
+
 struct ModelOptions {
-  DType compute_dtype = DType::F32;  // weights and activations
+  DType compute_dtype = DType::F32;  // weights and activations (the residual stream: residual_dtype)
+  // Test only: the residual stream in f16 as well under f16 (residual_dtype's narrow).
+  bool narrow_residual = false;
   Recompute recompute = Recompute::None;
   int64_t max_batch = 1;        // micro-batch rows the activation plan is sized for
   int64_t max_seq = 0;          // tokens per row (0: max_position_embeddings)
@@ -203,6 +218,15 @@ class Qwen2Model {
   // Logits [B*T, V] in fp32 on the host, for tests and tools (allocates [N, V]; small models).
   std::vector<float> logits(const TokenBatch& batch);
 
+  // The loss forward (no gradients; the last forward's activations are overwritten) calling probe
+  // after each op with the tensor it wrote: layer -1 "embedding out", layers 0 .. L-1 the block's
+  // tensors (src/model/qwen2_block.cpp names them), layer L "model.norm out" and "per-token loss".
+  LossSum probe_forward(const TokenBatch& batch, const ForwardProbe& probe);
+  // Where the loss forward of batch first holds a value that is not finite, as a sentence naming
+  // the layer and tensor (nonfinite_advice, src/model/finite_check.h): what llmtrain says on a
+  // non-finite loss. Diagnostics only: one Backend::sum per tensor.
+  std::string diagnose_nonfinite(const TokenBatch& batch);
+
   // Arenas: "weights", "grads", "activations", "scratch".
   std::vector<const Arena*> arenas() const;
 
@@ -217,8 +241,10 @@ class Qwen2Model {
   Buffers plan_buffers();
   Tensor residual(int l, int64_t N) const;  // x_l [N, C]: the input of layer l
   void check_batch(const TokenBatch& batch, bool need_targets) const;
-  void embed_and_layers(const TokenBatch& batch, int64_t B, int64_t T);
-  void layer_forward(int l, const Tensor& x_in, const Tensor& x_out, const LayerActs& a, int64_t B, int64_t T);
+  void embed_and_layers(const TokenBatch& batch, int64_t B, int64_t T, const ForwardProbe* probe = nullptr);
+  LossSum loss_forward(const TokenBatch& batch, bool grad, float grad_scale, const ForwardProbe* probe);
+  void layer_forward(int l, const Tensor& x_in, const Tensor& x_out, const LayerActs& a, int64_t B, int64_t T,
+                     const ForwardProbe* probe = nullptr);
   void layer_backward(int l, const LayerActs& a, int64_t B, int64_t T);
   void recompute_layer(int l, const LayerActs& a, int64_t B, int64_t T);
   LayerActs acts_for(int l, int64_t N, int64_t B, int64_t T) const;

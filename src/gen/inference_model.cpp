@@ -8,6 +8,7 @@
 #include "llm/inference.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "gen/weight_source.h"
 #include "llm/checkpoint.h"
@@ -15,6 +16,7 @@
 #include "llm/error.h"
 #include "llm/hf_weights.h"
 #include "llm/lora.h"
+#include "model/finite_check.h"
 #include "model/kv_cache_attention.h"
 #include "model/rope_tables.h"
 
@@ -266,12 +268,14 @@ InferenceModel::InferenceModel(const ModelConfig& cfg, const WeightSource& weigh
   be.upload(m.rope_cos.t(), cs.data());
   be.upload(m.rope_sin.t(), sn.data());
   m.ids = m.acts.tensor(DType::I32, {rows});
-  m.x = m.acts.tensor(dt, {rows * C});
+  // The residual stream and what is added into it: f32 under f16 (residual_dtype).
+  const DType res = residual_dtype(dt, opt_.narrow_residual);
+  m.x = m.acts.tensor(res, {rows * C});
   m.ln = m.acts.tensor(dt, {rows * C});
   m.qkv = m.acts.tensor(dt, {rows * Q});
   m.att = m.acts.tensor(dt, {rows * Hq * D});
-  m.proj = m.acts.tensor(dt, {rows * C});
-  m.h2 = m.acts.tensor(dt, {rows * C});
+  m.proj = m.acts.tensor(res, {rows * C});
+  m.h2 = m.acts.tensor(res, {rows * C});
   m.gate_up = m.acts.tensor(dt, {rows * 2 * I});
   m.act = m.acts.tensor(dt, {rows * I});
   m.rstd = m.acts.tensor(DType::F32, {rows});
@@ -348,10 +352,9 @@ void InferenceModel::run(std::span<const int32_t> tokens, std::vector<float>* al
   if (tokens.size() == 1 && last) return decode_step(tokens[0], last);
   Impl& m = *impl_;
   Backend& be = *backend_;
-  const int64_t V = cfg_.vocab_size;
-  if (all) all->reserve(tokens.size() * static_cast<size_t>(V));
-  for (size_t start = 0; start < tokens.size(); start += static_cast<size_t>(opt_.prefill_chunk)) {
-    const int64_t n = std::min<int64_t>(opt_.prefill_chunk, static_cast<int64_t>(tokens.size() - start));
+  const int64_t V = cfg_.vocab_size, pos0 = pos_[0];
+  // The layers of the chunk at tokens[start, start + n), appended to slot 0's cache.
+  auto chunk = [&](size_t start, int64_t n, FiniteWatch* watch) {
     Tensor ids;
     if (n == 1) {  // a one-token chunk takes the decode path, which reads the position from m.step
       const int32_t step[2] = {tokens[start], static_cast<int32_t>(pos_[0])};
@@ -361,8 +364,15 @@ void InferenceModel::run(std::span<const int32_t> tokens, std::vector<float>* al
       ids = m.ids->range(0, n);
       be.upload(ids, tokens.data() + start);
     }
-    issue_layers(ids, SeqRowsList{{SeqRows{0, pos_[0], n, m.step->range(1, 1)}}});
+    issue_layers(ids, SeqRowsList{{SeqRows{0, pos_[0], n, m.step->range(1, 1)}}}, watch);
     pos_[0] += n;
+  };
+  const auto chunk_size = static_cast<size_t>(opt_.prefill_chunk);
+  auto rows_of = [&](size_t start) { return std::min<int64_t>(opt_.prefill_chunk, int64_t(tokens.size() - start)); };
+  if (all) all->reserve(tokens.size() * static_cast<size_t>(V));
+  for (size_t start = 0; start < tokens.size(); start += chunk_size) {
+    const int64_t n = rows_of(start);
+    chunk(start, n, nullptr);
     const bool final_chunk = start + static_cast<size_t>(n) >= tokens.size();
     if (all) {
       // Row by row keeps the logits buffer at [V] whatever the chunk size.
@@ -379,6 +389,15 @@ void InferenceModel::run(std::span<const int32_t> tokens, std::vector<float>* al
       be.download(m.logits->range(0, V), last->data());
     }
   }
+  check_logits(all ? *all : *last, [&](FiniteWatch& watch) {
+    const int64_t pos_after = pos_[0];
+    pos_[0] = pos0;
+    int64_t n = 0;
+    for (size_t start = 0; start < tokens.size(); start += chunk_size) chunk(start, n = rows_of(start), &watch);
+    const int64_t r = n - 1;
+    issue_head(std::span<const int64_t>(&r, 1), &watch);
+    pos_[0] = pos_after;
+  });
 }
 
 std::vector<float> InferenceModel::forward_batch(std::span<const SeqTokens> seqs) {
@@ -409,6 +428,10 @@ std::vector<float> InferenceModel::forward_batch(std::span<const SeqTokens> seqs
   issue_head(last_rows);
   std::vector<float> out(static_cast<size_t>(S * V));
   be.download(m.logits->range(0, S * V), out.data());
+  check_logits(out, [&](FiniteWatch& watch) {
+    issue_layers(m.ids->range(0, N), list, &watch);
+    issue_head(last_rows, &watch);
+  });
   return out;
 }
 
@@ -447,9 +470,24 @@ void InferenceModel::decode_step(int32_t token, std::vector<float>* last) {
   ++pos_[0];
   last->resize(static_cast<size_t>(cfg_.vocab_size));
   be.download(m.logits->range(0, cfg_.vocab_size), last->data());
+  check_logits(*last, [&](FiniteWatch& watch) {
+    be.upload(m.step.t(), step);
+    issue_layers(ids, one, &watch);
+    issue_head(std::span<const int64_t>(&row0, 1), &watch);
+  });
 }
 
-void InferenceModel::issue_layers(const Tensor& ids, const SeqRowsList& seqs) {
+void InferenceModel::check_logits(std::span<const float> logits, const std::function<void(FiniteWatch&)>& rerun) {
+  // On the host, over logits already downloaded: a scan of [rows, V] floats per call.
+  if (std::all_of(logits.begin(), logits.end(), [](float v) { return std::isfinite(v); })) return;
+  FiniteWatch watch(*backend_, cfg_.num_hidden_layers);
+  rerun(watch);
+  const DType dt = opt_.quant == QuantMode::None ? opt_.dtype : DType::F32;
+  fail("inference: the logits are not finite (", dtype_name(dt), "): ", nonfinite_advice(watch, dt),
+       dt == DType::F16 ? " (llmgen --dtype)" : "");
+}
+
+void InferenceModel::issue_layers(const Tensor& ids, const SeqRowsList& seqs, FiniteWatch* watch) {
   Impl& m = *impl_;
   Backend& be = *backend_;
   const BlockShape s(cfg_);
@@ -471,13 +509,15 @@ void InferenceModel::issue_layers(const Tensor& ids, const SeqRowsList& seqs) {
   } else {
     be.embedding_forward(ids, m.embed.dense, x);
   }
+  if (watch) watch->check(-1, "embedding out", x);
   for (size_t l = 0; l < m.blocks.size(); ++l) {
     const KvCacheAttention attn(s, m.kv, static_cast<int>(l), seqs.seqs, m.rope_cos, m.rope_sin);
-    block_forward(be, s, m.blocks[l], attn, x, x, a);
+    const BlockProbe probe = watch ? watch->layer(static_cast<int>(l)) : BlockProbe();
+    block_forward(be, s, m.blocks[l], attn, x, x, a, watch ? &probe : nullptr);
   }
 }
 
-void InferenceModel::issue_head(std::span<const int64_t> rows) {
+void InferenceModel::issue_head(std::span<const int64_t> rows, FiniteWatch* watch) {
   Impl& m = *impl_;
   Backend& be = *backend_;
   const int64_t C = cfg_.hidden_size, V = cfg_.vocab_size, S = static_cast<int64_t>(rows.size());
@@ -487,7 +527,9 @@ void InferenceModel::issue_head(std::span<const int64_t> rows) {
     be.rmsnorm_forward(m.x->range(r * C, C).view({1, C}), m.final_norm, static_cast<float>(cfg_.rms_norm_eps),
                        ln.range(i * C, C).view({1, C}), m.rstd->range(i, 1));
   }
+  if (watch) watch->check(-1, "model.norm out", ln);
   m.head->view().forward(be, ln, m.logits->range(0, S * V).view({S, V}), nullptr);  // logits [S, V]
+  if (watch) watch->check(-1, "logits", m.logits->range(0, S * V));
 }
 
 }  // namespace llm

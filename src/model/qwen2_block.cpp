@@ -94,16 +94,29 @@ void CausalAttention::backward(Backend& be, const Tensor& qkv, const Tensor& att
 }
 
 void block_forward(Backend& be, const BlockShape& s, const BlockWeights& w, const BlockAttention& attn,
-                   const Tensor& x_in, const Tensor& x_out, const BlockActs& a) {
-  be.rmsnorm_forward(x_in, w.ln1, s.eps, a.ln1, a.rstd1);                    // ln1 [N, C]
-  w.qkv.forward(be, a.ln1, a.qkv, &w.qkv_b);                                 // qkv [N, Q]
-  attn.forward(be, a.qkv, a.att);                                            // att [N, Hq D]
-  w.o.forward(be, a.att, a.proj, nullptr);                                   // proj [N, C]
+                   const Tensor& x_in, const Tensor& x_out, const BlockActs& a, const BlockProbe* probe) {
+  auto seen = [&](const char* tensor, const Tensor& t) {
+    if (probe != nullptr) (*probe)(tensor, t);
+  };
+  be.rmsnorm_forward(x_in, w.ln1, s.eps, a.ln1, a.rstd1);  // ln1 [N, C]
+  seen("input_layernorm out", a.ln1);
+  w.qkv.forward(be, a.ln1, a.qkv, &w.qkv_b);  // qkv [N, Q]
+  seen("self_attn.q/k/v_proj out", a.qkv);
+  attn.forward(be, a.qkv, a.att);  // att [N, Hq D]
+  seen("self_attn attention out", a.att);
+  w.o.forward(be, a.att, a.proj, nullptr);  // proj [N, C]
+  seen("self_attn.o_proj out", a.proj);
   be.add_rmsnorm_forward(x_in, a.proj, w.ln2, s.eps, a.h2, a.ln2, a.rstd2);  // h2 = x + proj, ln2 [N, C]
-  w.gate_up.forward(be, a.ln2, a.gate_up, nullptr);                          // gate_up [N, 2I]
-  be.swiglu_forward(a.gate_up, a.act);                                       // act [N, I]
-  w.down.forward(be, a.act, a.proj, nullptr);                                // proj [N, C]
-  be.add(a.h2, a.proj, x_out);                                               // x_out [N, C]
+  seen("residual after attention", a.h2);
+  seen("post_attention_layernorm out", a.ln2);
+  w.gate_up.forward(be, a.ln2, a.gate_up, nullptr);  // gate_up [N, 2I]
+  seen("mlp.gate/up_proj out", a.gate_up);
+  be.swiglu_forward(a.gate_up, a.act);  // act [N, I]
+  seen("mlp silu(gate) * up", a.act);
+  w.down.forward(be, a.act, a.proj, nullptr);  // proj [N, C]
+  seen("mlp.down_proj out", a.proj);
+  be.add(a.h2, a.proj, x_out);  // x_out [N, C]
+  seen("layer output (residual)", x_out);
 }
 
 void block_recompute_selective(Backend& be, const BlockShape& s, const BlockWeights& w, const Tensor& x_in,

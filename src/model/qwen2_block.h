@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "llm/backend.h"
@@ -100,12 +101,12 @@ struct BlockActs {
   Tensor rstd1;    // [N] f32
   Tensor qkv;      // [N, Q]  q and k rotated by the attention
   Tensor att;      // [N, Hq D] attention out, before o_proj
-  Tensor h2;       // [N, C]  residual after attention
+  Tensor h2;       // [N, C]  residual after attention (residual_dtype: f32 under f16)
   Tensor ln2;      // [N, C]  post_attention_layernorm out
   Tensor rstd2;    // [N] f32
   Tensor gate_up;  // [N, 2I]
   Tensor act;      // [N, I]  silu(gate) * up
-  Tensor proj;     // [N, C]  o_proj / down_proj out before the residual add (scratch)
+  Tensor proj;     // [N, C]  o_proj / down_proj out before the residual add (scratch, residual_dtype)
 };
 
 // The attention part of a block: rotates q and k of qkv in place and writes att.
@@ -136,9 +137,15 @@ class CausalAttention final : public BlockAttention {
   Tensor cos_, sin_, lse_, positions_;
 };
 
+// Sees each tensor block_forward writes, right after the op that wrote it, with its name (the HF
+// module that produced it): the hook of the non-finite diagnostics (model/finite_check.h). The
+// fast path passes none.
+using BlockProbe = std::function<void(const char* tensor, const Tensor& t)>;
+
 // x_out [N, C] = block(x_in [N, C]); x_out may alias x_in (inference updates the residual in place).
+// x_in, x_out, a.h2 and a.proj are the residual stream (residual_dtype), the rest the compute dtype.
 void block_forward(Backend& be, const BlockShape& s, const BlockWeights& w, const BlockAttention& attn,
-                   const Tensor& x_in, const Tensor& x_out, const BlockActs& a);
+                   const Tensor& x_in, const Tensor& x_out, const BlockActs& a, const BlockProbe* probe = nullptr);
 
 // Recreates what selective recompute did not keep (ln1, ln2 and their rstd, act), with the same
 // ops on the same inputs as the forward, so the backward sees bitwise the same activations.

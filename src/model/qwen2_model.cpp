@@ -6,6 +6,7 @@
 #include "llm/error.h"
 #include "llm/lora.h"
 #include "llm/model.h"
+#include "model/finite_check.h"
 #include "model/qwen2_internal.h"
 
 namespace llm {
@@ -182,7 +183,7 @@ void Qwen2Model::check_batch(const TokenBatch& batch, bool need_targets) const {
 }
 
 // x_0 = embed(ids); x_{l+1} = layer_l(x_l); h = norm(x_L).
-void Qwen2Model::embed_and_layers(const TokenBatch& batch, int64_t B, int64_t T) {
+void Qwen2Model::embed_and_layers(const TokenBatch& batch, int64_t B, int64_t T, const ForwardProbe* probe) {
   Backend& be = *backend_;
   const int64_t N = B * T, C = cfg_.hidden_size;
   const Tensor ids = buf_->t(Buf::Ids).range(0, N);
@@ -191,21 +192,36 @@ void Qwen2Model::embed_and_layers(const TokenBatch& batch, int64_t B, int64_t T)
   if (has_positions_) be.upload(buf_->t(Buf::Positions).range(0, N), batch.positions.data());
   const Tensor embed = param_view(weights_.t(), table_.params()[0]);
   be.embedding_forward(ids, embed, residual(0, N));
-  for (int l = 0; l < static_cast<int>(cfg_.num_hidden_layers); ++l) {
-    layer_forward(l, residual(l, N), residual(l + 1, N), acts_for(l, N, B, T), B, T);
-  }
-  const Tensor xL = residual(static_cast<int>(cfg_.num_hidden_layers), N);
-  be.rmsnorm_forward(xL, weight("model.norm.weight"), float(cfg_.rms_norm_eps),
-                     buf_->t(Buf::Hf).range(0, N * C).view({N, C}), buf_->t(Buf::RstdF).range(0, N));
+  if (probe) (*probe)(-1, "embedding out", residual(0, N));
+  const int L = static_cast<int>(cfg_.num_hidden_layers);
+  for (int l = 0; l < L; ++l) layer_forward(l, residual(l, N), residual(l + 1, N), acts_for(l, N, B, T), B, T, probe);
+  const Tensor hf = buf_->t(Buf::Hf).range(0, N * C).view({N, C});
+  be.rmsnorm_forward(residual(L, N), weight("model.norm.weight"), float(cfg_.rms_norm_eps), hf,
+                     buf_->t(Buf::RstdF).range(0, N));
+  if (probe) (*probe)(L, "model.norm out", hf);
 }
 
 LossSum Qwen2Model::forward(const TokenBatch& batch, bool grad, float grad_scale) {
+  return loss_forward(batch, grad, grad_scale, nullptr);
+}
+
+LossSum Qwen2Model::probe_forward(const TokenBatch& batch, const ForwardProbe& probe) {
+  return loss_forward(batch, false, 1.0f, &probe);
+}
+
+std::string Qwen2Model::diagnose_nonfinite(const TokenBatch& batch) {
+  FiniteWatch watch(*backend_, cfg_.num_hidden_layers);
+  probe_forward(batch, [&](int l, const char* tensor, const Tensor& t) { watch.check(l, tensor, t); });
+  return nonfinite_advice(watch, opts_.compute_dtype);
+}
+
+LossSum Qwen2Model::loss_forward(const TokenBatch& batch, bool grad, float grad_scale, const ForwardProbe* probe) {
   LLM_CHECK(!grad || opts_.training, "model: forward with gradients on a model built for inference");
   check_batch(batch, true);
   Backend& be = *backend_;
   const int64_t B = batch.B, T = batch.T, N = B * T, C = cfg_.hidden_size;
   if (lora_drop_) lora_drop_->active = grad;  // dropout in training forwards only
-  embed_and_layers(batch, B, T);
+  embed_and_layers(batch, B, T, probe);
 
   const Tensor targets = buf_->t(Buf::Targets).range(0, N);
   be.upload(targets, batch.targets.data());
@@ -215,6 +231,7 @@ LossSum Qwen2Model::forward(const TokenBatch& batch, bool grad, float grad_scale
   const Tensor dhf = grad ? buf_->t(Buf::Dhf).range(0, N * C).view({N, C}) : Tensor();
   const Tensor dhead = grad && !lora_ ? grad_range(head.offset, head.numel).view({cfg_.vocab_size, C}) : Tensor();
   be.cross_entropy(hf, param_view(weights_.t(), head), targets, losses, dhf, dhead, grad_scale, opts_.ce_chunk_tokens);
+  if (probe) (*probe)(static_cast<int>(cfg_.num_hidden_layers), "per-token loss", losses);
 
   LossSum out;
   out.sum = be.sum(losses);

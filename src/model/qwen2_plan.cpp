@@ -89,6 +89,9 @@ std::array<BufSpec, static_cast<size_t>(Buf::Count)> buffer_plan(const ModelConf
   const int64_t Q = cfg.qkv_dim(), HqD = cfg.num_attention_heads * cfg.head_dim(), D = cfg.head_dim();
   const int64_t maxN = opts.max_batch * opts.max_seq;
   const DType act = opts.compute_dtype, f32 = DType::F32, i32 = DType::I32;
+  // The residual stream and what is added into it (f32 under f16: residual_dtype); the matmul
+  // inputs and the gradients stay in the compute dtype.
+  const DType res = residual_dtype(act, opts.narrow_residual);
   const bool train = opts.training;
   // Which kinds each policy keeps per layer (inference keeps nothing between layers).
   const int64_t all = train && opts.recompute == Recompute::None ? L : 1;
@@ -101,19 +104,19 @@ std::array<BufSpec, static_cast<size_t>(Buf::Count)> buffer_plan(const ModelConf
   set(Buf::Ids, "token ids", false, i32, maxN, 1);
   set(Buf::Targets, "targets", false, i32, maxN, 1);
   set(Buf::Positions, "token positions", false, i32, maxN, 1);
-  set(Buf::Xs, "residual stream", true, act, maxN * C, L + 1);
+  set(Buf::Xs, "residual stream", true, res, maxN * C, L + 1);
   set(Buf::Ln1, "input_layernorm out", true, act, maxN * C, all);
   set(Buf::Rstd1, "input_layernorm rstd", true, f32, maxN, all);
   set(Buf::Qkv, "q/k/v", true, act, maxN * Q, matmul);
   set(Buf::Att, "attention out", true, act, maxN * HqD, matmul);
   set(Buf::Lse, "attention logsumexp", true, f32, opts.max_batch * cfg.num_attention_heads * opts.max_seq, matmul);
-  set(Buf::H2, "residual after attention", true, act, maxN * C, matmul);
+  set(Buf::H2, "residual after attention", true, res, maxN * C, matmul);
   set(Buf::Ln2, "post_attention_layernorm out", true, act, maxN * C, all);
   set(Buf::Rstd2, "post_attention_layernorm rstd", true, f32, maxN, all);
   set(Buf::GateUp, "gate/up", true, act, maxN * 2 * I, matmul);
   set(Buf::Act, "swiglu out", true, act, maxN * I, all);
-  set(Buf::Proj, "projection out", false, act, maxN * C, 1);
-  set(Buf::XScratch, "recomputed layer out", false, act, maxN * C, train && opts.recompute == Recompute::Full ? 1 : 0);
+  set(Buf::Proj, "projection out", false, res, maxN * C, 1);
+  set(Buf::XScratch, "recomputed layer out", false, res, maxN * C, train && opts.recompute == Recompute::Full ? 1 : 0);
   set(Buf::Hf, "final norm out", true, act, maxN * C, 1);
   set(Buf::RstdF, "final norm rstd", true, f32, maxN, 1);
   set(Buf::Losses, "per-token loss", false, f32, maxN, 1);
@@ -184,10 +187,12 @@ CausalAttention Qwen2Model::attention_for(const LayerActs& a, int64_t B, int64_t
   return CausalAttention(BlockShape(cfg_), B, T, rope_cos_, rope_sin_, a.lse, positions);
 }
 
-void Qwen2Model::layer_forward(int l, const Tensor& x_in, const Tensor& x_out, const LayerActs& a, int64_t B,
-                               int64_t T) {
+void Qwen2Model::layer_forward(int l, const Tensor& x_in, const Tensor& x_out, const LayerActs& a, int64_t B, int64_t T,
+                               const ForwardProbe* probe) {
+  const BlockProbe seen =
+      probe ? BlockProbe([&](const char* tensor, const Tensor& t) { (*probe)(l, tensor, t); }) : BlockProbe();
   block_forward(*backend_, BlockShape(cfg_), layers_[static_cast<size_t>(l)].w, attention_for(a, B, T), x_in, x_out,
-                a.b);
+                a.b, probe ? &seen : nullptr);
 }
 
 // Recreates what the policy did not keep, with the same ops on the same inputs as the forward,

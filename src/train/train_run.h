@@ -96,6 +96,7 @@ class TrainRun {
   double ema_step_s_ = 0;
   Clock::time_point loop_start_;
   Clock::time_point last_save_;  // start, or the last checkpoint attempt (io.save_every_minutes)
+  std::string nonfinite_;        // where the first non-finite loss's forward broke (Qwen2Model::diagnose_nonfinite)
 };
 
 }  // namespace llm

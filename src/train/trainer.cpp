@@ -77,10 +77,17 @@ StepStats TrainRun::step() {
     const Batch& b = micro_[i];
     // LoRA dropout masks: a function of (seed, step, micro-batch, rank), so a resume redraws them.
     model_->set_dropout_seed(tc.seed ^ (uint64_t(n) << 24 | uint64_t(i) << 8 | uint64_t(rank)) * 0x9e3779b97f4a7c15ull);
-    loss_sum +=
-        model_->forward(TokenBatch{b.B, b.T, b.ids, b.targets, b.positions}, true, float(s.scale / targets)).sum;
+    const TokenBatch batch{b.B, b.T, b.ids, b.targets, b.positions};
+    const double mb_loss = model_->forward(batch, true, float(s.scale / targets)).sum;
+    loss_sum += mb_loss;
     model_->backward();
     dp_->after_backward();
+    // The first non-finite loss of the run: a forward overflow is not the loss scaler's to fix, so
+    // re-run this forward checking each tensor and say where it broke (off the fast path).
+    if (!std::isfinite(mb_loss) && nonfinite_.empty()) {
+      nonfinite_ = model_->diagnose_nonfinite(batch);
+      say(cat("warning: step ", n, ": the loss is not finite (rank ", rank, ", micro-batch ", i, "): ", nonfinite_));
+    }
   }
   // The global norm (all ranges, all ranks): every rank clips and skips alike.
   s.grad_norm = std::sqrt(dp_->reduce_gradients()) / s.scale;
@@ -95,7 +102,8 @@ StepStats TrainRun::step() {
     fail("training stopped: the loss or the gradients were not finite for ", scaler_->consecutive_skipped(),
          " steps in a row (step ", state.step, ", loss ", s.loss, ", gradient norm ", s.grad_norm, ", loss scale ",
          s.scale, "). Lower optim.lr, use precision bf16 or fp32, or check the data. The last good checkpoint is ",
-         good ? good->string() : std::string("none (nothing was saved)"));
+         good ? good->string() : std::string("none (nothing was saved)"),
+         nonfinite_.empty() ? std::string() : cat(". At the first non-finite loss, ", nonfinite_));
   }
   state.tokens_seen += uint64_t(targets);
   backend_->synchronize();

@@ -1,7 +1,9 @@
 // rmsnorm_forward / add_rmsnorm_forward / rmsnorm_backward on the CUDA backend against the CPU
 // ops: each dtype, widths that are not multiples of the 8-element chunk or the block (31, 4099:
 // several chunks per thread), rows strided (a column block of a wider buffer), s aliasing a, dx
-// accumulated or overwritten, dw accumulated over several 128-row groups, and errors.
+// accumulated or overwritten, dw accumulated over several 128-row groups, the fp16 model's f32
+// residual with half outputs, and errors.
+#include <cmath>
 #include <cstring>
 
 #include "pair_util.h"
@@ -73,6 +75,43 @@ TEST_F(CudaRmsnorm, BackwardMatchesCpu) {
         expect_same(dx, tol_of(dt), "dx " + what);
         expect_same(dw, 1e-5, "dw " + what);
       }
+    }
+  }
+}
+
+// The fp16 model's residual layout (residual_dtype): the residual x, the projection b added into
+// it and their sum s in f32 with Qwen-like values beyond f16's range in two channels, the norm
+// output y and the gradients dy, dx in the compute dtype.
+TEST_F(CudaRmsnorm, F32ResidualWithHalfOutputsMatchesCpu) {
+  const int64_t N = 6, C = 72;
+  auto massive = [&](float scale) {
+    std::vector<float> v = randn(g, static_cast<size_t>(N * C), 1.0f);
+    for (int64_t n = 0; n < N; n += 2) v[size_t(n * C + 3)] = 2e5f * scale, v[size_t(n * C + 40)] = -1.4e5f * scale;
+    return v;
+  };
+  for (DType dt : {DType::F16, DType::BF16}) {
+    for (DType bt : {DType::F32, dt}) {
+      const std::string what = cat("compute ", dtype_name(dt), ", b ", dtype_name(bt));
+      Pair x = pair(DType::F32, {N, C}, massive(1.0f)), w = rand_pair(dt, {C}), y = rand_pair(dt, {N, C});
+      Pair rstd = rand_pair(DType::F32, {N});
+      cpu.rmsnorm_forward(x.h, w.h, 1e-6f, y.h, rstd.h);
+      cuda.rmsnorm_forward(x.d, w.d, 1e-6f, y.d, rstd.d);
+      expect_same(y, tol_of(dt), "y " + what);
+      expect_same(rstd, 1e-5, "rstd " + what);
+
+      Pair b = pair(bt, {N, C}, massive(bt == DType::F32 ? 0.5f : 0.0f)), s = rand_pair(DType::F32, {N, C});
+      cpu.add_rmsnorm_forward(x.h, b.h, w.h, 1e-6f, s.h, y.h, rstd.h);
+      cuda.add_rmsnorm_forward(x.d, b.d, w.d, 1e-6f, s.d, y.d, rstd.d);
+      expect_same(s, 1e-6, "s " + what);
+      expect_same(y, tol_of(dt), "add y " + what);
+      expect_same(rstd, 1e-5, "add rstd " + what);
+      for (float v : y.h.values()) ASSERT_TRUE(std::isfinite(v)) << what;
+
+      Pair dy = rand_pair(dt, {N, C}), dx = rand_pair(dt, {N, C}), dw = rand_pair(DType::F32, {C});
+      cpu.rmsnorm_backward(dy.h, s.h, w.h, rstd.h, dx.h, dw.h, true);
+      cuda.rmsnorm_backward(dy.d, s.d, w.d, rstd.d, dx.d, dw.d, true);
+      expect_same(dx, tol_of(dt), "dx " + what);
+      expect_same(dw, 1e-5, "dw " + what);
     }
   }
 }

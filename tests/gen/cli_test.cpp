@@ -64,6 +64,20 @@ class LlmgenCli : public ::testing::Test {
                               DType::F32);
       fs::copy(*dir_ / "model/tokenizer.model", *dir_ / "smallvocab/tokenizer.model");
     }
+    // The same model with layer 0's gate and up scaled so that silu(gate) * up passes f16's 65504.
+    fs::create_directories(*dir_ / "overflow");
+    {
+      const ModelConfig cfg = read_hf_config(*dir_ / "model/config.json");
+      const ParamTable table(cfg);
+      std::vector<float> w = read_model_weights(*dir_ / "model", table, cfg);
+      for (const char* name : {"model.layers.0.mlp.gate_proj.weight", "model.layers.0.mlp.up_proj.weight"}) {
+        const ParamInfo& p = table.at(name);
+        for (int64_t i = 0; i < p.numel; ++i) w[size_t(p.offset + i)] *= 3000.0f;
+      }
+      fs::copy(*dir_ / "model/config.json", *dir_ / "overflow/config.json");
+      write_model_safetensors(*dir_ / "overflow/model.safetensors", table, w, DType::F32);
+      fs::copy(*dir_ / "model/tokenizer.model", *dir_ / "overflow/tokenizer.model");
+    }
     write_text(*dir_ / "text.txt", (*corpus)[0] + "\n" + (*corpus)[1] + "\n" + (*corpus)[2] + "\n" + (*corpus)[3]);
     write_text(*dir_ / "empty.txt", "");
     write_text(*dir_ / "one.txt", "a");
@@ -231,6 +245,10 @@ TEST_F(LlmgenCli, EachBadInputIsOneClearError) {
   expect_failure(m + " --prompt x --system hi", "--system requires --chat");
   expect_failure("--model " + quote((*dir_ / "smallvocab").string()) + " --prompt x",
                  "ids but the model's vocabulary is 50");
+  // A forward that overflows f16: the layer and tensor are named.
+  expect_failure("--model " + quote((*dir_ / "overflow").string()) + " --prompt x --dtype f16" + kGreedy,
+                 "the logits are not finite (f16): the first non-finite forward value is at layer 0 (model.layers.0) "
+                 "mlp silu(gate) * up");
   // A prompt longer than the context.
   expect_failure(m + " --ctx 8 --prompt 'the cat sat on a mat and then it was happy and the dog ran far away'",
                  "context");
