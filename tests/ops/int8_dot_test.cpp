@@ -1,5 +1,5 @@
-// The int8 path of quantized matmul (backend/cpu/int8_dot_kernels.h) on ggml's Q8_0 and Q4_0
-// blocks: against a float64 product of the dequantized weights (the io module's port of ggml's
+// The int8 path of quantized matmul (backend/cpu/int8_dot_kernels.h) on ggml's Q8_0, Q5_0 and
+// Q4_0 blocks: against a float64 product of the dequantized weights (the io module's port of ggml's
 // dequantize_row_*) and the activations quantized by the rule the header states, written out
 // here a second time; against the fp32 activations within the activation rounding error; every
 // ISA path this CPU runs bit for bit equal to the portable one; awkward sizes.
@@ -132,18 +132,20 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Int8Dot,
                          ::testing::Values(Case{GgmlType::Q8_0, 31, 64, 1}, Case{GgmlType::Q4_0, 31, 64, 7},
                                            Case{GgmlType::Q8_0, 33, 96, 64}, Case{GgmlType::Q4_0, 33, 256, 300},
                                            Case{GgmlType::Q8_0, 4099, 64, 7}, Case{GgmlType::Q4_0, 4099, 32, 64},
-                                           Case{GgmlType::Q8_0, 70, 896, 13}, Case{GgmlType::Q4_0, 64, 896, 13}),
+                                           Case{GgmlType::Q8_0, 70, 896, 13}, Case{GgmlType::Q4_0, 64, 896, 13},
+                                           Case{GgmlType::Q5_0, 33, 96, 7}, Case{GgmlType::Q5_0, 70, 896, 64}),
                          [](const auto& p) {
                            return cat(ggml_type_name(p.param.type), "_", p.param.rows, "x", p.param.cols, "_n",
                                       p.param.n);
                          });
 
 // Extreme bytes: Q8_0 weights of -128 and +127 against activations of +-127 (the most the AVX2
-// pairs can hold without saturating) and Q4_0 nibbles 0 and 15: every path equal.
+// pairs can hold without saturating), Q4_0 nibbles 0 and 15, Q5_0 levels 0 and 31: every path
+// equal to the float64 product.
 TEST(Int8Dot, ExtremeValuesDoNotSaturateAnyPath) {
-  for (const GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+  for (const GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0}) {
     const int64_t rows = 20, cols = 128, n = 9;
-    const size_t row_bytes = ggml_row_bytes(type, cols), block = type == GgmlType::Q8_0 ? 34 : 18;
+    const size_t row_bytes = ggml_row_bytes(type, cols), block = row_bytes / (cols / 32);
     std::vector<uint8_t> blocks(row_bytes * rows);
     std::mt19937_64 g = rng();
     for (size_t b = 0; b < blocks.size() / block; ++b) {
@@ -151,7 +153,7 @@ TEST(Int8Dot, ExtremeValuesDoNotSaturateAnyPath) {
       p[0] = 0x00;  // f16 scale 1.0
       p[1] = 0x3C;
       for (size_t j = 2; j < block; ++j) p[j] = (g() & 1) != 0 ? 0x80 : 0x7F;
-      if (type == GgmlType::Q4_0) {
+      if (type != GgmlType::Q8_0) {  // Q5_0: the fifth bits (bytes 2-5) random too
         for (size_t j = 2; j < block; ++j) p[j] = (g() & 1) != 0 ? 0x00 : 0xFF;
       }
     }

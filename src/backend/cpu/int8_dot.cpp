@@ -63,8 +63,9 @@ void repack(const QuantizedMatrix& w, int64_t r0, int64_t groups, uint8_t* u, fl
   const uint8_t* const data = w.data.ptr<uint8_t>();
   const int64_t ld = w.data.size(0) > 1 ? w.data.stride(0) : w.data.size(1);
   const int64_t blocks = w.cols / kInt8Block;
-  const bool q8 = w.ggml == GgmlType::Q8_0;
-  const int64_t block_bytes = q8 ? 34 : 18;
+  const GgmlType type = w.ggml;
+  const int64_t block_bytes = type == GgmlType::Q8_0 ? 34 : type == GgmlType::Q5_0 ? 22 : 18;
+  const uint8_t zero = static_cast<uint8_t>(int8_dot_offset(type));
   uint8_t vals[kInt8Block];
   for (int64_t g = 0; g < groups; ++g) {
     for (int64_t i = 0; i < kInt8GroupRows; ++i) {
@@ -72,16 +73,24 @@ void repack(const QuantizedMatrix& w, int64_t r0, int64_t groups, uint8_t* u, fl
       for (int64_t b = 0; b < blocks; ++b) {
         float scale = 0.0f;
         if (r >= w.rows) {
-          std::memset(vals, q8 ? 128 : 8, sizeof vals);
+          std::memset(vals, zero, sizeof vals);
         } else {
+          // The block layouts as ggml's dequantize_row_* read them (ggml_quant_matmul.cpp).
           const uint8_t* blk = data + r * ld + b * block_bytes;
           scale = f16_at(blk);
-          if (q8) {
+          if (type == GgmlType::Q8_0) {
             for (int j = 0; j < kInt8Block; ++j) vals[j] = static_cast<uint8_t>(blk[2 + j] ^ 0x80);
-          } else {
+          } else if (type == GgmlType::Q4_0) {
             for (int j = 0; j < kInt8Block / 2; ++j) {
               vals[j] = blk[2 + j] & 0x0F;
               vals[j + kInt8Block / 2] = blk[2 + j] >> 4;
+            }
+          } else {  // Q5_0: a 32-bit mask of fifth bits, then the low nibbles as Q4_0
+            uint32_t qh;
+            std::memcpy(&qh, blk + 2, 4);
+            for (int j = 0; j < kInt8Block / 2; ++j) {
+              vals[j] = static_cast<uint8_t>((blk[6 + j] & 0x0F) | (((qh >> j) << 4) & 0x10));
+              vals[j + kInt8Block / 2] = static_cast<uint8_t>((blk[6 + j] >> 4) | ((qh >> (j + 12)) & 0x10));
             }
           }
         }
@@ -137,8 +146,16 @@ Int8DotIsa int8_dot_isa_for(QuantIsa isa) {
 }
 
 bool int8_dot_supports(const QuantizedMatrix& w) {
-  return w.kind == QuantKind::Ggml && (w.ggml == GgmlType::Q8_0 || w.ggml == GgmlType::Q4_0) &&
-         w.cols % kInt8Block == 0;
+  return w.kind == QuantKind::Ggml && int8_dot_offset(w.ggml) != 0 && w.cols % kInt8Block == 0;
+}
+
+int int8_dot_offset(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q8_0: return 128;
+    case GgmlType::Q5_0: return 16;
+    case GgmlType::Q4_0: return 8;
+    default: return 0;
+  }
 }
 
 void int8_dot_panel_portable(const Int8Panel& p, const Int8Acts& a, float* y, int64_t ldy, int64_t valid) {
@@ -164,7 +181,7 @@ void int8_dot_matmul(const float* x, int64_t n, const QuantizedMatrix& w, float*
   LLM_CHECK(int8_dot_isa_supported(isa), "quant_matmul: this CPU cannot run the ", int8_dot_isa_name(isa),
             " int8 kernels");
   const int64_t cols = w.cols, rows = w.rows, blocks = cols / kInt8Block;
-  const int offset = w.ggml == GgmlType::Q8_0 ? 128 : 8;
+  const int offset = int8_dot_offset(w.ggml);
   std::vector<int8_t> q(static_cast<size_t>(n * cols));
   std::vector<float> d(static_cast<size_t>(n * blocks));
   std::vector<int32_t> corr(d.size());

@@ -6,7 +6,7 @@
 // The weights are repacked, one panel of rows at a time, into groups of 16 rows interleaved by 4
 // bytes: 64 bytes hold columns c..c+3 of 16 rows, so one AVX-512 VNNI vpdpbusd multiplies them by
 // a broadcast 4 bytes of one token and adds into 16 row sums (AVX2: two halves of 8 rows). The
-// bytes are unsigned, value + offset (offset 8 for 4-bit weights, 128 for 8-bit), which vpdpbusd
+// bytes are unsigned, value + offset (8 for 4-bit weights, 16 for 5-bit, 128 for 8-bit), which vpdpbusd
 // and vpmaddubsw need; the offset times the sum of the token's block is subtracted once per block
 // (Int8Acts::corr). So one set of kernels serves every format a repacker writes.
 //
@@ -41,8 +41,11 @@ Int8DotIsa int8_dot_isa_for(QuantIsa isa);
 // Measured with bench/quant_gemv.cpp on the Qwen2.5-0.5B shapes (docs/quantization.md).
 constexpr int64_t kInt8DotMinTokens = 4;
 
-// Whether w is in a format the repacker reads (ggml Q8_0 and Q4_0).
+// Whether w is in a format the repacker reads (ggml Q8_0, Q5_0 and Q4_0).
 bool int8_dot_supports(const QuantizedMatrix& w);
+// The offset of a format's unsigned bytes: 128 (Q8_0), 16 (Q5_0: 0..31), 8 (Q4_0: 0..15); 0 for
+// the formats the repacker does not read.
+int int8_dot_offset(GgmlType t);
 
 // y[t * ldy + r] = sum over blocks as above, for x [n, w.cols] fp32 dense rows; w checked and
 // int8_dot_supports(w). Parallel over panels of rows with OpenMP; the result does not depend on
@@ -67,7 +70,7 @@ struct Int8Panel {
   // ((g * blocks + b) * 8 + s) * 64 + 4 i + k, as value + offset.
   const uint8_t* u = nullptr;
   const float* d = nullptr;  // [groups][blocks][16]: the weight block scales
-  int offset = 0;            // 8 or 128
+  int offset = 0;            // 8, 16 or 128
 };
 
 // The kernels: y[t * ldy + r] for every token of a and rows r < valid of the panel (y points at
