@@ -10,6 +10,7 @@
 #include <limits>
 #include <random>
 
+#include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/int8_dot_kernels.h"
 #include "llm/ggml_quant.h"
 #include "test_util.h"
@@ -195,6 +196,27 @@ TEST(Int8Dot, NonFiniteActivationsGiveNanForThatTokenOnly) {
       EXPECT_TRUE(std::isfinite(y[size_t(r)]));
       EXPECT_TRUE(std::isnan(y[size_t(17 + r)])) << cpu::int8_dot_isa_name(isa);
       EXPECT_TRUE(std::isfinite(y[size_t(34 + r)]));
+    }
+  }
+}
+
+// Each output is computed whole by the thread that owns its panel of rows: 1, 2 or 3 threads
+// give the same bits.
+TEST(Int8Dot, ResultDoesNotDependOnTheThreadCount) {
+  std::mt19937_64 g = rng();
+  const Weights w = make_weights(GgmlType::Q8_0, 203, 256, g);
+  std::vector<float> x(17 * 256);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& v : x) v = nd(g);
+  for (const cpu::Int8DotIsa isa : isas()) {
+    std::vector<float> first;
+    for (const int threads : {2, 1, 3}) {
+      CpuBackend cpu(threads);  // sets the OpenMP team size
+      std::vector<float> y(17 * 203);
+      cpu::int8_dot_matmul(x.data(), 17, w.m, y.data(), 203, isa);
+      if (first.empty()) first = y;
+      EXPECT_EQ(0, std::memcmp(y.data(), first.data(), y.size() * sizeof(float)))
+          << cpu::int8_dot_isa_name(isa) << " " << threads << " threads";
     }
   }
 }
