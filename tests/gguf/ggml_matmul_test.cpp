@@ -1,14 +1,16 @@
 // quant_matmul and quant_embedding on ggml block formats (QuantKind::Ggml) on the CPU, against a
 // float64 product of the weights ggml_dequantize gives (the io module's port of ggml's
 // dequantize_row_*, an implementation independent of the kernel's decoders), for every type, one
-// token (decode) and many (prefill, the sgemm path), awkward sizes, a bias, bf16 activations and a
-// strided output (a column block of a fused buffer).
+// token (decode) and many (prefill: the sgemm path, or for Q8_0 and Q4_0 the int8 path, whose
+// activation rounding is added to the bound; tests/ops/int8_dot_test.cpp checks it exactly), awkward
+// sizes, a bias, bf16 activations and a strided output (a column block of a fused buffer).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/int8_dot_kernels.h"
 #include "llm/ggml_quant.h"
 #include "test_util.h"
 
@@ -53,6 +55,19 @@ TEST_P(GgmlMatmul, EqualsTheFloat64ProductOfTheDequantizedWeights) {
     const Tensor yt = Tensor(ybuf.data(), DType::F32, {N, ld}).slice(1, 2, 2 + c.rows);
     const Tensor bt(bias.data(), DType::F32, {c.rows});
     cpu.quant_matmul(Tensor(x.data(), DType::F32, {N, c.cols}), m, yt, &bt);
+    // The int8 path rounds each activation to a multiple of its block's amax / 127: at most half
+    // of that per product (zero on the fp32 paths).
+    const bool int8 = N >= cpu::kInt8DotMinTokens && cpu::int8_dot_supports(m);
+    const auto quant_err = [&](const auto& xs, int64_t n, int64_t r) {
+      double e = 0;
+      for (int64_t k = 0; int8 && k < c.cols; k += 32) {
+        double amax = 0;
+        for (int64_t j = k; j < k + 32; ++j) amax = std::max(amax, std::fabs(double(xs(n * c.cols + j))));
+        for (int64_t j = k; j < k + 32; ++j) e += std::fabs(double(deq[size_t(r * c.cols + j)])) * amax / 127 / 2;
+      }
+      return e;
+    };
+    const auto xf = [&](int64_t i) { return x[size_t(i)]; };
     double worst = 0;
     for (int64_t n = 0; n < N; ++n) {
       for (int64_t r = 0; r < c.rows; ++r) {
@@ -64,7 +79,8 @@ TEST_P(GgmlMatmul, EqualsTheFloat64ProductOfTheDequantizedWeights) {
         }
         // fp32 accumulation of cols products: at most about cols * 2^-24 of their magnitude
         // (Higham's bound), here with a margin of 3; a wrong weight costs a whole term.
-        const double err = std::fabs(double(ybuf[size_t(n * ld + 2 + r)]) - ref) / (mag * 2e-7 * double(c.cols));
+        const double err =
+            std::fabs(double(ybuf[size_t(n * ld + 2 + r)]) - ref) / (mag * 2e-7 * double(c.cols) + quant_err(xf, n, r));
         worst = std::max(worst, err);
       }
       EXPECT_EQ(ybuf[size_t(n * ld + 0)], 7.0f);  // the columns around the block are not written
@@ -86,7 +102,9 @@ TEST_P(GgmlMatmul, EqualsTheFloat64ProductOfTheDequantizedWeights) {
           ref += p;
           mag += std::fabs(p);
         }
-        EXPECT_NEAR(bf16_bits_to_f32(yb[size_t(n * c.rows + r)]), ref, std::fabs(ref) / 128 + mag * 1e-5)
+        const auto xbf = [&](int64_t i) { return bf16_bits_to_f32(xb[size_t(i)]); };
+        EXPECT_NEAR(bf16_bits_to_f32(yb[size_t(n * c.rows + r)]), ref,
+                    std::fabs(ref) / 128 + mag * 1e-5 + quant_err(xbf, n, r))
             << ggml_type_name(c.type) << " bf16 N=" << N << " row " << r;
       }
     }

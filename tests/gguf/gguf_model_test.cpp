@@ -56,7 +56,7 @@ TEST(GgufModel, OurExportsRunAsTheirDirectoryDoes) {
   CpuBackend cpu(2);
   InferenceOptions io;
   io.context = 64;
-  io.prefill_chunk = 16;  // prefill (sgemm tiles) and the one-row decode kernel both run
+  io.prefill_chunk = 16;  // prefill (sgemm tiles or int8 dot products) and the one-row decode kernel both run
   const auto ref = InferenceModel::load(dir / "m", cpu, io);
   const std::vector<int32_t> ids = ref->tokenizer()->encode("the cat 3 sat on the mat number 12 today, the cat 5");
   ASSERT_GT(ids.size(), 17u);
@@ -80,13 +80,18 @@ TEST(GgufModel, OurExportsRunAsTheirDirectoryDoes) {
     const auto model = InferenceModel::load(file, cpu, io);
     const std::vector<float> got = model->forward_all(ids);
     const std::vector<float> same_weights = dequantized_logits(dir / "m", t, ids);
-    EXPECT_LE(max_diff_over_max(got, same_weights), 1e-5) << gguf_file_type_name(t);
-    // Decode steps (the one-row kernel) agree with the prefill of the same tokens.
+    // From 4 tokens on, q8_0 and q4_0 matmuls round the activations to int8 blocks (as llama.cpp
+    // does; backend/cpu/int8_dot_kernels.h), which the fp32 model on the same weights does not:
+    // measured 3e-4 to 1.8e-3 here, bounded with a margin of about 3 (a wrong block costs more).
+    const bool int8 = t == GgufFileType::Q8_0 || t == GgufFileType::Q4_0 || t == GgufFileType::Q4_K_M;
+    const double tol = int8 ? 5e-3 : 1e-5;
+    EXPECT_LE(max_diff_over_max(got, same_weights), tol) << gguf_file_type_name(t);
+    // Decode steps (the one-row fp32 kernel) agree with the prefill of the same tokens.
     model->reset();
     model->forward(std::span(ids).first(ids.size() - 1));
     const std::vector<float> last = model->forward(std::span(ids).last(1));
     const std::vector<float> want_last(got.end() - static_cast<std::ptrdiff_t>(last.size()), got.end());
-    EXPECT_LE(max_diff_over_max(last, want_last), 1e-5) << gguf_file_type_name(t);
+    EXPECT_LE(max_diff_over_max(last, want_last), tol) << gguf_file_type_name(t);
   }
 }
 

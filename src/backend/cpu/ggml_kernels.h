@@ -4,18 +4,20 @@
 // The weights are read as they are stored (the raw blocks of a GGUF file, never expanded to fp32
 // as a whole): a row is decoded block by block into fp32 scratch and dotted with fp32
 // activations (decode, few tokens), or a tile of rows is decoded once and multiplied by every
-// token with sgemm (prefill). Quantizing the activations to int8 blocks, as llama.cpp's
-// vec_dot kernels do, would replace ggml_rows_dot below without changing this interface.
+// token with sgemm (prefill). From kInt8DotMinTokens tokens on, Q8_0 and Q4_0 take the int8 path
+// instead (int8_dot_kernels.h): activations quantized to int8 blocks, integer dot products.
 #pragma once
 
 #include <cstdint>
 
+#include "backend/cpu/int8_dot_kernels.h"
 #include "llm/backend.h"
 
 namespace llm::cpu {
 
-// y [N, rows] = x [N, cols] @ dequant(w)^T (+ bias); w.kind == Ggml, arguments already checked.
-void ggml_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias);
+// y [N, rows] = x [N, cols] @ dequant(w)^T (+ bias); w.kind == Ggml, arguments already checked;
+// isa: the int8 kernel for many tokens.
+void ggml_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias, Int8DotIsa isa);
 // out [N, cols] = dequant(table)[ids[n], :]; table.kind == Ggml, arguments already checked.
 void ggml_quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out);
 

@@ -130,6 +130,14 @@ LLM_CPU_CLONES void dot_rows(const float* w, int64_t R, int64_t cols, const floa
 
 int64_t ld_of(const Tensor& t, int64_t dense) { return t.size(0) > 1 ? t.stride(0) : dense; }
 
+// y[n, r] += bias[r] (an empty bias adds nothing).
+void add_bias(const std::vector<float>& bias, int64_t N, int64_t rows, float* y, int64_t ldy) {
+  if (bias.empty()) return;
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t r = 0; r < rows; ++r) y[n * ldy + r] += bias[static_cast<size_t>(r)];
+  }
+}
+
 }  // namespace
 
 void ggml_decode_row(GgmlType t, const uint8_t* row, int64_t n, float* out) {
@@ -145,7 +153,7 @@ void ggml_decode_row(GgmlType t, const uint8_t* row, int64_t n, float* out) {
   }
 }
 
-void ggml_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias) {
+void ggml_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias, Int8DotIsa isa) {
   const int64_t N = x.size(0), rows = w.rows, cols = w.cols;
   if (N == 0 || rows == 0) return;
   const uint8_t* const data = w.data.ptr<uint8_t>();
@@ -186,6 +194,10 @@ void ggml_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& 
         }
       }
     }
+  } else if (N >= kInt8DotMinTokens && int8_dot_supports(w)) {
+    // Prefill on integer dot products (int8_dot_kernels.h).
+    int8_dot_matmul(xf.data(), N, w, yf, ldy, isa);
+    add_bias(bf, N, rows, yf, ldy);
   } else {
     // Prefill: a tile of rows decoded to fp32 (in parallel), then one sgemm for all tokens.
     const int64_t tile = std::min(rows, kTileRows);
@@ -198,11 +210,7 @@ void ggml_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& 
                   static_cast<blasint>(cols), 1.0f, xf.data(), static_cast<blasint>(cols), wt.data(),
                   static_cast<blasint>(cols), 0.0f, yf + r0, static_cast<blasint>(ldy));
     }
-    if (bias != nullptr) {
-      for (int64_t n = 0; n < N; ++n) {
-        for (int64_t r = 0; r < rows; ++r) yf[n * ldy + r] += bf[static_cast<size_t>(r)];
-      }
-    }
+    add_bias(bf, N, rows, yf, ldy);
   }
   if (!direct) {
     for (int64_t n = 0; n < N; ++n) from_f32(yf + n * rows, at(y, n), y.dtype(), rows);

@@ -12,6 +12,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_util.h"
 #include "backend/cpu/ggml_kernels.h"
+#include "backend/cpu/int8_dot_kernels.h"
 #include "backend/cpu/quant_kernels.h"
 #include "backend/op_checks.h"
 
@@ -222,7 +223,7 @@ void quant_matmul_isa(const Tensor& x, const QuantizedMatrix& w, const Tensor& y
 
 void quant_matmul_checked(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias,
                           QuantIsa isa) {
-  if (w.kind == QuantKind::Ggml) return ggml_quant_matmul(x, w, y, bias);
+  if (w.kind == QuantKind::Ggml) return ggml_quant_matmul(x, w, y, bias, int8_dot_isa_for(isa));
   const char* op = "quant_matmul";
   const int64_t N = x.size(0), rows = w.rows, cols = w.cols;
   LLM_CHECK(quant_isa_supported(isa), op, ": this CPU cannot run the ", quant_isa_name(isa), " kernels");

@@ -1,0 +1,218 @@
+// The int8 path of quantized matmul (int8_dot_kernels.h): runtime choice of the kernel, the
+// activation quantizer, the weight repacker, the portable kernel and the threading.
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+
+#include "backend/cpu/cpu_util.h"
+#include "backend/cpu/int8_dot_kernels.h"
+#include "backend/op_checks.h"
+#include "llm/dtype.h"
+
+namespace llm::cpu {
+
+namespace {
+
+// Rows repacked at a time by one thread: 4 groups of 16, 64 x cols bytes (311 KiB for the
+// Qwen2.5-0.5B down projection), which stay in L2 while every token passes over them.
+constexpr int64_t kPanelGroups = 4;
+
+// round-half-even(v) for |v| < 2^22 (see quant.cpp): written out so that every clone of the
+// quantizer rounds the same way and the loop vectorises.
+inline float round_half_even(float v) {
+  const float big = v + 12582912.0f;
+  return big - 12582912.0f;
+}
+
+// One token's row of cols values into int8 blocks (int8_dot_kernels.h gives the rule). Written
+// so that the compiler vectorises every loop without fast-math: max |x| as the integer maximum of
+// the sign-cleared bit patterns (their order is the float order, and inf / nan patterns are the
+// largest), the clamp in integers (the quotient is bounded, so it equals the float clamp).
+LLM_CPU_CLONES void quantize_row(const float* x, int64_t cols, int offset, int8_t* q, float* d, int32_t* corr) {
+  for (int64_t b = 0; b < cols / kInt8Block; ++b) {
+    const float* xb = x + b * kInt8Block;
+    int8_t* qb = q + b * kInt8Block;
+    uint32_t amax_bits = 0;
+    for (int64_t j = 0; j < kInt8Block; ++j)
+      amax_bits = std::max(amax_bits, std::bit_cast<uint32_t>(xb[j]) & 0x7FFFFFFFu);
+    const bool finite = amax_bits < 0x7F800000u;
+    const float scale = std::bit_cast<float>(amax_bits) / 127.0f;
+    if (!finite || scale == 0.0f) {
+      std::memset(qb, 0, kInt8Block);
+      d[b] = finite ? 0.0f : std::numeric_limits<float>::quiet_NaN();
+      corr[b] = 0;
+      continue;
+    }
+    int32_t v[kInt8Block];
+    for (int64_t j = 0; j < kInt8Block; ++j) v[j] = static_cast<int32_t>(round_half_even(xb[j] / scale));
+    int32_t sum = 0;
+    for (int64_t j = 0; j < kInt8Block; ++j) {
+      const int32_t c = std::clamp(v[j], -127, 127);
+      qb[j] = static_cast<int8_t>(c);
+      sum += c;
+    }
+    d[b] = scale;
+    corr[b] = -offset * sum;
+  }
+}
+
+inline float f16_at(const uint8_t* p) { return f16_bits_to_f32(static_cast<uint16_t>(p[0] | (p[1] << 8))); }
+
+// Rows [r0, r0 + 16 * groups) of w into the panel layout; rows from `rows` on are zero weights.
+void repack(const QuantizedMatrix& w, int64_t r0, int64_t groups, uint8_t* u, float* d) {
+  const uint8_t* const data = w.data.ptr<uint8_t>();
+  const int64_t ld = w.data.size(0) > 1 ? w.data.stride(0) : w.data.size(1);
+  const int64_t blocks = w.cols / kInt8Block;
+  const GgmlType type = w.ggml;
+  const int64_t block_bytes = type == GgmlType::Q8_0 ? 34 : type == GgmlType::Q5_0 ? 22 : 18;
+  const uint8_t zero = static_cast<uint8_t>(int8_dot_offset(type));
+  uint8_t vals[kInt8Block];
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t i = 0; i < kInt8GroupRows; ++i) {
+      const int64_t r = r0 + g * kInt8GroupRows + i;
+      for (int64_t b = 0; b < blocks; ++b) {
+        float scale = 0.0f;
+        if (r >= w.rows) {
+          std::memset(vals, zero, sizeof vals);
+        } else {
+          // The block layouts as ggml's dequantize_row_* read them (ggml_quant_matmul.cpp).
+          const uint8_t* blk = data + r * ld + b * block_bytes;
+          scale = f16_at(blk);
+          if (type == GgmlType::Q8_0) {
+            for (int j = 0; j < kInt8Block; ++j) vals[j] = static_cast<uint8_t>(blk[2 + j] ^ 0x80);
+          } else if (type == GgmlType::Q4_0) {
+            for (int j = 0; j < kInt8Block / 2; ++j) {
+              vals[j] = blk[2 + j] & 0x0F;
+              vals[j + kInt8Block / 2] = blk[2 + j] >> 4;
+            }
+          } else {  // Q5_0: a 32-bit mask of fifth bits, then the low nibbles as Q4_0
+            uint32_t qh;
+            std::memcpy(&qh, blk + 2, 4);
+            for (int j = 0; j < kInt8Block / 2; ++j) {
+              vals[j] = static_cast<uint8_t>((blk[6 + j] & 0x0F) | (((qh >> j) << 4) & 0x10));
+              vals[j + kInt8Block / 2] = static_cast<uint8_t>((blk[6 + j] >> 4) | ((qh >> (j + 12)) & 0x10));
+            }
+          }
+        }
+        d[(g * blocks + b) * kInt8GroupRows + i] = scale;
+        uint8_t* dst = u + (g * blocks + b) * kInt8GroupBlockBytes + 4 * i;
+        for (int s = 0; s < 8; ++s) std::memcpy(dst + 64 * s, vals + 4 * s, 4);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+const char* int8_dot_isa_name(Int8DotIsa isa) {
+  switch (isa) {
+    case Int8DotIsa::Portable: return "portable";
+    case Int8DotIsa::Avx2: return "avx2";
+    case Int8DotIsa::Avx512Vnni: return "avx512vnni";
+  }
+  return "?";
+}
+
+bool int8_dot_isa_supported(Int8DotIsa isa) {
+  switch (isa) {
+    case Int8DotIsa::Portable: return true;
+#if defined(__x86_64__)
+    case Int8DotIsa::Avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Int8DotIsa::Avx512Vnni:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+             __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    case Int8DotIsa::Avx2:
+    case Int8DotIsa::Avx512Vnni: return false;
+#endif
+  }
+  return false;
+}
+
+Int8DotIsa int8_dot_isa_best() {
+  if (int8_dot_isa_supported(Int8DotIsa::Avx512Vnni)) return Int8DotIsa::Avx512Vnni;
+  if (int8_dot_isa_supported(Int8DotIsa::Avx2)) return Int8DotIsa::Avx2;
+  return Int8DotIsa::Portable;
+}
+
+Int8DotIsa int8_dot_isa_for(QuantIsa isa) {
+  switch (isa) {
+    case QuantIsa::Portable: return Int8DotIsa::Portable;
+    case QuantIsa::Avx2: return Int8DotIsa::Avx2;
+    case QuantIsa::Avx512: break;
+  }
+  return int8_dot_isa_supported(Int8DotIsa::Avx512Vnni) ? Int8DotIsa::Avx512Vnni : Int8DotIsa::Avx2;
+}
+
+bool int8_dot_supports(const QuantizedMatrix& w) {
+  return w.kind == QuantKind::Ggml && int8_dot_offset(w.ggml) != 0 && w.cols % kInt8Block == 0;
+}
+
+int int8_dot_offset(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q8_0: return 128;
+    case GgmlType::Q5_0: return 16;
+    case GgmlType::Q4_0: return 8;
+    default: return 0;
+  }
+}
+
+void int8_dot_panel_portable(const Int8Panel& p, const Int8Acts& a, float* y, int64_t ldy, int64_t valid) {
+  const int64_t nb = p.blocks;
+  for (int64_t r = 0; r < std::min(valid, p.groups * kInt8GroupRows); ++r) {
+    const int64_t g = r / kInt8GroupRows, i = r % kInt8GroupRows;
+    for (int64_t t = 0; t < a.n; ++t) {
+      const int8_t* xq = a.q + t * a.cols;
+      float acc = 0.0f;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* u = p.u + (g * nb + b) * kInt8GroupBlockBytes + 4 * i;
+        int32_t isum = a.corr[t * nb + b];
+        for (int64_t j = 0; j < kInt8Block; ++j) isum += int32_t(u[64 * (j / 4) + j % 4]) * xq[b * kInt8Block + j];
+        const float s = p.d[(g * nb + b) * kInt8GroupRows + i] * a.d[t * nb + b];
+        acc = std::fma(static_cast<float>(isum), s, acc);
+      }
+      y[t * ldy + r] = acc;
+    }
+  }
+}
+
+void int8_dot_matmul(const float* x, int64_t n, const QuantizedMatrix& w, float* y, int64_t ldy, Int8DotIsa isa) {
+  LLM_CHECK(int8_dot_isa_supported(isa), "quant_matmul: this CPU cannot run the ", int8_dot_isa_name(isa),
+            " int8 kernels");
+  const int64_t cols = w.cols, rows = w.rows, blocks = cols / kInt8Block;
+  const int offset = int8_dot_offset(w.ggml);
+  std::vector<int8_t> q(static_cast<size_t>(n * cols));
+  std::vector<float> d(static_cast<size_t>(n * blocks));
+  std::vector<int32_t> corr(d.size());
+#pragma omp parallel for schedule(static) if (n * cols > kParallelMinWork)
+  for (int64_t t = 0; t < n; ++t) {
+    quantize_row(x + t * cols, cols, offset, q.data() + t * cols, d.data() + t * blocks, corr.data() + t * blocks);
+  }
+  const Int8Acts acts{n, cols, blocks, q.data(), d.data(), corr.data()};
+
+  void (*kernel)(const Int8Panel&, const Int8Acts&, float*, int64_t, int64_t) = int8_dot_panel_portable;
+#if defined(__x86_64__)
+  if (isa == Int8DotIsa::Avx2) kernel = int8_dot_panel_avx2;
+  if (isa == Int8DotIsa::Avx512Vnni) kernel = int8_dot_panel_avx512vnni;
+#endif
+  const int64_t panel_rows = kPanelGroups * kInt8GroupRows;
+  const int64_t panels = (rows + panel_rows - 1) / panel_rows;
+#pragma omp parallel if (rows * cols * n > kParallelMinWork)
+  {
+    const std::unique_ptr<uint8_t[]> u(new uint8_t[static_cast<size_t>(panel_rows * cols)]);
+    const std::unique_ptr<float[]> dw(new float[static_cast<size_t>(kPanelGroups * blocks * kInt8GroupRows)]);
+#pragma omp for schedule(static)
+    for (int64_t pi = 0; pi < panels; ++pi) {
+      const int64_t r0 = pi * panel_rows, valid = std::min(panel_rows, rows - r0);
+      const int64_t groups = (valid + kInt8GroupRows - 1) / kInt8GroupRows;
+      repack(w, r0, groups, u.get(), dw.get());
+      kernel(Int8Panel{groups, blocks, u.get(), dw.get(), offset}, acts, y + r0, ldy, valid);
+    }
+  }
+}
+
+}  // namespace llm::cpu

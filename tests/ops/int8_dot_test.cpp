@@ -1,0 +1,225 @@
+// The int8 path of quantized matmul (backend/cpu/int8_dot_kernels.h) on ggml's Q8_0, Q5_0 and
+// Q4_0 blocks: against a float64 product of the dequantized weights (the io module's port of ggml's
+// dequantize_row_*) and the activations quantized by the rule the header states, written out
+// here a second time; against the fp32 activations within the activation rounding error; every
+// ISA path this CPU runs bit for bit equal to the portable one; awkward sizes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/int8_dot_kernels.h"
+#include "llm/ggml_quant.h"
+#include "test_util.h"
+
+namespace llm::test {
+namespace {
+
+struct Case {
+  GgmlType type;
+  int64_t rows, cols, n;
+};
+
+struct Weights {
+  std::vector<uint8_t> blocks;
+  std::vector<float> deq;
+  QuantizedMatrix m;
+};
+
+Weights make_weights(GgmlType type, int64_t rows, int64_t cols, std::mt19937_64& g) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> w(static_cast<size_t>(rows * cols));
+  for (float& v : w) v = nd(g) * 0.1f;
+  Weights out;
+  const size_t row_bytes = ggml_row_bytes(type, cols);
+  out.blocks.resize(row_bytes * static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) ggml_quantize(type, w.data() + r * cols, cols, out.blocks.data() + r * row_bytes);
+  out.deq.resize(w.size());
+  ggml_dequantize(type, out.blocks.data(), rows * cols, out.deq.data());
+  out.m = QuantizedMatrix{QuantKind::Ggml,
+                          rows,
+                          cols,
+                          ggml_block_elems(type),
+                          Tensor(out.blocks.data(), DType::U8, {rows, static_cast<int64_t>(row_bytes)}),
+                          Tensor(),
+                          type};
+  return out;
+}
+
+// The activation rule of int8_dot_kernels.h: per block of 32, d = amax / 127 (fp32) and
+// q = round-half-even(x / d), clamped to +-127.
+void quantize_acts(const std::vector<float>& x, std::vector<float>& q, std::vector<float>& d) {
+  q.resize(x.size());
+  d.resize(x.size() / 32);
+  for (size_t b = 0; b < d.size(); ++b) {
+    float amax = 0;
+    for (size_t j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[32 * b + j]));
+    d[b] = amax / 127.0f;
+    for (size_t j = 0; j < 32; ++j) {
+      const float v = d[b] == 0.0f ? 0.0f : std::nearbyint(x[32 * b + j] / d[b]);
+      q[32 * b + j] = std::clamp(v, -127.0f, 127.0f);
+    }
+  }
+}
+
+std::vector<cpu::Int8DotIsa> isas() {
+  std::vector<cpu::Int8DotIsa> v;
+  for (auto isa : {cpu::Int8DotIsa::Portable, cpu::Int8DotIsa::Avx2, cpu::Int8DotIsa::Avx512Vnni}) {
+    if (cpu::int8_dot_isa_supported(isa)) v.push_back(isa);
+  }
+  return v;
+}
+
+class Int8Dot : public ::testing::TestWithParam<Case> {};
+
+TEST_P(Int8Dot, EqualsTheFloat64ProductOfTheQuantizedOperandsOnEveryPath) {
+  const Case c = GetParam();
+  std::mt19937_64 g = rng();
+  const Weights w = make_weights(c.type, c.rows, c.cols, g);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(c.n * c.cols));
+  for (float& v : x) v = nd(g);
+  // One block of zeros: its scale is 0 (no division by zero).
+  std::fill(x.begin(), x.begin() + 32, 0.0f);
+  std::vector<float> q, d;
+  quantize_acts(x, q, d);
+  const int64_t nb = c.cols / 32;
+
+  // y is a column block of a wider buffer: ldy > rows, the columns around it untouched.
+  const int64_t ldy = c.rows + 3;
+  std::vector<float> y0;
+  for (const cpu::Int8DotIsa isa : isas()) {
+    std::vector<float> y(static_cast<size_t>(c.n * ldy), 7.0f);
+    cpu::int8_dot_matmul(x.data(), c.n, w.m, y.data() + 1, ldy, isa);
+    if (y0.empty()) {
+      y0 = y;
+    } else {
+      ASSERT_EQ(0, std::memcmp(y.data(), y0.data(), y.size() * sizeof(float)))
+          << cpu::int8_dot_isa_name(isa) << " differs from portable";
+    }
+  }
+  double worst_exact = 0, worst_quant = 0;
+  for (int64_t t = 0; t < c.n; ++t) {
+    EXPECT_EQ(y0[size_t(t * ldy)], 7.0f);
+    EXPECT_EQ(y0[size_t(t * ldy + c.rows + 1)], 7.0f);
+    for (int64_t r = 0; r < c.rows; ++r) {
+      double ref = 0, mag = 0, fp = 0, qerr = 0;
+      for (int64_t k = 0; k < c.cols; ++k) {
+        const double wk = w.deq[size_t(r * c.cols + k)], dx = d[size_t(t * nb + k / 32)];
+        const double p = wk * double(q[size_t(t * c.cols + k)]) * dx;
+        ref += p;
+        mag += std::fabs(p);
+        fp += wk * double(x[size_t(t * c.cols + k)]);
+        qerr += std::fabs(wk) * dx * 0.5;  // |x - q * d| <= d / 2
+      }
+      const double y = y0[size_t(t * ldy + 1 + r)];
+      // Exact integer block sums; fp32 rounds the scale product and each of the nb fma steps.
+      worst_exact = std::max(worst_exact, std::fabs(y - ref) / (mag * 6e-8 * double(nb + 2) + 1e-30));
+      worst_quant = std::max(worst_quant, std::fabs(y - fp) / (qerr + mag * 6e-8 * double(nb + 2) + 1e-30));
+    }
+  }
+  EXPECT_LE(worst_exact, 1.0);
+  EXPECT_LE(worst_quant, 1.0);
+  // The rounding error is not negligible: the fp32 bound alone would fail (the test can fail).
+  if (c.n * c.rows > 64) {
+    EXPECT_GT(worst_quant, 0.01);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Int8Dot,
+                         ::testing::Values(Case{GgmlType::Q8_0, 31, 64, 1}, Case{GgmlType::Q4_0, 31, 64, 7},
+                                           Case{GgmlType::Q8_0, 33, 96, 64}, Case{GgmlType::Q4_0, 33, 256, 300},
+                                           Case{GgmlType::Q8_0, 4099, 64, 7}, Case{GgmlType::Q4_0, 4099, 32, 64},
+                                           Case{GgmlType::Q8_0, 70, 896, 13}, Case{GgmlType::Q4_0, 64, 896, 13},
+                                           Case{GgmlType::Q5_0, 33, 96, 7}, Case{GgmlType::Q5_0, 70, 896, 64}),
+                         [](const auto& p) {
+                           return cat(ggml_type_name(p.param.type), "_", p.param.rows, "x", p.param.cols, "_n",
+                                      p.param.n);
+                         });
+
+// Extreme bytes: Q8_0 weights of -128 and +127 against activations of +-127 (the most the AVX2
+// pairs can hold without saturating), Q4_0 nibbles 0 and 15, Q5_0 levels 0 and 31: every path
+// equal to the float64 product.
+TEST(Int8Dot, ExtremeValuesDoNotSaturateAnyPath) {
+  for (const GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0}) {
+    const int64_t rows = 20, cols = 128, n = 9;
+    const size_t row_bytes = ggml_row_bytes(type, cols), block = row_bytes / (cols / 32);
+    std::vector<uint8_t> blocks(row_bytes * rows);
+    std::mt19937_64 g = rng();
+    for (size_t b = 0; b < blocks.size() / block; ++b) {
+      uint8_t* p = blocks.data() + b * block;
+      p[0] = 0x00;  // f16 scale 1.0
+      p[1] = 0x3C;
+      for (size_t j = 2; j < block; ++j) p[j] = (g() & 1) != 0 ? 0x80 : 0x7F;
+      if (type != GgmlType::Q8_0) {  // Q5_0: the fifth bits (bytes 2-5) random too
+        for (size_t j = 2; j < block; ++j) p[j] = (g() & 1) != 0 ? 0x00 : 0xFF;
+      }
+    }
+    QuantizedMatrix m{QuantKind::Ggml, rows, cols, 32, Tensor(blocks.data(), DType::U8, {rows, int64_t(row_bytes)}),
+                      Tensor(),        type};
+    std::vector<float> x(static_cast<size_t>(n * cols));
+    for (float& v : x) v = (g() & 1) != 0 ? 1.0f : -1.0f;  // every block quantizes to +-127
+    std::vector<float> deq(static_cast<size_t>(rows * cols));
+    ggml_dequantize(type, blocks.data(), rows * cols, deq.data());
+    for (const cpu::Int8DotIsa isa : isas()) {
+      std::vector<float> y(static_cast<size_t>(n * rows));
+      cpu::int8_dot_matmul(x.data(), n, m, y.data(), rows, isa);
+      for (int64_t t = 0; t < n; ++t) {
+        for (int64_t r = 0; r < rows; ++r) {
+          double ref = 0;
+          for (int64_t k = 0; k < cols; ++k) ref += double(deq[size_t(r * cols + k)]) * x[size_t(t * cols + k)];
+          // x = +-1 quantizes exactly (q = +-127, d = 1/127); error from d's rounding only.
+          ASSERT_NEAR(y[size_t(t * rows + r)], ref, 1e-4 * std::fabs(ref) + 1e-3)
+              << ggml_type_name(type) << " " << cpu::int8_dot_isa_name(isa) << " t " << t << " r " << r;
+        }
+      }
+    }
+  }
+}
+
+// A token holding an inf or a nan gets nan outputs, as the fp32 product would; the others are
+// unaffected.
+TEST(Int8Dot, NonFiniteActivationsGiveNanForThatTokenOnly) {
+  std::mt19937_64 g = rng();
+  const Weights w = make_weights(GgmlType::Q4_0, 17, 64, g);
+  std::vector<float> x(3 * 64);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& v : x) v = nd(g);
+  x[64 + 40] = std::numeric_limits<float>::infinity();
+  for (const cpu::Int8DotIsa isa : isas()) {
+    std::vector<float> y(3 * 17);
+    cpu::int8_dot_matmul(x.data(), 3, w.m, y.data(), 17, isa);
+    for (int64_t r = 0; r < 17; ++r) {
+      EXPECT_TRUE(std::isfinite(y[size_t(r)]));
+      EXPECT_TRUE(std::isnan(y[size_t(17 + r)])) << cpu::int8_dot_isa_name(isa);
+      EXPECT_TRUE(std::isfinite(y[size_t(34 + r)]));
+    }
+  }
+}
+
+// Each output is computed whole by the thread that owns its panel of rows: 1, 2 or 3 threads
+// give the same bits.
+TEST(Int8Dot, ResultDoesNotDependOnTheThreadCount) {
+  std::mt19937_64 g = rng();
+  const Weights w = make_weights(GgmlType::Q8_0, 203, 256, g);
+  std::vector<float> x(17 * 256);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& v : x) v = nd(g);
+  for (const cpu::Int8DotIsa isa : isas()) {
+    std::vector<float> first;
+    for (const int threads : {2, 1, 3}) {
+      CpuBackend cpu(threads);  // sets the OpenMP team size
+      std::vector<float> y(17 * 203);
+      cpu::int8_dot_matmul(x.data(), 17, w.m, y.data(), 203, isa);
+      if (first.empty()) first = y;
+      EXPECT_EQ(0, std::memcmp(y.data(), first.data(), y.size() * sizeof(float)))
+          << cpu::int8_dot_isa_name(isa) << " " << threads << " threads";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace llm::test
