@@ -79,8 +79,10 @@ constexpr size_t fwd_smem_bytes() {
   return size_t(kFwdRows * kPad<kD> + kFwdKeys * kPad<kD> + kFwdKeys * kD + kFwdRows * (kFwdKeys + 1)) * 4;
 }
 
+// Minimum 1 block per SM: without it ptxas held the D = 64 f16/bf16 variants at 64 registers and
+// spilled on sm_80 (cuda_resources); 64 threads of up to 123 registers still fit 8 blocks per SM.
 template <class T, int kD>
-__global__ void __launch_bounds__(kFwdThreads) attn_fwd_simt_kernel(AttnFwdArgs a) {
+__global__ void __launch_bounds__(kFwdThreads, 1) attn_fwd_simt_kernel(AttnFwdArgs a) {
   constexpr int kQP = kPad<kD>, kPP = kFwdKeys + 1;
   LLM_DYNAMIC_SHARED(float, smem);
   float* qs = smem;                 // [16][kQP], scaled
