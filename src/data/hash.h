@@ -16,12 +16,15 @@ inline uint64_t mix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// FNV-1a over bytes, finished with mix64: identifies a document's text for the split.
-inline uint64_t text_hash(std::string_view s) {
+// FNV-1a over bytes (also the per-parameter key of the counter-based initialisers).
+inline uint64_t fnv1a(std::string_view s) {
   uint64_t h = 0xCBF29CE484222325ull;
   for (unsigned char c : s) h = (h ^ c) * 0x100000001B3ull;
-  return mix64(h);
+  return h;
 }
+
+// FNV-1a finished with mix64: identifies a document's text for the split.
+inline uint64_t text_hash(std::string_view s) { return mix64(fnv1a(s)); }
 
 // A uniform double in [0, 1) from a seed and an index.
 inline double unit_hash(uint64_t seed, uint64_t index) {

@@ -3,8 +3,8 @@
 
 #include <cmath>
 
+#include "data/hash.h"
 #include "llm/error.h"
-#include "model/counter_hash.h"
 
 namespace llm {
 
@@ -106,10 +106,10 @@ std::vector<float> init_lora_values(const LoraTable& t, uint64_t seed) {
   std::vector<float> flat(static_cast<size_t>(t.flat_size()), 0.0f);  // B and the padding: zero
   const int64_t r = t.config().rank;
   for (const LoraAdapterInfo& a : t.adapters()) {
-    const uint64_t key = splitmix64(seed) ^ fnv1a(a.peft_prefix + ".lora_A.weight");
+    const uint64_t key = data::mix64(seed) ^ data::fnv1a(a.peft_prefix + ".lora_A.weight");
     const double bound = 1.0 / std::sqrt(static_cast<double>(a.in));
     for (int64_t i = 0; i < r * a.in; ++i) {
-      const double u = static_cast<double>(splitmix64(key ^ static_cast<uint64_t>(i)) >> 11) * 0x1p-53;  // [0, 1)
+      const double u = static_cast<double>(data::mix64(key ^ static_cast<uint64_t>(i)) >> 11) * 0x1p-53;  // [0, 1)
       flat[static_cast<size_t>(a.a_offset + i)] = static_cast<float>((2.0 * u - 1.0) * bound);
     }
   }

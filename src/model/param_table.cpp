@@ -3,9 +3,9 @@
 #include <cmath>
 #include <numbers>
 
+#include "data/hash.h"
 #include "llm/error.h"
 #include "llm/model.h"
-#include "model/counter_hash.h"
 
 namespace llm {
 
@@ -17,8 +17,8 @@ int64_t align_up(int64_t v) { return (v + kGroupAlign - 1) / kGroupAlign * kGrou
 
 // A standard normal from (key, index) alone: Box-Muller on two counter-based uniforms.
 float normal_at(uint64_t key, int64_t index) {
-  const uint64_t a = splitmix64(key ^ (static_cast<uint64_t>(index) * 2 + 0));
-  const uint64_t b = splitmix64(key ^ (static_cast<uint64_t>(index) * 2 + 1) ^ 0x5851f42d4c957f2dull);
+  const uint64_t a = data::mix64(key ^ (static_cast<uint64_t>(index) * 2 + 0));
+  const uint64_t b = data::mix64(key ^ (static_cast<uint64_t>(index) * 2 + 1) ^ 0x5851f42d4c957f2dull);
   const double u1 = (static_cast<double>(a >> 11) + 1.0) * 0x1p-53;  // (0, 1]
   const double u2 = static_cast<double>(b >> 11) * 0x1p-53;          // [0, 1)
   return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2));
@@ -101,7 +101,7 @@ void init_parameter_values(const ModelConfig& cfg, const ParamTable& table, uint
       case ParamKind::Bias: break;  // zeros
       case ParamKind::Norm: std::fill(dst, dst + (hi - lo), 1.0f); break;
       default: {
-        const uint64_t key = splitmix64(seed) ^ fnv1a(p.name);
+        const uint64_t key = data::mix64(seed) ^ data::fnv1a(p.name);
 #pragma omp parallel for schedule(static) if (hi - lo > 65536)
         for (int64_t i = lo; i < hi; ++i) dst[i - lo] = stddev * normal_at(key, i - p.offset);
       }
