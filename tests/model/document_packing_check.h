@@ -106,8 +106,16 @@ inline void check_document_packing(Backend& cpu) {
   EXPECT_LE(max_rel(gp, gs), 1e-4);
 
   // Without positions the row attends across documents: a different function (the test can fail).
-  const LossSum lc = m.forward(TokenBatch{B, T, packed.ids, packed.targets, {}}, false);
-  EXPECT_GT(std::abs(lc.sum - lp.sum), 1e-3 * std::abs(lp.sum));
+  // Compared per token, not through the loss sum, whose changes can cancel for some draws: every
+  // document after a row's first sees the earlier ones and its logits move well past the 1e-5 above.
+  const std::vector<float> logits_c = m.logits(TokenBatch{B, T, packed.ids, packed.targets, {}});
+  for (const Doc& d : docs) {
+    if (d.start == 0) continue;
+    const size_t p = size_t(d.row * T + d.start);
+    const std::vector<float> cross(logits_c.begin() + long(p * V), logits_c.begin() + long((p + size_t(d.len)) * V));
+    const std::vector<float> masked(logits_p.begin() + long(p * V), logits_p.begin() + long((p + size_t(d.len)) * V));
+    EXPECT_GT(max_rel(cross, masked), 1e-3) << "the document at row " << d.row << ", " << d.start;
+  }
 
   // Selective and full recompute keep the positions for the backward: bitwise the same gradients.
   for (const Recompute rc : {Recompute::Selective, Recompute::Full}) {
