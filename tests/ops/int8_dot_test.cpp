@@ -1,7 +1,7 @@
-// The int8 path of quantized matmul (backend/cpu/int8_dot_kernels.h) on ggml's Q8_0, Q5_0 and
-// Q4_0 blocks: against a float64 product of the dequantized weights (the io module's port of ggml's
-// dequantize_row_*) and the activations quantized by the rule the header states, written out
-// here a second time; against the fp32 activations within the activation rounding error; every
+// The int8 path of quantized matmul (backend/cpu/int8_dot_kernels.h) on ggml's Q8_0, Q5_0, Q4_0,
+// Q4_K and Q6_K blocks: against a float64 product of the dequantized weights (the io module's port
+// of ggml's dequantize_row_*; Q4_K's d s q - dmin m again here in float64, as fp32 rounds it) and
+// the activations quantized by the rule the header states, written out here a second time; against the fp32 activations within the activation rounding error; every
 // ISA path this CPU runs bit for bit equal to the portable one; awkward sizes.
 #include <gtest/gtest.h>
 
@@ -26,8 +26,32 @@ struct Case {
 struct Weights {
   std::vector<uint8_t> blocks;
   std::vector<float> deq;
+  std::vector<double> exact, size;  // the weights in float64, and the size of their terms
   QuantizedMatrix m;
 };
+
+// Q4_K in float64 from its fields (block_q4_K: d, dmin, 12 bytes of 6-bit scales and mins, 128
+// bytes of nibbles): x = d s q - dmin m, whose fp32 dequantization rounds the difference; `size`
+// gets |d s q| + |dmin m|, the scale of the kernel's two terms.
+void q4_k_in_float64(const uint8_t* blocks, int64_t n, double* x, double* size) {
+  for (int64_t sb = 0; sb < n / 256; ++sb) {
+    const uint8_t* p = blocks + sb * 144;
+    const auto f16 = [](const uint8_t* b) { return double(f16_bits_to_f32(uint16_t(b[0] | (b[1] << 8)))); };
+    const double d = f16(p), dmin = f16(p + 2);
+    const uint8_t* sc = p + 4;
+    for (int j = 0; j < 8; ++j) {
+      const int s = j < 4 ? sc[j] & 63 : (sc[j + 4] & 0xF) | ((sc[j - 4] >> 6) << 4);
+      const int m = j < 4 ? sc[j + 4] & 63 : (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4);
+      for (int l = 0; l < 32; ++l) {
+        const uint8_t byte = p[16 + 32 * (j / 2) + l];
+        const int q = j % 2 == 0 ? byte & 0xF : byte >> 4;
+        const size_t at = size_t(sb * 256 + 32 * j + l);
+        x[at] = d * s * q - dmin * m;
+        size[at] = std::fabs(d * s * q) + std::fabs(dmin * m);
+      }
+    }
+  }
+}
 
 Weights make_weights(GgmlType type, int64_t rows, int64_t cols, std::mt19937_64& g) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -39,6 +63,10 @@ Weights make_weights(GgmlType type, int64_t rows, int64_t cols, std::mt19937_64&
   for (int64_t r = 0; r < rows; ++r) ggml_quantize(type, w.data() + r * cols, cols, out.blocks.data() + r * row_bytes);
   out.deq.resize(w.size());
   ggml_dequantize(type, out.blocks.data(), rows * cols, out.deq.data());
+  out.exact.assign(out.deq.begin(), out.deq.end());  // exact in fp32 but for Q4_K
+  out.size.resize(w.size());
+  for (size_t i = 0; i < w.size(); ++i) out.size[i] = std::fabs(out.exact[i]);
+  if (type == GgmlType::Q4_K) q4_k_in_float64(out.blocks.data(), rows * cols, out.exact.data(), out.size.data());
   out.m = QuantizedMatrix{QuantKind::Ggml,
                           rows,
                           cols,
@@ -108,17 +136,18 @@ TEST_P(Int8Dot, EqualsTheFloat64ProductOfTheQuantizedOperandsOnEveryPath) {
     for (int64_t r = 0; r < c.rows; ++r) {
       double ref = 0, mag = 0, fp = 0, qerr = 0;
       for (int64_t k = 0; k < c.cols; ++k) {
-        const double wk = w.deq[size_t(r * c.cols + k)], dx = d[size_t(t * nb + k / 32)];
+        const double wk = w.exact[size_t(r * c.cols + k)], dx = d[size_t(t * nb + k / 32)];
         const double p = wk * double(q[size_t(t * c.cols + k)]) * dx;
         ref += p;
-        mag += std::fabs(p);
+        mag += w.size[size_t(r * c.cols + k)] * std::fabs(double(q[size_t(t * c.cols + k)]) * dx);
         fp += wk * double(x[size_t(t * c.cols + k)]);
         qerr += std::fabs(wk) * dx * 0.5;  // |x - q * d| <= d / 2
       }
       const double y = y0[size_t(t * ldy + 1 + r)];
-      // Exact integer block sums; fp32 rounds the scale product and each of the nb fma steps.
-      worst_exact = std::max(worst_exact, std::fabs(y - ref) / (mag * 6e-8 * double(nb + 2) + 1e-30));
-      worst_quant = std::max(worst_quant, std::fabs(y - fp) / (qerr + mag * 6e-8 * double(nb + 2) + 1e-30));
+      // Exact integer block sums; fp32 rounds the scale products and each of the (at most 2 nb)
+      // fma steps.
+      worst_exact = std::max(worst_exact, std::fabs(y - ref) / (mag * 6e-8 * double(2 * nb + 2) + 1e-30));
+      worst_quant = std::max(worst_quant, std::fabs(y - fp) / (qerr + mag * 6e-8 * double(2 * nb + 2) + 1e-30));
     }
   }
   EXPECT_LE(worst_exact, 1.0);
@@ -134,7 +163,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Int8Dot,
                                            Case{GgmlType::Q8_0, 33, 96, 64}, Case{GgmlType::Q4_0, 33, 256, 300},
                                            Case{GgmlType::Q8_0, 4099, 64, 7}, Case{GgmlType::Q4_0, 4099, 32, 64},
                                            Case{GgmlType::Q8_0, 70, 896, 13}, Case{GgmlType::Q4_0, 64, 896, 13},
-                                           Case{GgmlType::Q5_0, 33, 96, 7}, Case{GgmlType::Q5_0, 70, 896, 64}),
+                                           Case{GgmlType::Q5_0, 33, 96, 7}, Case{GgmlType::Q5_0, 70, 896, 64},
+                                           Case{GgmlType::Q4_K, 31, 256, 7}, Case{GgmlType::Q4_K, 33, 512, 64},
+                                           Case{GgmlType::Q4_K, 70, 4864, 13}, Case{GgmlType::Q6_K, 31, 256, 7},
+                                           Case{GgmlType::Q6_K, 33, 768, 64}, Case{GgmlType::Q6_K, 70, 4864, 13}),
                          [](const auto& p) {
                            return cat(ggml_type_name(p.param.type), "_", p.param.rows, "x", p.param.cols, "_n",
                                       p.param.n);
@@ -173,6 +205,48 @@ TEST(Int8Dot, ExtremeValuesDoNotSaturateAnyPath) {
           for (int64_t k = 0; k < cols; ++k) ref += double(deq[size_t(r * cols + k)]) * x[size_t(t * cols + k)];
           // x = +-1 quantizes exactly (q = +-127, d = 1/127); error from d's rounding only.
           ASSERT_NEAR(y[size_t(t * rows + r)], ref, 1e-4 * std::fabs(ref) + 1e-3)
+              << ggml_type_name(type) << " " << cpu::int8_dot_isa_name(isa) << " t " << t << " r " << r;
+        }
+      }
+    }
+  }
+}
+
+// The k-quants at their extremes: every byte of a block 0x00 or 0xFF (Q4_K nibbles 0 and 15 with
+// 6-bit scales and mins of 0 or 63, Q6_K levels 0 and 63 with scales 0 and -1), d and dmin 1,
+// against activations of +-1: every path equal to the float64 product (the AVX2 kernel sums Q6_K
+// pairs of up to 2 * 63 * 127 in int16 for two steps).
+TEST(Int8Dot, KQuantExtremesDoNotSaturateAnyPath) {
+  for (const GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K}) {
+    const int64_t rows = 20, cols = 512, n = 9;
+    const size_t row_bytes = ggml_row_bytes(type, cols), block = row_bytes / (cols / 256);
+    std::vector<uint8_t> blocks(row_bytes * rows);
+    std::mt19937_64 g = rng();
+    for (uint8_t& b : blocks) b = (g() & 1) != 0 ? 0x00 : 0xFF;
+    for (size_t b = 0; b < blocks.size() / block; ++b) {
+      uint8_t* p = blocks.data() + b * block;
+      for (uint8_t* f : type == GgmlType::Q4_K ? std::vector<uint8_t*>{p, p + 2} : std::vector<uint8_t*>{p + 208}) {
+        f[0] = 0x00;  // f16 1.0
+        f[1] = 0x3C;
+      }
+    }
+    QuantizedMatrix m{QuantKind::Ggml, rows, cols, 256, Tensor(blocks.data(), DType::U8, {rows, int64_t(row_bytes)}),
+                      Tensor(),        type};
+    std::vector<float> x(static_cast<size_t>(n * cols));
+    for (float& v : x) v = (g() & 1) != 0 ? 1.0f : -1.0f;
+    std::vector<float> deq(static_cast<size_t>(rows * cols));  // small integers: exact in fp32
+    ggml_dequantize(type, blocks.data(), rows * cols, deq.data());
+    for (const cpu::Int8DotIsa isa : isas()) {
+      std::vector<float> y(static_cast<size_t>(n * rows));
+      cpu::int8_dot_matmul(x.data(), n, m, y.data(), rows, isa);
+      for (int64_t t = 0; t < n; ++t) {
+        for (int64_t r = 0; r < rows; ++r) {
+          double ref = 0, mag = 0;
+          for (int64_t k = 0; k < cols; ++k) {
+            ref += double(deq[size_t(r * cols + k)]) * x[size_t(t * cols + k)];
+            mag += std::fabs(double(deq[size_t(r * cols + k)])) + 63.0;  // Q4_K: |d s q| + |dmin m|
+          }
+          ASSERT_NEAR(y[size_t(t * rows + r)], ref, 1e-6 * mag)
               << ggml_type_name(type) << " " << cpu::int8_dot_isa_name(isa) << " t " << t << " r " << r;
         }
       }

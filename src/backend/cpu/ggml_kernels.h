@@ -12,6 +12,7 @@
 
 #include "backend/cpu/int8_dot_kernels.h"
 #include "llm/backend.h"
+#include "llm/dtype.h"
 
 namespace llm::cpu {
 
@@ -20,6 +21,21 @@ namespace llm::cpu {
 void ggml_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias, Int8DotIsa isa);
 // out [N, cols] = dequant(table)[ids[n], :]; table.kind == Ggml, arguments already checked.
 void ggml_quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out);
+
+// The little-endian f16 at p, as fp32.
+inline float ggml_f16_at(const uint8_t* p) { return f16_bits_to_f32(static_cast<uint16_t>(p[0] | (p[1] << 8))); }
+
+// The 6-bit scale and min of sub-block j of a q4_K super-block's 12 scale bytes q (ggml's
+// get_scale_min_k4).
+inline void ggml_scale_min_k4(int j, const uint8_t* q, int& d, int& m) {
+  if (j < 4) {
+    d = q[j] & 63;
+    m = q[j + 4] & 63;
+  } else {
+    d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+    m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
 
 // Decodes one row of n values of ggml type t (n a multiple of its block) into out: the values
 // ggml's dequantize_row_* gives, in the same float operations.

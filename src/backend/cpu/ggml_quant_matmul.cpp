@@ -25,18 +25,16 @@ constexpr int64_t kTileRows = 64;
 // Floats of decoded weights per group of rows in the decode path (32 KiB: stays in L1/L2).
 constexpr int64_t kDecodeGroupFloats = 8192;
 
-inline float f16_at(const uint8_t* p) { return f16_bits_to_f32(static_cast<uint16_t>(p[0] | (p[1] << 8))); }
-
 LLM_CPU_CLONES void decode_q8_0(const uint8_t* y, int64_t nb, float* x) {
   for (int64_t i = 0; i < nb; ++i, x += kQK, y += 34) {
-    const float d = f16_at(y);
+    const float d = ggml_f16_at(y);
     for (int j = 0; j < kQK; ++j) x[j] = static_cast<float>(static_cast<int8_t>(y[2 + j])) * d;
   }
 }
 
 LLM_CPU_CLONES void decode_q4_0(const uint8_t* y, int64_t nb, float* x) {
   for (int64_t i = 0; i < nb; ++i, x += kQK, y += 18) {
-    const float d = f16_at(y);
+    const float d = ggml_f16_at(y);
     for (int j = 0; j < kQK / 2; ++j) {
       x[j] = static_cast<float>((y[2 + j] & 0x0F) - 8) * d;
       x[j + kQK / 2] = static_cast<float>((y[2 + j] >> 4) - 8) * d;
@@ -46,7 +44,7 @@ LLM_CPU_CLONES void decode_q4_0(const uint8_t* y, int64_t nb, float* x) {
 
 LLM_CPU_CLONES void decode_q5_0(const uint8_t* y, int64_t nb, float* x) {
   for (int64_t i = 0; i < nb; ++i, x += kQK, y += 22) {
-    const float d = f16_at(y);
+    const float d = ggml_f16_at(y);
     uint32_t qh;
     std::memcpy(&qh, y + 2, 4);
     for (int j = 0; j < kQK / 2; ++j) {
@@ -57,27 +55,16 @@ LLM_CPU_CLONES void decode_q5_0(const uint8_t* y, int64_t nb, float* x) {
   }
 }
 
-// The 6-bit scale and min of sub-block j of a q4_K super-block (ggml's get_scale_min_k4).
-inline void scale_min_k4(int j, const uint8_t* q, int& d, int& m) {
-  if (j < 4) {
-    d = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-    m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
-}
-
 // block_q4_K: d (f16) at 0, dmin (f16) at 2, scales[12] at 4, qs[128] at 16.
 LLM_CPU_CLONES void decode_q4_K(const uint8_t* y, int64_t nb, float* x) {
   for (int64_t i = 0; i < nb; ++i, y += 144) {
-    const float d = f16_at(y), min = f16_at(y + 2);
+    const float d = ggml_f16_at(y), min = ggml_f16_at(y + 2);
     const uint8_t* q = y + 16;
     for (int j = 0, is = 0; j < kQKK; j += 64, q += 32, is += 2, x += 64) {
       int s, m;
-      scale_min_k4(is, y + 4, s, m);
+      ggml_scale_min_k4(is, y + 4, s, m);
       const float d1 = d * static_cast<float>(s), m1 = min * static_cast<float>(m);
-      scale_min_k4(is + 1, y + 4, s, m);
+      ggml_scale_min_k4(is + 1, y + 4, s, m);
       const float d2 = d * static_cast<float>(s), m2 = min * static_cast<float>(m);
       for (int l = 0; l < 32; ++l) x[l] = d1 * static_cast<float>(q[l] & 0xF) - m1;
       for (int l = 0; l < 32; ++l) x[32 + l] = d2 * static_cast<float>(q[l] >> 4) - m2;
@@ -88,7 +75,7 @@ LLM_CPU_CLONES void decode_q4_K(const uint8_t* y, int64_t nb, float* x) {
 // block_q6_K: ql[128] at 0, qh[64] at 128, scales[16] (int8) at 192, d (f16) at 208.
 LLM_CPU_CLONES void decode_q6_K(const uint8_t* y, int64_t nb, float* x) {
   for (int64_t i = 0; i < nb; ++i, y += 210) {
-    const float d = f16_at(y + 208);
+    const float d = ggml_f16_at(y + 208);
     const uint8_t* ql = y;
     const uint8_t* qh = y + 128;
     const auto* sc = reinterpret_cast<const int8_t*>(y + 192);

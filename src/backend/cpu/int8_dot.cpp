@@ -8,9 +8,11 @@
 #include <memory>
 
 #include "backend/cpu/cpu_util.h"
+#include "backend/cpu/ggml_kernels.h"
 #include "backend/cpu/int8_dot_kernels.h"
 #include "backend/op_checks.h"
 #include "llm/dtype.h"
+#include "llm/ggml_quant.h"
 
 namespace llm::cpu {
 
@@ -31,7 +33,8 @@ inline float round_half_even(float v) {
 // so that the compiler vectorises every loop without fast-math: max |x| as the integer maximum of
 // the sign-cleared bit patterns (their order is the float order, and inf / nan patterns are the
 // largest), the clamp in integers (the quotient is bounded, so it equals the float clamp).
-LLM_CPU_CLONES void quantize_row(const float* x, int64_t cols, int offset, int8_t* q, float* d, int32_t* corr) {
+LLM_CPU_CLONES void quantize_row(const float* x, int64_t cols, int offset, int8_t* q, float* d, int32_t* corr,
+                                  int32_t* qsum, int32_t* hcorr) {
   for (int64_t b = 0; b < cols / kInt8Block; ++b) {
     const float* xb = x + b * kInt8Block;
     int8_t* qb = q + b * kInt8Block;
@@ -43,61 +46,106 @@ LLM_CPU_CLONES void quantize_row(const float* x, int64_t cols, int offset, int8_
     if (!finite || scale == 0.0f) {
       std::memset(qb, 0, kInt8Block);
       d[b] = finite ? 0.0f : std::numeric_limits<float>::quiet_NaN();
-      corr[b] = 0;
+      corr[b] = qsum[b] = hcorr[2 * b] = hcorr[2 * b + 1] = 0;
       continue;
     }
     int32_t v[kInt8Block];
     for (int64_t j = 0; j < kInt8Block; ++j) v[j] = static_cast<int32_t>(round_half_even(xb[j] / scale));
-    int32_t sum = 0;
+    int32_t half[2] = {0, 0};
     for (int64_t j = 0; j < kInt8Block; ++j) {
       const int32_t c = std::clamp(v[j], -127, 127);
       qb[j] = static_cast<int8_t>(c);
-      sum += c;
+      half[j / (kInt8Block / 2)] += c;
     }
     d[b] = scale;
-    corr[b] = -offset * sum;
+    qsum[b] = half[0] + half[1];
+    corr[b] = -offset * qsum[b];
+    hcorr[2 * b] = -offset * half[0];
+    hcorr[2 * b + 1] = -offset * half[1];
   }
 }
 
-inline float f16_at(const uint8_t* p) { return f16_bits_to_f32(static_cast<uint16_t>(p[0] | (p[1] << 8))); }
+// Block b (32 values) of a weight row as unsigned bytes (value + offset), its scales (two for
+// Halves) and, for BlockAndMin, -(dmin m). The block layouts as ggml's dequantize_row_* read them
+// (ggml_quant_matmul.cpp).
+void unpack_block(GgmlType type, const uint8_t* row, int64_t b, uint8_t* vals, float* scale, float* mn) {
+  switch (type) {
+    case GgmlType::Q8_0: {
+      const uint8_t* blk = row + b * 34;
+      scale[0] = ggml_f16_at(blk);
+      for (int j = 0; j < kInt8Block; ++j) vals[j] = static_cast<uint8_t>(blk[2 + j] ^ 0x80);
+      return;
+    }
+    case GgmlType::Q4_0: {
+      const uint8_t* blk = row + b * 18;
+      scale[0] = ggml_f16_at(blk);
+      for (int j = 0; j < kInt8Block / 2; ++j) {
+        vals[j] = blk[2 + j] & 0x0F;
+        vals[j + kInt8Block / 2] = blk[2 + j] >> 4;
+      }
+      return;
+    }
+    case GgmlType::Q5_0: {  // a 32-bit mask of fifth bits, then the low nibbles as Q4_0
+      const uint8_t* blk = row + b * 22;
+      scale[0] = ggml_f16_at(blk);
+      uint32_t qh;
+      std::memcpy(&qh, blk + 2, 4);
+      for (int j = 0; j < kInt8Block / 2; ++j) {
+        vals[j] = static_cast<uint8_t>((blk[6 + j] & 0x0F) | (((qh >> j) << 4) & 0x10));
+        vals[j + kInt8Block / 2] = static_cast<uint8_t>((blk[6 + j] >> 4) | ((qh >> (j + 12)) & 0x10));
+      }
+      return;
+    }
+    case GgmlType::Q4_K: {  // sub-block j of 8: the low (j even) or high nibbles of 32 bytes
+      const uint8_t* blk = row + (b / 8) * 144;
+      const int j = static_cast<int>(b % 8);
+      int sc, m;
+      ggml_scale_min_k4(j, blk + 4, sc, m);
+      scale[0] = ggml_f16_at(blk) * static_cast<float>(sc);
+      *mn = -(ggml_f16_at(blk + 2) * static_cast<float>(m));
+      const uint8_t* q = blk + 16 + 32 * (j / 2);
+      for (int l = 0; l < kInt8Block; ++l) vals[l] = (j % 2 == 0) ? q[l] & 0x0F : q[l] >> 4;
+      return;
+    }
+    case GgmlType::Q6_K: {  // values 32 i + l of the 128-value half n; 16 values per int8 scale
+      const uint8_t* blk = row + (b / 8) * 210;
+      const int n = static_cast<int>(b % 8) / 4, i = static_cast<int>(b % 4);
+      const uint8_t* ql = blk + 64 * n + (i % 2) * 32;
+      const uint8_t* qh = blk + 128 + 32 * n;
+      const auto* sc = reinterpret_cast<const int8_t*>(blk + 192 + 8 * n);
+      const float d = ggml_f16_at(blk + 208);
+      scale[0] = d * static_cast<float>(sc[2 * i]);
+      scale[1] = d * static_cast<float>(sc[2 * i + 1]);
+      for (int l = 0; l < kInt8Block; ++l) {
+        const int low = i < 2 ? ql[l] & 0x0F : ql[l] >> 4;
+        vals[l] = static_cast<uint8_t>(low | (((qh[l] >> (2 * i)) & 3) << 4));
+      }
+      return;
+    }
+    default: return;
+  }
+}
 
 // Rows [r0, r0 + 16 * groups) of w into the panel layout; rows from `rows` on are zero weights.
-void repack(const QuantizedMatrix& w, int64_t r0, int64_t groups, uint8_t* u, float* d) {
+void repack(const QuantizedMatrix& w, const Int8Format& f, int64_t r0, int64_t groups, uint8_t* u, float* d,
+            float* mn) {
   const uint8_t* const data = w.data.ptr<uint8_t>();
   const int64_t ld = w.data.size(0) > 1 ? w.data.stride(0) : w.data.size(1);
   const int64_t blocks = w.cols / kInt8Block;
-  const GgmlType type = w.ggml;
-  const int64_t block_bytes = type == GgmlType::Q8_0 ? 34 : type == GgmlType::Q5_0 ? 22 : 18;
-  const uint8_t zero = static_cast<uint8_t>(int8_dot_offset(type));
+  const int64_t halves = f.scales == Int8Scales::Halves ? 2 : 1;
   uint8_t vals[kInt8Block];
   for (int64_t g = 0; g < groups; ++g) {
     for (int64_t i = 0; i < kInt8GroupRows; ++i) {
       const int64_t r = r0 + g * kInt8GroupRows + i;
       for (int64_t b = 0; b < blocks; ++b) {
-        float scale = 0.0f;
+        float scale[2] = {0.0f, 0.0f}, min = 0.0f;
         if (r >= w.rows) {
-          std::memset(vals, zero, sizeof vals);
+          std::memset(vals, f.offset, sizeof vals);
         } else {
-          // The block layouts as ggml's dequantize_row_* read them (ggml_quant_matmul.cpp).
-          const uint8_t* blk = data + r * ld + b * block_bytes;
-          scale = f16_at(blk);
-          if (type == GgmlType::Q8_0) {
-            for (int j = 0; j < kInt8Block; ++j) vals[j] = static_cast<uint8_t>(blk[2 + j] ^ 0x80);
-          } else if (type == GgmlType::Q4_0) {
-            for (int j = 0; j < kInt8Block / 2; ++j) {
-              vals[j] = blk[2 + j] & 0x0F;
-              vals[j + kInt8Block / 2] = blk[2 + j] >> 4;
-            }
-          } else {  // Q5_0: a 32-bit mask of fifth bits, then the low nibbles as Q4_0
-            uint32_t qh;
-            std::memcpy(&qh, blk + 2, 4);
-            for (int j = 0; j < kInt8Block / 2; ++j) {
-              vals[j] = static_cast<uint8_t>((blk[6 + j] & 0x0F) | (((qh >> j) << 4) & 0x10));
-              vals[j + kInt8Block / 2] = static_cast<uint8_t>((blk[6 + j] >> 4) | ((qh >> (j + 12)) & 0x10));
-            }
-          }
+          unpack_block(w.ggml, data + r * ld, b, vals, scale, &min);
         }
-        d[(g * blocks + b) * kInt8GroupRows + i] = scale;
+        for (int64_t h = 0; h < halves; ++h) d[((g * blocks + b) * halves + h) * kInt8GroupRows + i] = scale[h];
+        if (mn != nullptr) mn[(g * blocks + b) * kInt8GroupRows + i] = min;
         uint8_t* dst = u + (g * blocks + b) * kInt8GroupBlockBytes + 4 * i;
         for (int s = 0; s < 8; ++s) std::memcpy(dst + 64 * s, vals + 4 * s, 4);
       }
@@ -148,21 +196,24 @@ Int8DotIsa int8_dot_isa_for(QuantIsa isa) {
   return int8_dot_isa_supported(Int8DotIsa::Avx512Vnni) ? Int8DotIsa::Avx512Vnni : Int8DotIsa::Avx2;
 }
 
-bool int8_dot_supports(const QuantizedMatrix& w) {
-  return w.kind == QuantKind::Ggml && int8_dot_offset(w.ggml) != 0 && w.cols % kInt8Block == 0;
+Int8Format int8_dot_format(GgmlType t) {
+  switch (t) {
+    case GgmlType::Q8_0: return {true, 128, 255, Int8Scales::Block};
+    case GgmlType::Q6_K: return {true, 32, 63, Int8Scales::Halves};
+    case GgmlType::Q5_0: return {true, 16, 31, Int8Scales::Block};
+    case GgmlType::Q4_0: return {true, 8, 15, Int8Scales::Block};
+    case GgmlType::Q4_K: return {true, 0, 15, Int8Scales::BlockAndMin};
+    default: return {};
+  }
 }
 
-int int8_dot_offset(GgmlType t) {
-  switch (t) {
-    case GgmlType::Q8_0: return 128;
-    case GgmlType::Q5_0: return 16;
-    case GgmlType::Q4_0: return 8;
-    default: return 0;
-  }
+bool int8_dot_supports(const QuantizedMatrix& w) {
+  return w.kind == QuantKind::Ggml && int8_dot_format(w.ggml).supported && w.cols % kInt8Block == 0;
 }
 
 void int8_dot_panel_portable(const Int8Panel& p, const Int8Acts& a, float* y, int64_t ldy, int64_t valid) {
   const int64_t nb = p.blocks;
+  const int64_t halves = p.scales == Int8Scales::Halves ? 2 : 1;
   for (int64_t r = 0; r < std::min(valid, p.groups * kInt8GroupRows); ++r) {
     const int64_t g = r / kInt8GroupRows, i = r % kInt8GroupRows;
     for (int64_t t = 0; t < a.n; ++t) {
@@ -170,10 +221,18 @@ void int8_dot_panel_portable(const Int8Panel& p, const Int8Acts& a, float* y, in
       float acc = 0.0f;
       for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* u = p.u + (g * nb + b) * kInt8GroupBlockBytes + 4 * i;
-        int32_t isum = a.corr[t * nb + b];
-        for (int64_t j = 0; j < kInt8Block; ++j) isum += int32_t(u[64 * (j / 4) + j % 4]) * xq[b * kInt8Block + j];
-        const float s = p.d[(g * nb + b) * kInt8GroupRows + i] * a.d[t * nb + b];
-        acc = std::fma(static_cast<float>(isum), s, acc);
+        const int64_t per_half = kInt8Block / halves;
+        for (int64_t h = 0; h < halves; ++h) {
+          int32_t isum = halves == 2 ? a.hcorr[2 * (t * nb + b) + h] : a.corr[t * nb + b];
+          for (int64_t j = h * per_half; j < (h + 1) * per_half; ++j)
+            isum += int32_t(u[64 * (j / 4) + j % 4]) * xq[b * kInt8Block + j];
+          const float s = p.d[((g * nb + b) * halves + h) * kInt8GroupRows + i] * a.d[t * nb + b];
+          acc = std::fma(static_cast<float>(isum), s, acc);
+        }
+        if (p.scales == Int8Scales::BlockAndMin) {
+          const float m = p.mn[(g * nb + b) * kInt8GroupRows + i] * a.d[t * nb + b];
+          acc = std::fma(static_cast<float>(a.qsum[t * nb + b]), m, acc);
+        }
       }
       y[t * ldy + r] = acc;
     }
@@ -184,15 +243,17 @@ void int8_dot_matmul(const float* x, int64_t n, const QuantizedMatrix& w, float*
   LLM_CHECK(int8_dot_isa_supported(isa), "quant_matmul: this CPU cannot run the ", int8_dot_isa_name(isa),
             " int8 kernels");
   const int64_t cols = w.cols, rows = w.rows, blocks = cols / kInt8Block;
-  const int offset = int8_dot_offset(w.ggml);
+  const Int8Format f = int8_dot_format(w.ggml);
+  LLM_CHECK(f.supported, "quant_matmul: the int8 kernels do not read ", ggml_type_name(w.ggml), " blocks");
   std::vector<int8_t> q(static_cast<size_t>(n * cols));
   std::vector<float> d(static_cast<size_t>(n * blocks));
-  std::vector<int32_t> corr(d.size());
+  std::vector<int32_t> corr(d.size()), qsum(d.size()), hcorr(2 * d.size());
 #pragma omp parallel for schedule(static) if (n * cols > kParallelMinWork)
   for (int64_t t = 0; t < n; ++t) {
-    quantize_row(x + t * cols, cols, offset, q.data() + t * cols, d.data() + t * blocks, corr.data() + t * blocks);
+    quantize_row(x + t * cols, cols, f.offset, q.data() + t * cols, d.data() + t * blocks, corr.data() + t * blocks,
+                 qsum.data() + t * blocks, hcorr.data() + 2 * t * blocks);
   }
-  const Int8Acts acts{n, cols, blocks, q.data(), d.data(), corr.data()};
+  const Int8Acts acts{n, cols, blocks, q.data(), d.data(), corr.data(), qsum.data(), hcorr.data()};
 
   void (*kernel)(const Int8Panel&, const Int8Acts&, float*, int64_t, int64_t) = int8_dot_panel_portable;
 #if defined(__x86_64__)
@@ -204,13 +265,16 @@ void int8_dot_matmul(const float* x, int64_t n, const QuantizedMatrix& w, float*
 #pragma omp parallel if (rows * cols * n > kParallelMinWork)
   {
     const std::unique_ptr<uint8_t[]> u(new uint8_t[static_cast<size_t>(panel_rows * cols)]);
-    const std::unique_ptr<float[]> dw(new float[static_cast<size_t>(kPanelGroups * blocks * kInt8GroupRows)]);
+    const size_t scales = static_cast<size_t>(kPanelGroups * blocks * kInt8GroupRows);
+    const std::unique_ptr<float[]> dw(new float[2 * scales]);
+    const std::unique_ptr<float[]> mn(f.scales == Int8Scales::BlockAndMin ? new float[scales] : nullptr);
 #pragma omp for schedule(static)
     for (int64_t pi = 0; pi < panels; ++pi) {
       const int64_t r0 = pi * panel_rows, valid = std::min(panel_rows, rows - r0);
       const int64_t groups = (valid + kInt8GroupRows - 1) / kInt8GroupRows;
-      repack(w, r0, groups, u.get(), dw.get());
-      kernel(Int8Panel{groups, blocks, u.get(), dw.get(), offset}, acts, y + r0, ldy, valid);
+      repack(w, f, r0, groups, u.get(), dw.get(), mn.get());
+      kernel(Int8Panel{groups, blocks, u.get(), dw.get(), mn.get(), f.offset, f.max_byte, f.scales}, acts, y + r0, ldy,
+             valid);
     }
   }
 }

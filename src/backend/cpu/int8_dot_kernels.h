@@ -14,6 +14,15 @@
 //   isum_b = corr[t, b] + sum_{j < 32} u[r, 32 b + j] * q[t, 32 b + j]   (exact: |isum_b| < 2^21)
 //   acc    = +0;  for b in order:  acc = fma(float(isum_b), dw[r, b] * dx[t, b], acc)
 //   y[t, r] = acc
+// The k-quants fit the same frame with one more term per block (Int8Scales):
+//  - Q4_K (x = d s q - dmin m per 32 values, q in 0..15): offset 0 and, after the block's fma,
+//      acc = fma(float(qsum[t, b]), mn[r, b] * dx[t, b], acc)   with mn = -(dmin m) and qsum the
+//    sum of the token's 32 q: the min times the block sum of the activations.
+//  - Q6_K (x = d s_h (q - 32) per 16 values, q in 0..63): offset 32 and two scales per block, the
+//    halves summed and scaled apart, the first then the second:
+//      isum_bh = hcorr[t, b, h] + sum_{j < 16} u[r, 32 b + 16 h + j] * q[t, 32 b + 16 h + j]
+//      acc = fma(float(isum_bh), dw[r, b, h] * dx[t, b], acc)
+// d s, dmin m and d s_h are exact in fp32 (an f16 times an integer of at most 8 bits).
 // and the activation quantization is one portable function: dx = amax / 127 over the block and
 // q = round-half-even(x / dx) (q = 0 where dx is 0; dx = nan and q = 0 where the block holds an
 // inf or a nan, so that the result is nan as the fp32 product would be).
@@ -41,11 +50,19 @@ Int8DotIsa int8_dot_isa_for(QuantIsa isa);
 // Measured with bench/quant_gemv.cpp on the Qwen2.5-0.5B shapes (docs/quantization.md).
 constexpr int64_t kInt8DotMinTokens = 4;
 
-// Whether w is in a format the repacker reads (ggml Q8_0, Q5_0 and Q4_0).
+// How a format's weight blocks are scaled (the header's comment gives each formula).
+enum class Int8Scales : uint8_t { Block, Halves, BlockAndMin };
+
+struct Int8Format {
+  bool supported = false;
+  int offset = 0;    // of the unsigned bytes: 128 (Q8_0), 32 (Q6_K), 16 (Q5_0), 8 (Q4_0), 0 (Q4_K)
+  int max_byte = 0;  // the largest byte value: 255, 63, 31, 15, 15 (the AVX2 kernel's int16 budget)
+  Int8Scales scales = Int8Scales::Block;
+};
+// The repacker's reading of ggml type t (supported false for the types it does not read).
+Int8Format int8_dot_format(GgmlType t);
+// Whether w is in a format the repacker reads (ggml Q8_0, Q5_0, Q4_0, Q4_K and Q6_K).
 bool int8_dot_supports(const QuantizedMatrix& w);
-// The offset of a format's unsigned bytes: 128 (Q8_0), 16 (Q5_0: 0..31), 8 (Q4_0: 0..15); 0 for
-// the formats the repacker does not read.
-int int8_dot_offset(GgmlType t);
 
 // y[t * ldy + r] = sum over blocks as above, for x [n, w.cols] fp32 dense rows; w checked and
 // int8_dot_supports(w). Parallel over panels of rows with OpenMP; the result does not depend on
@@ -59,9 +76,11 @@ constexpr int64_t kInt8GroupBlockBytes = kInt8Block * kInt8GroupRows;  // 512
 
 struct Int8Acts {
   int64_t n = 0, cols = 0, blocks = 0;
-  const int8_t* q = nullptr;      // [n, cols]
-  const float* d = nullptr;       // [n, blocks]: block scales
-  const int32_t* corr = nullptr;  // [n, blocks]: -offset * (sum of the block's q)
+  const int8_t* q = nullptr;       // [n, cols]
+  const float* d = nullptr;        // [n, blocks]: block scales
+  const int32_t* corr = nullptr;   // [n, blocks]: -offset * (sum of the block's q)
+  const int32_t* qsum = nullptr;   // [n, blocks]: sum of the block's q (BlockAndMin)
+  const int32_t* hcorr = nullptr;  // [n, blocks, 2]: -offset * (sum of each half's q) (Halves)
 };
 
 struct Int8Panel {
@@ -69,8 +88,12 @@ struct Int8Panel {
   // [groups][blocks][8 steps][16 rows][4 bytes]: column 32 b + 4 s + k of row 16 g + i is at
   // ((g * blocks + b) * 8 + s) * 64 + 4 i + k, as value + offset.
   const uint8_t* u = nullptr;
-  const float* d = nullptr;  // [groups][blocks][16]: the weight block scales
-  int offset = 0;            // 8, 16 or 128
+  // [groups][blocks][16] the weight block scales; Halves: [groups][blocks][2][16], half 0 first.
+  const float* d = nullptr;
+  const float* mn = nullptr;  // BlockAndMin: [groups][blocks][16], -(dmin m)
+  int offset = 0;             // Int8Format::offset
+  int max_byte = 0;           // Int8Format::max_byte
+  Int8Scales scales = Int8Scales::Block;
 };
 
 // The kernels: y[t * ldy + r] for every token of a and rows r < valid of the panel (y points at
