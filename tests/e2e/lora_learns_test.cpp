@@ -54,8 +54,7 @@ nlohmann::json base_config(const fs::path& d) {
           {"tokenizer",
            {{"kind", "sentencepiece"},
             {"path", (d / "tok.model").string()},
-            {"train",
-             {{"vocab_size", 320}, {"special_tokens", {"<|endoftext|>", "<|im_start|>", "<|im_end|>"}}}}}},
+            {"train", {{"vocab_size", 320}, {"special_tokens", {"<|endoftext|>", "<|im_start|>", "<|im_end|>"}}}}}},
           {"data",
            {{"inputs", {{{"path", (d / "echo.jsonl").string()}, {"format", "chat"}}}},
             {"out_dir", (d / "echo_shards").string()},
@@ -80,10 +79,11 @@ double exact_answers(const fs::path& d, const std::string& model_args, const std
   for (const Prompt& p : prompts) input += join(p) + "\n/reset\n";
   write_bytes(d / "prompts.txt", input);
   // The repetition penalty is off: a reversal repeats the prompt's words by design.
-  const Proc r = run_tool("llmgen",
-                          cat(model_args, " --chat --system 'Reverse the words.' --temp 0 --repeat-penalty 1",
-                              " --max-tokens 12 --device cpu --threads 2 < ", shell_quote((d / "prompts.txt").string())),
-                          d);
+  const Proc r =
+      run_tool("llmgen",
+               cat(model_args, " --chat --system 'Reverse the words.' --temp 0 --repeat-penalty 1",
+                   " --max-tokens 12 --device cpu --threads 2 < ", shell_quote((d / "prompts.txt").string())),
+               d);
   EXPECT_EQ(r.status, 0) << r.err;
   std::istringstream lines(r.out);
   std::string line;
@@ -132,13 +132,13 @@ TEST(LoraLearns, ToReverseTheUsersWordsOnHeldOutPrompts) {
 
   // 2. LoRA on every linear layer, the base frozen.
   const fs::path base = d / "base" / "latest", adapter = d / "lora" / "latest";
-  const std::string inputs = nlohmann::json::array({{{"path", (d / "reverse.jsonl").string()}, {"format", "chat"}}}).dump();
+  const std::string inputs =
+      nlohmann::json::array({{{"path", (d / "reverse.jsonl").string()}, {"format", "chat"}}}).dump();
   r = run_tool("llmtrain",
-               cat("--config ", shell_quote((d / "c.json").string()), " --set model.init_from=", shell_quote(base.string()),
-                   " --set ", shell_quote("data.inputs=" + inputs), " --set data.out_dir=",
-                   shell_quote((d / "reverse_shards").string()), " --set io.run_dir=",
-                   shell_quote((d / "lora").string()), " --set train.steps=2500 --set optim.lr=0.005",
-                   " --set ",
+               cat("--config ", shell_quote((d / "c.json").string()), " --set model.init_from=",
+                   shell_quote(base.string()), " --set ", shell_quote("data.inputs=" + inputs),
+                   " --set data.out_dir=", shell_quote((d / "reverse_shards").string()), " --set io.run_dir=",
+                   shell_quote((d / "lora").string()), " --set train.steps=2500 --set optim.lr=0.005", " --set ",
                    shell_quote(R"(train.lora={"rank": 16, "alpha": 32, "target_modules": )"
                                R"(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]})")),
                d);
@@ -148,12 +148,11 @@ TEST(LoraLearns, ToReverseTheUsersWordsOnHeldOutPrompts) {
 
   // 3. The held-out prompts through llmgen.
   std::string wrong_lora, wrong_base;
-  const double with_lora =
-      exact_answers(d, cat("--model ", shell_quote(base.string()), " --lora ", shell_quote(adapter.string())),
-                    held_out, &wrong_lora);
+  const double with_lora = exact_answers(
+      d, cat("--model ", shell_quote(base.string()), " --lora ", shell_quote(adapter.string())), held_out, &wrong_lora);
   const double base_only = exact_answers(d, cat("--model ", shell_quote(base.string())), held_out, &wrong_base);
-  std::cerr << "[ lora learns ] exact reversals of " << kHeldOut << " held-out prompts: with the adapter "
-            << with_lora << ", the base alone " << base_only << "\n";
+  std::cerr << "[ lora learns ] exact reversals of " << kHeldOut << " held-out prompts: with the adapter " << with_lora
+            << ", the base alone " << base_only << "\n";
   EXPECT_GE(with_lora, 0.9) << "wrong answers with the adapter:" << wrong_lora;
   EXPECT_LE(base_only, 0.05) << "the base alone should not know the task";
 }

@@ -1,8 +1,9 @@
 // The int8 path of quantized matmul (backend/cpu/int8_dot_kernels.h) on ggml's Q8_0, Q5_0, Q4_0,
 // Q4_K and Q6_K blocks: against a float64 product of the dequantized weights (the io module's port
 // of ggml's dequantize_row_*; Q4_K's d s q - dmin m again here in float64, as fp32 rounds it) and
-// the activations quantized by the rule the header states, written out here a second time; against the fp32 activations within the activation rounding error; every
-// ISA path this CPU runs bit for bit equal to the portable one; awkward sizes.
+// the activations quantized by the rule the header states, written out here a second time; against the fp32 activations
+// within the activation rounding error; every ISA path this CPU runs bit for bit equal to the portable one; awkward
+// sizes.
 #include <gtest/gtest.h>
 
 #include <cmath>

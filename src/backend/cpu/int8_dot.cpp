@@ -34,7 +34,7 @@ inline float round_half_even(float v) {
 // the sign-cleared bit patterns (their order is the float order, and inf / nan patterns are the
 // largest), the clamp in integers (the quotient is bounded, so it equals the float clamp).
 LLM_CPU_CLONES void quantize_row(const float* x, int64_t cols, int offset, int8_t* q, float* d, int32_t* corr,
-                                  int32_t* qsum, int32_t* hcorr) {
+                                 int32_t* qsum, int32_t* hcorr) {
   for (int64_t b = 0; b < cols / kInt8Block; ++b) {
     const float* xb = x + b * kInt8Block;
     int8_t* qb = q + b * kInt8Block;

@@ -135,7 +135,7 @@ LLM_AVX2 void panel(const Int8Panel& p, const Int8Acts& a, float* y, int64_t ldy
 
 LLM_AVX2 void int8_dot_panel_avx2(const Int8Panel& p, const Int8Acts& a, float* y, int64_t ldy, int64_t valid) {
   switch (p.scales) {
-    case Int8Scales::Halves: return panel<2, Int8Scales::Halves>(p, a, y, ldy, valid);  // Q6_K
+    case Int8Scales::Halves: return panel<2, Int8Scales::Halves>(p, a, y, ldy, valid);            // Q6_K
     case Int8Scales::BlockAndMin: return panel<8, Int8Scales::BlockAndMin>(p, a, y, ldy, valid);  // Q4_K
     case Int8Scales::Block: break;
   }
