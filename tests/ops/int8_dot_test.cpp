@@ -173,12 +173,43 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Int8Dot,
                                       p.param.n);
                          });
 
+// Rows of extreme blocks against activations of +-1 (every block quantizes to +-127 exactly, d =
+// 1/127): every path equal to the float64 product of the dequantized weights (small integers
+// times scales of 1, exact in fp32), within the rounding of d and the fp32 sums.
+void expect_extremes_exact(GgmlType type, std::vector<uint8_t>& blocks, int64_t rows, int64_t cols,
+                           std::mt19937_64& g) {
+  const int64_t n = 9;
+  const auto row_bytes = int64_t(ggml_row_bytes(type, cols));
+  QuantizedMatrix m{
+      QuantKind::Ggml, rows, cols, ggml_block_elems(type), Tensor(blocks.data(), DType::U8, {rows, row_bytes}),
+      Tensor(),        type};
+  std::vector<float> x(static_cast<size_t>(n * cols));
+  for (float& v : x) v = (g() & 1) != 0 ? 1.0f : -1.0f;
+  std::vector<float> deq(static_cast<size_t>(rows * cols));
+  ggml_dequantize(type, blocks.data(), rows * cols, deq.data());
+  const double min_term = type == GgmlType::Q4_K ? 63.0 : 0.0;  // Q4_K: |d s q| + |dmin m|
+  for (const cpu::Int8DotIsa isa : isas()) {
+    std::vector<float> y(static_cast<size_t>(n * rows));
+    cpu::int8_dot_matmul(x.data(), n, m, y.data(), rows, isa);
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t r = 0; r < rows; ++r) {
+        double ref = 0, mag = 0;
+        for (int64_t k = 0; k < cols; ++k) {
+          ref += double(deq[size_t(r * cols + k)]) * x[size_t(t * cols + k)];
+          mag += std::fabs(double(deq[size_t(r * cols + k)])) + min_term;
+        }
+        ASSERT_NEAR(y[size_t(t * rows + r)], ref, 1e-6 * mag + 1e-3)
+            << ggml_type_name(type) << " " << cpu::int8_dot_isa_name(isa) << " t " << t << " r " << r;
+      }
+    }
+  }
+}
+
 // Extreme bytes: Q8_0 weights of -128 and +127 against activations of +-127 (the most the AVX2
-// pairs can hold without saturating), Q4_0 nibbles 0 and 15, Q5_0 levels 0 and 31: every path
-// equal to the float64 product.
+// pairs can hold without saturating), Q4_0 nibbles 0 and 15, Q5_0 levels 0 and 31.
 TEST(Int8Dot, ExtremeValuesDoNotSaturateAnyPath) {
   for (const GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0}) {
-    const int64_t rows = 20, cols = 128, n = 9;
+    const int64_t rows = 20, cols = 128;
     const size_t row_bytes = ggml_row_bytes(type, cols), block = row_bytes / (cols / 32);
     std::vector<uint8_t> blocks(row_bytes * rows);
     std::mt19937_64 g = rng();
@@ -191,35 +222,16 @@ TEST(Int8Dot, ExtremeValuesDoNotSaturateAnyPath) {
         for (size_t j = 2; j < block; ++j) p[j] = (g() & 1) != 0 ? 0x00 : 0xFF;
       }
     }
-    QuantizedMatrix m{QuantKind::Ggml, rows, cols, 32, Tensor(blocks.data(), DType::U8, {rows, int64_t(row_bytes)}),
-                      Tensor(),        type};
-    std::vector<float> x(static_cast<size_t>(n * cols));
-    for (float& v : x) v = (g() & 1) != 0 ? 1.0f : -1.0f;  // every block quantizes to +-127
-    std::vector<float> deq(static_cast<size_t>(rows * cols));
-    ggml_dequantize(type, blocks.data(), rows * cols, deq.data());
-    for (const cpu::Int8DotIsa isa : isas()) {
-      std::vector<float> y(static_cast<size_t>(n * rows));
-      cpu::int8_dot_matmul(x.data(), n, m, y.data(), rows, isa);
-      for (int64_t t = 0; t < n; ++t) {
-        for (int64_t r = 0; r < rows; ++r) {
-          double ref = 0;
-          for (int64_t k = 0; k < cols; ++k) ref += double(deq[size_t(r * cols + k)]) * x[size_t(t * cols + k)];
-          // x = +-1 quantizes exactly (q = +-127, d = 1/127); error from d's rounding only.
-          ASSERT_NEAR(y[size_t(t * rows + r)], ref, 1e-4 * std::fabs(ref) + 1e-3)
-              << ggml_type_name(type) << " " << cpu::int8_dot_isa_name(isa) << " t " << t << " r " << r;
-        }
-      }
-    }
+    expect_extremes_exact(type, blocks, rows, cols, g);
   }
 }
 
 // The k-quants at their extremes: every byte of a block 0x00 or 0xFF (Q4_K nibbles 0 and 15 with
-// 6-bit scales and mins of 0 or 63, Q6_K levels 0 and 63 with scales 0 and -1), d and dmin 1,
-// against activations of +-1: every path equal to the float64 product (the AVX2 kernel sums Q6_K
-// pairs of up to 2 * 63 * 127 in int16 for two steps).
+// 6-bit scales and mins of 0 or 63, Q6_K levels 0 and 63 with scales 0 and -1), d and dmin 1 (the
+// AVX2 kernel sums Q6_K pairs of up to 2 * 63 * 127 in int16 for two steps).
 TEST(Int8Dot, KQuantExtremesDoNotSaturateAnyPath) {
   for (const GgmlType type : {GgmlType::Q4_K, GgmlType::Q6_K}) {
-    const int64_t rows = 20, cols = 512, n = 9;
+    const int64_t rows = 20, cols = 512;
     const size_t row_bytes = ggml_row_bytes(type, cols), block = row_bytes / (cols / 256);
     std::vector<uint8_t> blocks(row_bytes * rows);
     std::mt19937_64 g = rng();
@@ -231,27 +243,7 @@ TEST(Int8Dot, KQuantExtremesDoNotSaturateAnyPath) {
         f[1] = 0x3C;
       }
     }
-    QuantizedMatrix m{QuantKind::Ggml, rows, cols, 256, Tensor(blocks.data(), DType::U8, {rows, int64_t(row_bytes)}),
-                      Tensor(),        type};
-    std::vector<float> x(static_cast<size_t>(n * cols));
-    for (float& v : x) v = (g() & 1) != 0 ? 1.0f : -1.0f;
-    std::vector<float> deq(static_cast<size_t>(rows * cols));  // small integers: exact in fp32
-    ggml_dequantize(type, blocks.data(), rows * cols, deq.data());
-    for (const cpu::Int8DotIsa isa : isas()) {
-      std::vector<float> y(static_cast<size_t>(n * rows));
-      cpu::int8_dot_matmul(x.data(), n, m, y.data(), rows, isa);
-      for (int64_t t = 0; t < n; ++t) {
-        for (int64_t r = 0; r < rows; ++r) {
-          double ref = 0, mag = 0;
-          for (int64_t k = 0; k < cols; ++k) {
-            ref += double(deq[size_t(r * cols + k)]) * x[size_t(t * cols + k)];
-            mag += std::fabs(double(deq[size_t(r * cols + k)])) + 63.0;  // Q4_K: |d s q| + |dmin m|
-          }
-          ASSERT_NEAR(y[size_t(t * rows + r)], ref, 1e-6 * mag)
-              << ggml_type_name(type) << " " << cpu::int8_dot_isa_name(isa) << " t " << t << " r " << r;
-        }
-      }
-    }
+    expect_extremes_exact(type, blocks, rows, cols, g);
   }
 }
 
