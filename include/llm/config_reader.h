@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <set>
 #include <string>
@@ -13,6 +14,11 @@
 #include <vector>
 
 namespace llm {
+
+// The JSON document in `file`. One message naming the file for each way it can be bad: it cannot
+// be opened (then `open_hint`, when given, says what was expected there), it is not JSON (the byte
+// offset), a number beyond 64 bits or double.
+nlohmann::json read_json_file(const std::filesystem::path& file, std::string_view open_hint = {});
 
 class ConfigReader {
  public:

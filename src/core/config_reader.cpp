@@ -1,11 +1,25 @@
 #include "llm/config_reader.h"
 
 #include <cmath>
+#include <fstream>
 #include <limits>
 
 #include "llm/error.h"
 
 namespace llm {
+
+nlohmann::json read_json_file(const std::filesystem::path& file, std::string_view open_hint) {
+  std::ifstream in(file, std::ios::binary);
+  LLM_CHECK(in.good(), file.string(), ": cannot open", open_hint.empty() ? "" : " (", open_hint,
+            open_hint.empty() ? "" : ")");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& e) {
+    fail(file.string(), ": not valid JSON at byte ", e.byte, ": ", e.what());
+  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
+    fail(file.string(), ": ", e.what());
+  }
+}
 
 namespace {
 

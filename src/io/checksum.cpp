@@ -1,5 +1,6 @@
 // checksums.json: {"algorithm": "xxh3_64", "files": {"name": {"bytes": N, "xxh3_64": "16 hex digits"}}}.
 #include "llm/checksum.h"
+#include "llm/config_reader.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -79,16 +80,7 @@ bool verify_checksums(const fs::path& dir, const std::function<bool(const std::s
   const fs::path file = dir / kChecksumsFile;
   std::error_code ec;
   if (!fs::exists(file, ec)) return false;
-  std::ifstream in(file);
-  LLM_CHECK(in.good(), file.string(), ": cannot open");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(file.string(), ": not valid JSON at byte ", e.byte, " (the checksum list itself is damaged)");
-  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
-    fail(file.string(), ": ", e.what());
-  }
+  const nlohmann::json j = read_json_file(file);  // a damaged checksum list is an error too
   LLM_CHECK(j.is_object() && j.value("algorithm", "") == "xxh3_64" && j.contains("files") && j["files"].is_object(),
             file.string(), ": expected {\"algorithm\": \"xxh3_64\", \"files\": {...}}");
   for (const auto& [name, e] : j["files"].items()) {

@@ -1,6 +1,7 @@
 // HF-layout weights: writing model.safetensors and config.json, reading single-file and sharded
 // safetensors into the flat parameter layout.
 #include "llm/hf_weights.h"
+#include "llm/config_reader.h"
 
 #include <cstring>
 #include <fstream>
@@ -55,13 +56,7 @@ std::map<std::string, std::filesystem::path> locate_tensors(const std::filesyste
     return where;  // empty: everything is in the one file
   }
   LLM_CHECK(std::filesystem::exists(index), dir.string(), ": no model.safetensors or model.safetensors.index.json");
-  std::ifstream in(index);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(index.string(), ": not valid JSON at byte ", e.byte);
-  }
+  const nlohmann::json j = read_json_file(index);
   LLM_CHECK(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(), index.string(),
             ": expected an object with a \"weight_map\" object");
   std::set<std::string> names;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "llm/atomic_file.h"
+#include "llm/config_reader.h"
 #include "llm/error.h"
 #include "llm/lora.h"
 #include "llm/safetensors.h"
@@ -57,15 +58,7 @@ void write_peft_adapter(const fs::path& dir, const LoraTable& t, std::span<const
 namespace {
 
 nlohmann::json read_json(const fs::path& file) {
-  std::ifstream in(file);
-  LLM_CHECK(in.good(), file.string(), ": cannot open (a PEFT adapter directory holds adapter_config.json)");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(file.string(), ": not valid JSON at byte ", e.byte);
-  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
-    fail(file.string(), ": ", e.what());
-  }
+  return read_json_file(file, "a PEFT adapter directory holds adapter_config.json");
 }
 
 // key must be absent, null, false, empty or equal to `fine` (what we compute).

@@ -2,6 +2,7 @@
 // writing config.json back out.
 #include <fstream>
 
+#include "llm/config_reader.h"
 #include "llm/error.h"
 #include "llm/model.h"
 
@@ -104,16 +105,7 @@ ModelConfig parse_model_config(ConfigReader& r) {
 }
 
 ModelConfig read_hf_config(const std::filesystem::path& config_json) {
-  std::ifstream in(config_json);
-  LLM_CHECK(in.good(), config_json.string(), ": cannot open");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(config_json.string(), ": not valid JSON at byte ", e.byte, ": ", e.what());
-  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
-    fail(config_json.string(), ": ", e.what());
-  }
+  const nlohmann::json j = read_json_file(config_json);
   LLM_CHECK(j.is_object(), config_json.string(), ": expected a JSON object");
   for (const char* unsupported : {"quantization_config", "rope_scaling"}) {
     LLM_CHECK(!j.contains(unsupported) || j[unsupported].is_null(), config_json.string(), ": \"", unsupported,

@@ -259,25 +259,6 @@ std::optional<fs::path> latest_checkpoint(const fs::path& run_dir) {
   return all.back();
 }
 
-nlohmann::json read_trainer_state(const fs::path& ckpt) {
-  const fs::path file = ckpt / "trainer_state.json";
-  std::ifstream in(file);
-  LLM_CHECK(in.good(), file.string(), ": cannot open");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(file.string(), ": not valid JSON at byte ", e.byte);
-  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
-    fail(file.string(), ": ", e.what());
-  }
-  LLM_CHECK(j.is_object() && j.contains("format") && j["format"].is_number_integer(), file.string(),
-            ": not a trainer state (no format version)");
-  LLM_CHECK(j["format"].get<int>() == kCheckpointFormat, file.string(), ": checkpoint format ", j["format"].get<int>(),
-            " is not supported (this build reads ", kCheckpointFormat, ")");
-  return j;
-}
-
 void load_optimizer_state(const fs::path& ckpt, AdamW& opt) {
   std::vector<float> master(static_cast<size_t>(opt.count())), m(master.size()), v(master.size());
   read_optimizer_range(ckpt, opt.begin(), opt.count(), master, m, v);

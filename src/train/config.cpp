@@ -1,5 +1,6 @@
 // Config: parsing and validating the run configuration (include/llm/config.h).
 #include "llm/config.h"
+#include "llm/config_reader.h"
 
 #include <cmath>
 #include <fstream>
@@ -244,16 +245,7 @@ Config load_config(const std::filesystem::path& file, const std::vector<std::str
 }
 
 ModelConfig load_model_section(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  LLM_CHECK(in.good(), file.string(), ": cannot open the config file");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(file.string(), ": not valid JSON at byte ", e.byte, ": ", e.what());
-  } catch (const nlohmann::json::out_of_range& e) {  // a number beyond 64 bits or double (error 406)
-    fail(file.string(), ": ", e.what());
-  }
+  const nlohmann::json j = read_json_file(file, "the config file");
   LLM_CHECK(j.is_object() && j.contains("model"), file.string(), ": no \"model\" section");
   try {
     return parse_model_section(ConfigReader(j["model"], "model"), std::filesystem::current_path()).arch;

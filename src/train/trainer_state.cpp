@@ -1,6 +1,8 @@
-// TrainerState <-> trainer_state.json.
+// TrainerState <-> trainer_state.json, and reading that file (checkpoint.h).
 #include "train/trainer_state.h"
 
+#include "llm/checkpoint.h"
+#include "llm/config_reader.h"
 #include "llm/dtype.h"
 #include "llm/error.h"
 
@@ -42,6 +44,16 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
     fail(where, ": ", e.what());
   }
   return s;
+}
+
+nlohmann::json read_trainer_state(const std::filesystem::path& ckpt) {
+  const std::filesystem::path file = ckpt / "trainer_state.json";
+  const nlohmann::json j = read_json_file(file);
+  LLM_CHECK(j.is_object() && j.contains("format") && j["format"].is_number_integer(), file.string(),
+            ": not a trainer state (no format version)");
+  LLM_CHECK(j["format"].get<int>() == kCheckpointFormat, file.string(), ": checkpoint format ", j["format"].get<int>(),
+            " is not supported (this build reads ", kCheckpointFormat, ")");
+  return j;
 }
 
 std::string_view precision_setting(std::string_view dtype) {
