@@ -68,6 +68,8 @@ std::string encode_line(const Tokenizer& tok, const std::string& line, bool json
     j = nlohmann::json::parse(line);
   } catch (const nlohmann::json::parse_error& e) {
     fail("not a JSON string: ", e.what());
+  } catch (const nlohmann::json::out_of_range&) {  // error 406
+    fail("expected a JSON string, got a number beyond a double");
   }
   LLM_CHECK(j.is_string(), "expected a JSON string, got ", describe(j));
   append_ids_json(out, tok.encode(j.get_ref<const std::string&>()));
@@ -80,6 +82,8 @@ std::string decode_line(const Tokenizer& tok, const std::string& line) {
     j = nlohmann::json::parse(line);
   } catch (const nlohmann::json::parse_error& e) {
     fail("not a JSON array of ids: ", e.what());
+  } catch (const nlohmann::json::out_of_range&) {  // error 406
+    fail("expected a JSON array of ids, got a number beyond a double (ids are below the vocabulary size)");
   }
   LLM_CHECK(j.is_array(), "expected a JSON array of ids, got ", describe(j));
   std::vector<int32_t> ids;

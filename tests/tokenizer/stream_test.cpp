@@ -84,6 +84,11 @@ TEST(TokenizeStream, BadLinesNameTheLineNumber) {
   expect_stream_error(*t, "{\"a\": 1}\n", {.decode = true},
                       "tokenize: line 1: expected a JSON array of ids, got object", "");
   expect_stream_error(*t, "[1,\n", {.decode = true}, "tokenize: line 1: not a JSON array of ids", "");
+  // A number beyond a double (nlohmann's out_of_range, not a parse error).
+  expect_stream_error(*t, "[1]\n[1e400]\n", {.decode = true},
+                      "tokenize: line 2: expected a JSON array of ids, got a number beyond a double", "\"\\u0001\"\n");
+  expect_stream_error(*t, "1e400\n", {.jsonl = true},
+                      "tokenize: line 1: expected a JSON string, got a number beyond a double", "");
   // Ids in range that name no token (the gap between the vocabulary and the added tokens).
   expect_stream_error(*t, "[600]\n", {.decode = true}, "tokenize: line 1: decode: id 600 belongs to no token", "");
 }
