@@ -97,4 +97,12 @@ F32Matrix f32_matrix(const Tensor& t, const char* op, const char* what) {
   return m;
 }
 
+void check_ids_in_vocab(const Tensor& ids, int64_t vocab, const char* op) {
+  const int32_t* p = ids.ptr<int32_t>();
+  for (int64_t n = 0; n < ids.size(0); ++n) {
+    LLM_CHECK(p[n] >= 0 && p[n] < vocab, op, ": token id ", p[n], " at position ", n, " is outside the vocabulary [0, ",
+              vocab, ")");
+  }
+}
+
 }  // namespace llm::cpu

@@ -23,6 +23,10 @@ constexpr int64_t kParallelMinWork = int64_t(1) << 15;
 
 // dst[i] = float(src[i]) for a buffer of dtype t (f32, f16 or bf16).
 void to_f32(const void* src, DType t, float* dst, int64_t n);
+
+// Every id of ids [N] i32 (read on the host, before anything is written) indexes a row of a
+// table of `vocab` rows; else op's error names the id and its position.
+void check_ids_in_vocab(const Tensor& ids, int64_t vocab, const char* op);
 // dst[i] = round_to_t(src[i]).
 void from_f32(const float* src, void* dst, DType t, int64_t n);
 

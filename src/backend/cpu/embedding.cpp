@@ -6,20 +6,9 @@
 
 namespace llm {
 
-namespace {
-// The ids are read on the host: every one must index a row of the table.
-void check_id_range(const Tensor& ids, int64_t vocab, const char* op) {
-  const int32_t* p = ids.ptr<int32_t>();
-  for (int64_t n = 0; n < ids.size(0); ++n) {
-    LLM_CHECK(p[n] >= 0 && p[n] < vocab, op, ": token id ", p[n], " at position ", n, " is outside the vocabulary [0, ",
-              vocab, ")");
-  }
-}
-}  // namespace
-
 void CpuBackend::do_embedding_forward(const Tensor& ids, const Tensor& table, const Tensor& out) {
   const int64_t N = ids.size(0), C = table.size(1);
-  check_id_range(ids, table.size(0), "embedding_forward");
+  cpu::check_ids_in_vocab(ids, table.size(0), "embedding_forward");
   const int32_t* id = ids.ptr<int32_t>();
 #pragma omp parallel if (N * C > cpu::kParallelMinWork)
   {
@@ -34,7 +23,7 @@ void CpuBackend::do_embedding_forward(const Tensor& ids, const Tensor& table, co
 
 void CpuBackend::do_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable) {
   const int64_t N = ids.size(0), C = dtable.size(1);
-  check_id_range(ids, dtable.size(0), "embedding_backward");
+  cpu::check_ids_in_vocab(ids, dtable.size(0), "embedding_backward");
   const int32_t* id = ids.ptr<int32_t>();
   float* dt = dtable.ptr<float>();
   // Threads own column blocks and walk all tokens in order: each row of dtable receives its

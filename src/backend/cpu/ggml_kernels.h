@@ -19,7 +19,7 @@ namespace llm::cpu {
 // y [N, rows] = x [N, cols] @ dequant(w)^T (+ bias); w.kind == Ggml, arguments already checked;
 // isa: the int8 kernel for many tokens.
 void ggml_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias, Int8DotIsa isa);
-// out [N, cols] = dequant(table)[ids[n], :]; table.kind == Ggml, arguments already checked.
+// out [N, cols] = dequant(table)[ids[n], :]; table.kind == Ggml, arguments and ids already checked.
 void ggml_quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out);
 
 // The little-endian f16 at p, as fp32.

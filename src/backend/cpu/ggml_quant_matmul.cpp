@@ -205,13 +205,8 @@ void ggml_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& 
 }
 
 void ggml_quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out) {
-  const char* op = "quant_embedding";
   const int64_t N = ids.size(0), C = table.cols;
-  const int32_t* id = ids.ptr<int32_t>();
-  for (int64_t n = 0; n < N; ++n) {
-    LLM_CHECK(id[n] >= 0 && id[n] < table.rows, op, ": token id ", id[n], " at position ", n,
-              " is outside the vocabulary [0, ", table.rows, ")");
-  }
+  const int32_t* id = ids.ptr<int32_t>();  // checked by the caller (quant.cpp)
   const uint8_t* const data = table.data.ptr<uint8_t>();
   const int64_t data_ld = ld_of(table.data, table.data.size(1));
   std::vector<float> row(static_cast<size_t>(C));

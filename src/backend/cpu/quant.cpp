@@ -120,15 +120,10 @@ void CpuBackend::do_quantize(const Tensor& w, const QuantizedMatrix& out) {
 }
 
 void CpuBackend::do_quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out) {
+  cpu::check_ids_in_vocab(ids, table.rows, "quant_embedding");
   if (table.kind == QuantKind::Ggml) return cpu::ggml_quant_embedding(ids, table, out);
-  const char* op = "quant_embedding";
   const int64_t N = ids.size(0), C = table.cols;
-  // The ids are read on the host, before anything is written.
   const int32_t* id = ids.ptr<int32_t>();
-  for (int64_t n = 0; n < N; ++n) {
-    LLM_CHECK(id[n] >= 0 && id[n] < table.rows, op, ": token id ", id[n], " at position ", n,
-              " is outside the vocabulary [0, ", table.rows, ")");
-  }
   const cpu::QuantArgs a = matrix_args(table);
   const bool int4 = table.kind == QuantKind::Int4;
 #pragma omp parallel if (N * C > 65536)
