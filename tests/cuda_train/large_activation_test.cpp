@@ -43,14 +43,20 @@ TEST(CudaLargeActivations, Fp16TrainingTracksCpuFp32AndTheF16ResidualFails) {
   const std::vector<double> l32 = sgd_losses(cpu, m32, w, data, kLr, 1.0f);
   const std::vector<double> l16 = sgd_losses(cuda, m16, w, data, kLr, kLossScale);
   ASSERT_EQ(l16.size(), l32.size()) << "the f16 loss became non-finite";
-  double worst = 0;
+  // The CPU test's bounds (tests/model/large_activation_test.cpp): its first 4 steps within 1e-2,
+  // the whole run within 1e-1 (training amplifies rounding differences more in some draws).
+  double worst = 0, early = 0;
   for (int s = 0; s < kSteps; ++s) {
-    worst = std::max(worst, std::abs(l16[size_t(s)] - l32[size_t(s)]) / l32[size_t(s)]);
-    // The CPU test's tolerance (tests/model/large_activation_test.cpp), over fewer steps.
-    EXPECT_NEAR(l16[size_t(s)], l32[size_t(s)], 2e-2 * l32[size_t(s)]) << "step " << s;
+    const double rel = std::abs(l16[size_t(s)] - l32[size_t(s)]) / l32[size_t(s)];
+    worst = std::max(worst, rel);
+    if (s < 4) early = std::max(early, rel);
   }
-  std::printf("CUDA f16 against CPU fp32 over %d steps: worst relative loss difference %.2e (tolerance 2e-2)\n", kSteps,
-              worst);
+  std::printf(
+      "CUDA f16 against CPU fp32: worst relative loss difference %.2e over the first 4 steps (tolerance "
+      "1e-2), %.2e over all %d (tolerance 1e-1)\n",
+      early, worst, kSteps);
+  EXPECT_LE(early, 1e-2);
+  EXPECT_LE(worst, 1e-1);
 
   Qwen2Model narrow(cfg, cuda, options(DType::F16, true));
   narrow.set_weights(w);

@@ -21,6 +21,8 @@ namespace {
 constexpr int64_t kB = 2, kT = 24;
 constexpr int kSteps = 16;
 constexpr float kLr = 0.05f, kLossScale = 1024.0f;
+constexpr int kEarlySteps = 4;
+constexpr double kEarlyTol = 1e-2, kRunTol = 1e-1;
 
 ModelOptions options(DType dt, bool narrow = false) {
   ModelOptions o;
@@ -68,28 +70,47 @@ TEST(LargeActivations, OnlyTheResidualStreamLeavesTheF16Range) {
 
 TEST(LargeActivations, Fp16TrainingTracksFp32AndTheF16ResidualFails) {
   const ModelConfig cfg = large_activation_config();
-  const std::vector<float> w = large_activation_weights(cfg, std::random_device{}());
   // Two batches in turn: the loss of each falls as they are learnt.
   const std::vector<LargeActivationBatch> two = batches(cfg, 2);
   std::vector<LargeActivationBatch> data;
   for (int s = 0; s < kSteps; ++s) data.push_back(two[size_t(s % 2)]);
   CpuBackend be(2);
   Qwen2Model m32(cfg, be, options(DType::F32)), m16(cfg, be, options(DType::F16));
-  const std::vector<double> l32 = sgd_losses(be, m32, w, data, kLr, 1.0f);
+  // The comparison means something only where fp32 training makes progress: about 3 draws in 100
+  // of these weights (massive channels, clipped SGD) do not learn in 16 steps and drift instead,
+  // and such a run amplifies rounding differences without bound. Fresh weights are drawn until
+  // fp32 learns (the precondition, asserted below), then f16 is compared on them.
+  std::vector<float> w;
+  std::vector<double> l32;
+  std::mt19937_64 g(std::random_device{}());
+  for (int draw = 0; draw < 8; ++draw) {
+    w = large_activation_weights(cfg, g());
+    l32 = sgd_losses(be, m32, w, data, kLr, 1.0f);
+    if (l32.size() == size_t(kSteps) && l32[kSteps - 2] + l32[kSteps - 1] < (l32[0] + l32[1]) * (1 - 1e-3)) break;
+  }
   const std::vector<double> l16 = sgd_losses(be, m16, w, data, kLr, kLossScale);
   ASSERT_EQ(l16.size(), l32.size()) << "the f16 loss became non-finite";
-  double worst = 0;
+  // f16 weights and activations (11-bit significands) against fp32: the first steps agree to
+  // ~1e-5 relative; the runs then drift apart as training amplifies rounding differences, more in
+  // some draws than others (600 draws: the first 4 steps at most 4e-3, the whole run median 4e-4,
+  // 97th percentile 1.8e-2, worst 4.6e-2). So the first steps are held tighter than the whole
+  // run; an f16 residual
+  // that overflows gives a non-finite loss at step 0 (below), far outside either bound.
+  double worst = 0, early = 0;
   for (int s = 0; s < kSteps; ++s) {
-    worst = std::max(worst, std::abs(l16[size_t(s)] - l32[size_t(s)]) / l32[size_t(s)]);
     ASSERT_TRUE(std::isfinite(l16[size_t(s)])) << "step " << s;
-    // f16 weights and activations (11-bit significands) against fp32: the first steps agree to
-    // ~1e-5 relative; the two runs then drift apart as training amplifies rounding differences
-    // (measured over 30 random draws: worst step <= 8.9e-3, median 2e-4).
-    EXPECT_NEAR(l16[size_t(s)], l32[size_t(s)], 2e-2 * l32[size_t(s)]) << "step " << s;
+    const double rel = std::abs(l16[size_t(s)] - l32[size_t(s)]) / l32[size_t(s)];
+    worst = std::max(worst, rel);
+    if (s < kEarlySteps) early = std::max(early, rel);
   }
-  std::printf("f16 against fp32 over %d steps: worst relative loss difference %.2e (tolerance 2e-2)\n", kSteps, worst);
-  EXPECT_LT(l32[kSteps - 2] + l32[kSteps - 1], l32[0] + l32[1])
-      << "training must make progress for the comparison to mean something";
+  std::printf(
+      "f16 against fp32: worst relative loss difference %.2e over the first %d steps (tolerance %.0e), "
+      "%.2e over all %d (tolerance %.0e)\n",
+      early, kEarlySteps, kEarlyTol, worst, kSteps, kRunTol);
+  EXPECT_LE(early, kEarlyTol);
+  EXPECT_LE(worst, kRunTol);
+  EXPECT_LT(l32[kSteps - 2] + l32[kSteps - 1], (l32[0] + l32[1]) * (1 - 1e-3))
+      << "training must make progress for the comparison to mean something (no draw of 8 did)";
 
   // The path before the fix: the residual stream in f16 overflows in layer 0's down_proj.
   Qwen2Model narrow(cfg, be, options(DType::F16, true));
