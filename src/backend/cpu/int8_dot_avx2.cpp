@@ -41,7 +41,6 @@ LLM_AVX2 void tile(const Int8Panel& p, int64_t g, const Int8Acts& a, int64_t t0,
 #pragma GCC unroll 8
   for (int k = 0; k < 2 * T; ++k) acc[k / T][k % T] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-#pragma GCC unroll 2
     for (int hb = 0; hb < H; ++hb) {
       __m256i s[2][T];
       __m256i s16[2][T];
@@ -53,7 +52,8 @@ LLM_AVX2 void tile(const Int8Panel& p, int64_t g, const Int8Acts& a, int64_t t0,
         s16[k / T][k % T] = _mm256_setzero_si256();
       }
 #pragma GCC unroll 8
-      for (int st = hb * 8 / H; st < (hb + 1) * 8 / H; ++st) {
+      for (int i = 0; i < 8 / H; ++i) {
+        const int st = hb * (8 / H) + i;
         const uint8_t* wp = u + (b * 8 + st) * 64;
         __m256i w[2] = {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp)),
                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + 32))};

@@ -48,7 +48,6 @@ LLM_VNNI void tile(const Int8Panel& p, int64_t g0, const Int8Acts& a, int64_t t0
 #pragma GCC unroll 16
   for (int k = 0; k < G * T; ++k) acc[k / T][k % T] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-#pragma GCC unroll 2
     for (int h = 0; h < H; ++h) {
       __m512i s[G][T];
 #pragma GCC unroll 8
@@ -59,7 +58,8 @@ LLM_VNNI void tile(const Int8Panel& p, int64_t g0, const Int8Acts& a, int64_t t0
         for (int gi = 0; gi < G; ++gi) s[gi][ti] = c;
       }
 #pragma GCC unroll 8
-      for (int st = h * 8 / H; st < (h + 1) * 8 / H; ++st) {
+      for (int i = 0; i < 8 / H; ++i) {
+        const int st = h * (8 / H) + i;
         __m512i wv[G];
 #pragma GCC unroll 4
         for (int gi = 0; gi < G; ++gi) wv[gi] = _mm512_loadu_si512(u[gi] + (b * 8 + st) * 64);
