@@ -44,7 +44,8 @@ __device__ __forceinline__ void store_f(__nv_bfloat16* p, float v) { *p = __floa
 template <class T>
 __global__ void __launch_bounds__(kRowThreads)
     softmax_rows_kernel(const float* logits, int64_t vocab, const int32_t* __restrict__ targets, int64_t target_stride,
-                        float* __restrict__ losses, int64_t loss_stride, T* dlogits, float grad_scale) {
+                        float* __restrict__ losses, int64_t loss_stride, T* dlogits, float grad_scale,
+                        float* __restrict__ stats) {
   __shared__ MaxSum warp_stats[kRowWarps];
   __shared__ MaxSum row_stats;
   __shared__ float target_logit;
@@ -74,6 +75,10 @@ __global__ void __launch_bounds__(kRowThreads)
     if (lane == 0) {
       row_stats = a;
       losses[row * loss_stride] = t >= 0 ? (a.m + logf(a.s)) - target_logit : 0.0f;
+      if (stats != nullptr) {
+        stats[2 * row] = a.m;
+        stats[2 * row + 1] = a.s;
+      }
     }
   }
   if (dlogits == nullptr) return;  // the same for every thread of the grid
@@ -86,6 +91,24 @@ __global__ void __launch_bounds__(kRowThreads)
     float p = t >= 0 ? expf(l[j] - st.m) * k : 0.0f;
     if (j == t) p -= grad_scale;
     store_f(d + j, p);
+  }
+}
+
+// A grid-stride loop over the elements of logits [rows, cols]: the formula of the second pass above.
+template <class T>
+__global__ void dlogits_cols_kernel(const float* logits, int64_t rows, int64_t cols, int64_t col0,
+                                    const int32_t* __restrict__ targets, int64_t target_stride,
+                                    const float* __restrict__ stats, T* dlogits, float grad_scale) {
+  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < rows * cols; i += step) {
+    const int64_t r = i / cols, j = i - r * cols;
+    const int32_t t = targets[r * target_stride];
+    float p = 0.0f;
+    if (t >= 0) {
+      p = expf(logits[i] - stats[2 * r]) * (grad_scale / stats[2 * r + 1]);
+      if (j + col0 == t) p -= grad_scale;
+    }
+    store_f(dlogits + i, p);
   }
 }
 
@@ -122,22 +145,44 @@ void ce_check_targets(const int32_t* targets, int64_t stride, int64_t count, int
 }
 
 void ce_softmax_rows(float* logits, int64_t rows, int64_t vocab, const int32_t* targets, int64_t target_stride,
-                     float* losses, int64_t loss_stride, void* dlogits, DType dt, float grad_scale,
+                     float* losses, int64_t loss_stride, void* dlogits, DType dt, float grad_scale, float* stats,
                      cudaStream_t stream) {
   if (rows == 0) return;
   const dim3 grid(static_cast<unsigned>(rows)), block(kRowThreads);
   switch (dt) {
     case DType::F16:
       LLM_LAUNCH(softmax_rows_kernel<__half>, grid, block, 0, stream, logits, vocab, targets, target_stride, losses,
-                 loss_stride, static_cast<__half*>(dlogits), grad_scale);
+                 loss_stride, static_cast<__half*>(dlogits), grad_scale, stats);
       break;
     case DType::BF16:
       LLM_LAUNCH(softmax_rows_kernel<__nv_bfloat16>, grid, block, 0, stream, logits, vocab, targets, target_stride,
-                 losses, loss_stride, static_cast<__nv_bfloat16*>(dlogits), grad_scale);
+                 losses, loss_stride, static_cast<__nv_bfloat16*>(dlogits), grad_scale, stats);
       break;
     default:
       LLM_LAUNCH(softmax_rows_kernel<float>, grid, block, 0, stream, logits, vocab, targets, target_stride, losses,
-                 loss_stride, static_cast<float*>(dlogits), grad_scale);
+                 loss_stride, static_cast<float*>(dlogits), grad_scale, stats);
+      break;
+  }
+  LLM_CUDA_CHECK(cudaGetLastError());
+}
+
+void ce_dlogits_cols(const float* logits, int64_t rows, int64_t cols, int64_t col0, const int32_t* targets,
+                     int64_t target_stride, const float* stats, void* dlogits, DType dt, float grad_scale,
+                     cudaStream_t stream) {
+  if (rows * cols == 0) return;
+  const dim3 grid(grid_for(rows * cols, 256)), block(256);
+  switch (dt) {
+    case DType::F16:
+      LLM_LAUNCH(dlogits_cols_kernel<__half>, grid, block, 0, stream, logits, rows, cols, col0, targets, target_stride,
+                 stats, static_cast<__half*>(dlogits), grad_scale);
+      break;
+    case DType::BF16:
+      LLM_LAUNCH(dlogits_cols_kernel<__nv_bfloat16>, grid, block, 0, stream, logits, rows, cols, col0, targets,
+                 target_stride, stats, static_cast<__nv_bfloat16*>(dlogits), grad_scale);
+      break;
+    default:
+      LLM_LAUNCH(dlogits_cols_kernel<float>, grid, block, 0, stream, logits, rows, cols, col0, targets, target_stride,
+                 stats, static_cast<float*>(dlogits), grad_scale);
       break;
   }
   LLM_CUDA_CHECK(cudaGetLastError());

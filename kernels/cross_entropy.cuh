@@ -19,8 +19,17 @@ void ce_check_targets(const int32_t* targets, int64_t stride, int64_t count, int
 // and when dlogits is not null, dlogits [rows, vocab] (dtype dt, dense) =
 //   (softmax(logits[r]) - onehot(t)) * grad_scale                      (a zero row when t < 0).
 // dlogits may alias logits when dt is F32 (each element is read before it is overwritten).
+// stats, when not null: [rows, 2] the (max, sum of exp(logit - max)) each row used.
 void ce_softmax_rows(float* logits, int64_t rows, int64_t vocab, const int32_t* targets, int64_t target_stride,
-                     float* losses, int64_t loss_stride, void* dlogits, DType dt, float grad_scale,
+                     float* losses, int64_t loss_stride, void* dlogits, DType dt, float grad_scale, float* stats,
+                     cudaStream_t stream);
+
+// cross_entropy_dw's rows: logits [rows, cols] fp32 (dense) are columns [col0, col0 + cols) of
+// the logits whose row statistics stats [rows, 2] holds; dlogits [rows, cols] (dtype dt, dense,
+// may alias logits when F32) = exp(l - max) * (grad_scale / sum) - grad_scale * onehot(t - col0),
+// the formula of ce_softmax_rows (a zero row when t < 0).
+void ce_dlogits_cols(const float* logits, int64_t rows, int64_t cols, int64_t col0, const int32_t* targets,
+                     int64_t target_stride, const float* stats, void* dlogits, DType dt, float grad_scale,
                      cudaStream_t stream);
 
 // dst [rows, cols] (dtype dt, row stride ld elements) = src [rows, cols] fp32 dense, rounded once.

@@ -105,16 +105,18 @@ __global__ void __launch_bounds__(kThreads)
 
 __global__ void __launch_bounds__(kThreads)
     accumulate_kernel(const unsigned long long* __restrict__ keys, int64_t N, const void* __restrict__ dout, DType dt,
-                      int64_t ld_dout, float* __restrict__ dtable, int64_t C, int64_t chunks, int64_t items,
-                      bool vec_dout, bool vec_table) {
+                      int64_t ld_dout, float* __restrict__ dtable, int64_t row0, int64_t rows, int64_t C,
+                      int64_t chunks, int64_t items, bool vec_dout, bool vec_table) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   for (int64_t it = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; it < items; it += stride) {
     const int64_t i = it / chunks, c0 = (it - i * chunks) * dev::kVec;
     const unsigned long long id = keys[i] >> 32;
     if (i > 0 && (keys[i - 1] >> 32) == id) continue;  // not the first token of its id
+    const auto rel = static_cast<int64_t>(id) - row0;
+    if (rel < 0 || rel >= rows) continue;  // a row of another bucket
     const int cnt = static_cast<int>(C - c0 < dev::kVec ? C - c0 : dev::kVec);
     float acc[dev::kVec];
-    float* row = dtable + static_cast<int64_t>(id) * C;
+    float* row = dtable + rel * C;
     dev::load_chunk(row, DType::F32, c0, cnt, vec_table, acc);
     for (int64_t r = i; r < N; ++r) {
       const unsigned long long key = keys[r];
@@ -158,8 +160,8 @@ void embedding_gather(const int32_t* ids, int64_t N, const void* table, DType tt
 size_t embedding_scatter_scratch(int64_t N) { return static_cast<size_t>(padded_size(N)) * sizeof(unsigned long long); }
 
 void embedding_scatter_add(const int32_t* ids, int64_t N, const void* dout, DType dt, int64_t ld_dout, float* dtable,
-                           int64_t C, void* scratch, cudaStream_t stream) {
-  if (N == 0 || C == 0) return;
+                           int64_t row0, int64_t rows, int64_t C, void* scratch, cudaStream_t stream) {
+  if (N == 0 || C == 0 || rows == 0) return;
   LLM_CHECK(N <= (int64_t(1) << 31), "embedding_backward: ", N, " tokens exceed the 2^31 the sort handles");
   auto* keys = static_cast<unsigned long long*>(scratch);
   const int64_t padded = padded_size(N);
@@ -185,7 +187,7 @@ void embedding_scatter_add(const int32_t* ids, int64_t N, const void* dout, DTyp
   const bool vec_dout = dev::rows_aligned16(dout, ld_dout, dtype_size(dt));
   const bool vec_table = dev::rows_aligned16(dtable, C, sizeof(float));
   LLM_LAUNCH(accumulate_kernel, dim3(dev::grid_for(items, kThreads)), dim3(kThreads), 0, stream, keys, N, dout, dt,
-             ld_dout, dtable, C, chunks, items, vec_dout, vec_table);
+             ld_dout, dtable, row0, rows, C, chunks, items, vec_dout, vec_table);
   LLM_CUDA_CHECK(cudaGetLastError());
 }
 

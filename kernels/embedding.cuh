@@ -17,10 +17,11 @@ void embedding_gather(const int32_t* ids, int64_t N, const void* table, DType tt
 
 // Device scratch bytes embedding_scatter_add needs for N tokens.
 size_t embedding_scatter_scratch(int64_t N);
-// dtable[ids[n], :] += dout[n, :] with each row of dtable [V, C] (dense f32) adding its tokens in
-// token order, the CPU's order, so the result is bitwise the CPU's and the same on every run.
-// ids valid; scratch: embedding_scatter_scratch(N) bytes, 16-byte aligned.
+// dtable[ids[n] - row0, :] += dout[n, :] for the ids in [row0, row0 + rows), with each row of
+// dtable [rows, C] (dense f32) adding its tokens in token order, the CPU's order, so the result is
+// bitwise the CPU's and the same on every run. ids valid; scratch: embedding_scatter_scratch(N)
+// bytes, 16-byte aligned.
 void embedding_scatter_add(const int32_t* ids, int64_t N, const void* dout, DType dt, int64_t ld_dout, float* dtable,
-                           int64_t C, void* scratch, cudaStream_t stream);
+                           int64_t row0, int64_t rows, int64_t C, void* scratch, cudaStream_t stream);
 
 }  // namespace llm::LLM_CUDA_NS

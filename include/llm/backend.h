@@ -125,6 +125,11 @@ class Backend {
   void embedding_forward(const Tensor& ids, const Tensor& table, const Tensor& out);
   // dtable[ids[n], :] += dout[n, :]         dtable [V, C] f32; each row sums its tokens in order
   void embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable);
+  // The same for rows [row0, row0 + R) of a [vocab, C] table (ZeRO-2's gradient buckets):
+  // dtable_rows [R, C] f32 is those rows; tokens of other ids are skipped, but every id must be in
+  // [0, vocab) as above.
+  void embedding_backward_rows(const Tensor& ids, const Tensor& dout, const Tensor& dtable_rows, int64_t row0,
+                               int64_t vocab);
 
   // ---- RMSNorm ----------------------------------------------------------------------------------
   // y = w * x * rstd, rstd = 1/sqrt(mean(x^2) + eps)      x, y [N, C], w [C], rstd [N] f32
@@ -192,8 +197,23 @@ class Backend {
   //   dh = dlogits @ w (overwritten);  dw += dlogits^T @ h  (f32)
   // h, dh [N, C], w [V, C], targets [N] i32, losses [N] f32, dw [V, C] f32
   // chunk_tokens: tokens per chunk (0: the backend's default, default_ce_chunk_tokens).
+  // stats [N, 2] f32, when not empty: each row's softmax statistics (max, sum of exp(logit - max))
+  // exactly as the op used them, for cross_entropy_dw.
+  // row_block (0: all V): the CPU forms the logits and dw in GEMMs of row_block rows of w, so that
+  // cross_entropy_dw over whole blocks repeats its arithmetic exactly (ZeRO-2 trains as ZeRO-1).
   void cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses, const Tensor& dh,
-                     const Tensor& dw, float grad_scale, int64_t chunk_tokens);
+                     const Tensor& dw, float grad_scale, int64_t chunk_tokens, const Tensor& stats = Tensor(),
+                     int64_t row_block = 0);
+  // The dw of cross_entropy for the rows [row0, row0 + R) of w alone, later (ZeRO-2 reduces the
+  // output layer's gradient bucket by bucket, after the layers' backward):
+  //   logits = h @ w_rows^T;  dlogits = exp(logits - max) * (grad_scale / sum) - grad_scale * onehot
+  //   dw_rows += dlogits^T @ h           (0 rows where target < 0; max, sum from stats)
+  // h [N, C], w_rows [R, C], targets [N] i32, stats [N, 2] f32 (cross_entropy's), dw_rows [R, C] f32.
+  // With the chunk_tokens and row_block cross_entropy used (row0 a multiple of row_block, R one
+  // too unless the range ends the vocabulary), each row of dw_rows is that row of its dw bitwise on
+  // the CPU; other backends agree within rounding.
+  void cross_entropy_dw(const Tensor& h, const Tensor& w_rows, int64_t row0, const Tensor& targets, const Tensor& stats,
+                        const Tensor& dw_rows, float grad_scale, int64_t chunk_tokens, int64_t row_block = 0);
 
   // ---- weight-only quantization (inference) ------------------------------------------------------
   // out = quantize(w): per row and group, scale = max|w| / qmax, q = round-half-even(w / scale)
@@ -236,7 +256,9 @@ class Backend {
   virtual void do_zero(const Tensor& t) = 0;
   virtual void do_fill(const Tensor& t, float value) = 0;
   virtual void do_embedding_forward(const Tensor& ids, const Tensor& table, const Tensor& out) = 0;
-  virtual void do_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable) = 0;
+  // dtable holds rows [row0, row0 + dtable.size(0)) of a [vocab, C] table (row0 0, vocab its rows: all of it).
+  virtual void do_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable, int64_t row0,
+                                     int64_t vocab) = 0;
   virtual void do_rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& y, const Tensor& rstd) = 0;
   virtual void do_add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, const Tensor& s,
                                       const Tensor& y, const Tensor& rstd) = 0;
@@ -258,7 +280,11 @@ class Backend {
   virtual void do_scale(const Tensor& x, float s) = 0;
   virtual void do_dropout(const Tensor& x, float p, uint64_t seed) = 0;
   virtual void do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
-                                const Tensor& dh, const Tensor& dw, float grad_scale, int64_t chunk_tokens) = 0;
+                                const Tensor& dh, const Tensor& dw, float grad_scale, int64_t chunk_tokens,
+                                const Tensor& stats, int64_t row_block) = 0;
+  virtual void do_cross_entropy_dw(const Tensor& h, const Tensor& w_rows, int64_t row0, const Tensor& targets,
+                                   const Tensor& stats, const Tensor& dw_rows, float grad_scale, int64_t chunk_tokens,
+                                   int64_t row_block) = 0;
   virtual void do_quantize(const Tensor& w, const QuantizedMatrix& out) = 0;
   virtual void do_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias) = 0;
   virtual void do_quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out) = 0;

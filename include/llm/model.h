@@ -141,10 +141,16 @@ struct ModelOptions {
 
 // ZeRO-2's gradient buckets in the flat layout: layer l is [layer_begin[l], layer_begin[l + 1]);
 // the rest is [0, layer_begin[0]) and [layer_begin[L], flat_size).
+// ZeRO-2's gradient buckets (ModelOptions::bucketed_grads): each layer is one bucket, the final
+// norm one, and the embeddings and the output layer go in buckets of whole vocabulary rows, formed
+// after the layers' backward (Backend::cross_entropy_dw, embedding_backward_rows). One buffer of
+// `buffer` elements serves them all in turn.
 struct GradBuckets {
   std::vector<int64_t> layer_begin;  // L + 1 entries
   int64_t largest_layer = 0;         // elements of the largest layer range
   int64_t rest = 0;                  // elements outside the layers
+  int64_t vocab_rows = 0;            // rows per embedding / output-layer bucket: what the largest layer holds
+  int64_t buffer = 0;                // max(largest layer, vocab_rows rows, the final norm)
 };
 GradBuckets grad_buckets(const ParamTable& table, int64_t num_layers);
 
@@ -182,8 +188,9 @@ class Qwen2Model {
   const Tensor& weights() const { return weights_.t(); }
   const Tensor& grads() const;
   // bucketed_grads: called with the flat offset of a range and its gradients (f32) for this
-  // micro-batch, in backward order (the embeddings twice: output layer, then input lookup; the
-  // sink adds them up); the buffer is zeroed after the call.
+  // micro-batch, in backward order (the final norm, each layer from the last, then the rows of
+  // the embeddings and of an untied output layer; GradBuckets), each range once; the buffer is
+  // zeroed after the call.
   using GradSink = std::function<void(int64_t flat_begin, const Tensor& grads)>;
   void set_grad_sink(GradSink sink) { grad_sink_ = std::move(sink); }
   // Views of one parameter (HF shape) in the flat buffers.
@@ -256,12 +263,13 @@ class Qwen2Model {
   Backend* backend_;
   Arena weights_arena_, grads_arena_, act_arena_, scratch_arena_;
   OwnedTensor weights_;
-  OwnedTensor grads_;  // [flat_size], or with bucketed_grads one bucket [max(largest_layer, rest)]
+  OwnedTensor grads_;  // [flat_size], or with bucketed_grads one bucket [buckets_.buffer]
   GradBuckets buckets_;
   GradSink grad_sink_;
   Tensor grad_range(int64_t flat_offset, int64_t n) const;  // where the gradients of a flat range live
   void flush_layer_grads(int l);
-  void flush_rest_grads(bool embeddings_only);
+  void flush_norm_grads();
+  void vocab_row_buckets();  // the embeddings' and output layer's gradients, bucket by bucket
   std::unique_ptr<LoraTable> lora_;
   OwnedTensor lora_weights_, lora_grads_;
   OwnedTensor norm_grad_sink_;                   // [C] f32: the frozen norms' gradients under LoRA, discarded
@@ -270,7 +278,10 @@ class Qwen2Model {
   std::unique_ptr<Buffers> buf_;
   Tensor rope_cos_, rope_sin_;  // [max_seq, D/2] f32
   int64_t last_B_ = 0, last_T_ = 0;
-  bool has_positions_ = false;  // the batch being run carries positions (document attention)
+  float last_grad_scale_ = 1.0f;  // of the last forward with gradients (bucketed: the output layer's dw)
+  int64_t last_ce_chunk_ = 0;     // the tokens per chunk that forward's cross_entropy used
+  int64_t ce_row_block_ = 0;      // vocabulary rows per GEMM of the output layer: GradBuckets::vocab_rows
+  bool has_positions_ = false;    // the batch being run carries positions (document attention)
   bool have_forward_grad_ = false;
 };
 

@@ -60,8 +60,15 @@ void Backend::embedding_forward(const Tensor& ids, const Tensor& table, const Te
 
 void Backend::embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable) {
   check_devices("embedding_backward", {{&ids, "ids"}, {&dout, "dout"}, {&dtable, "dtable"}});
-  check_embedding_backward(ids, dout, dtable);
-  do_embedding_backward(ids, dout, dtable);
+  check_embedding_backward(ids, dout, dtable, 0, dtable.size(0));
+  do_embedding_backward(ids, dout, dtable, 0, dtable.size(0));
+}
+
+void Backend::embedding_backward_rows(const Tensor& ids, const Tensor& dout, const Tensor& dtable_rows, int64_t row0,
+                                      int64_t vocab) {
+  check_devices("embedding_backward", {{&ids, "ids"}, {&dout, "dout"}, {&dtable_rows, "dtable"}});
+  check_embedding_backward(ids, dout, dtable_rows, row0, vocab);
+  do_embedding_backward(ids, dout, dtable_rows, row0, vocab);
 }
 
 // ---- RMSNorm --------------------------------------------------------------------------------------------
@@ -194,12 +201,25 @@ void Backend::dropout(const Tensor& x, float p, uint64_t seed) {
 // ---- output layer and loss ------------------------------------------------------------------------------
 
 void Backend::cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
-                            const Tensor& dh, const Tensor& dw, float grad_scale, int64_t chunk_tokens) {
-  check_devices("cross_entropy",
-                {{&h, "h"}, {&w, "w"}, {&targets, "targets"}, {&losses, "losses"}, {&dh, "dh"}, {&dw, "dw"}});
-  check_cross_entropy(h, w, targets, losses, dh, dw, chunk_tokens);
+                            const Tensor& dh, const Tensor& dw, float grad_scale, int64_t chunk_tokens,
+                            const Tensor& stats, int64_t row_block) {
+  check_devices(
+      "cross_entropy",
+      {{&h, "h"}, {&w, "w"}, {&targets, "targets"}, {&losses, "losses"}, {&dh, "dh"}, {&dw, "dw"}, {&stats, "stats"}});
+  check_cross_entropy(h, w, targets, losses, dh, dw, chunk_tokens, stats);
+  LLM_CHECK(row_block >= 0, "cross_entropy: row_block must be >= 0 (0: all rows), got ", row_block);
   if (h.size(0) == 0) return;
-  do_cross_entropy(h, w, targets, losses, dh, dw, grad_scale, chunk_tokens);
+  do_cross_entropy(h, w, targets, losses, dh, dw, grad_scale, chunk_tokens, stats, row_block);
+}
+
+void Backend::cross_entropy_dw(const Tensor& h, const Tensor& w_rows, int64_t row0, const Tensor& targets,
+                               const Tensor& stats, const Tensor& dw_rows, float grad_scale, int64_t chunk_tokens,
+                               int64_t row_block) {
+  check_devices("cross_entropy_dw",
+                {{&h, "h"}, {&w_rows, "w_rows"}, {&targets, "targets"}, {&stats, "stats"}, {&dw_rows, "dw_rows"}});
+  check_cross_entropy_dw(h, w_rows, row0, targets, stats, dw_rows, chunk_tokens, row_block);
+  if (h.size(0) == 0 || w_rows.size(0) == 0) return;
+  do_cross_entropy_dw(h, w_rows, row0, targets, stats, dw_rows, grad_scale, chunk_tokens, row_block);
 }
 
 // ---- quantization ----------------------------------------------------------------------------------------

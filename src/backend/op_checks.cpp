@@ -142,12 +142,15 @@ void check_embedding_forward(const Tensor& ids, const Tensor& table, const Tenso
   check_shape(out, {ids.size(0), table.size(1)}, op, "out");
 }
 
-void check_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable) {
+void check_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable, int64_t row0,
+                              int64_t vocab) {
   const char* op = "embedding_backward";
   check_rows(dout, op, "dout");
   check_dtype(dtable, DType::F32, op, "dtable");
   LLM_CHECK(dtable.is_contiguous() && dtable.ndim() == 2, op, ": dtable must be a dense [V, C] f32 matrix, got ",
             dtable.shape_str());
+  LLM_CHECK(row0 >= 0 && row0 + dtable.size(0) <= vocab, op, ": rows [", row0, ", ", row0 + dtable.size(0),
+            ") are not rows of a table of ", vocab);
   check_ids(ids, op);
   check_shape(dout, {ids.size(0), dtable.size(1)}, op, "dout");
 }
@@ -302,7 +305,7 @@ void check_scale(const Tensor& x) {
 // ---- output layer and loss ------------------------------------------------------------------------------
 
 void check_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
-                         const Tensor& dh, const Tensor& dw, int64_t chunk_tokens) {
+                         const Tensor& dh, const Tensor& dw, int64_t chunk_tokens, const Tensor& stats) {
   const char* op = "cross_entropy";
   check_rows(h, op, "h");
   check_rows(w, op, "w");
@@ -322,6 +325,34 @@ void check_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets
     check_shape(dw, {V, C}, op, "dw");
     LLM_CHECK(dw.is_contiguous(), op, ": dw must be contiguous");
   }
+  if (!stats.empty()) {
+    check_dtype(stats, DType::F32, op, "stats");
+    check_shape(stats, {N, 2}, op, "stats");
+    LLM_CHECK(stats.is_contiguous(), op, ": stats must be contiguous");
+  }
+  LLM_CHECK(chunk_tokens >= 0, op, ": chunk_tokens must be >= 0 (0: the backend's default), got ", chunk_tokens);
+}
+
+void check_cross_entropy_dw(const Tensor& h, const Tensor& w_rows, int64_t row0, const Tensor& targets,
+                            const Tensor& stats, const Tensor& dw_rows, int64_t chunk_tokens, int64_t row_block) {
+  const char* op = "cross_entropy_dw";
+  check_rows(h, op, "h");
+  check_rows(w_rows, op, "w_rows");
+  LLM_CHECK(h.ndim() == 2 && w_rows.ndim() == 2 && h.size(1) == w_rows.size(1), op, ": h ", h.shape_str(),
+            " and w_rows ", w_rows.shape_str(), " must be [N, C] and [R, C]");
+  const int64_t N = h.size(0), C = h.size(1), R = w_rows.size(0);
+  LLM_CHECK(row0 >= 0, op, ": row0 must be >= 0, got ", row0);
+  LLM_CHECK(row_block >= 0, op, ": row_block must be >= 0 (0: all rows), got ", row_block);
+  LLM_CHECK(row_block == 0 || row0 % row_block == 0, op, ": row0 ", row0, " does not start a block of ", row_block,
+            " rows");
+  check_dtype(targets, DType::I32, op, "targets");
+  check_shape(targets, {N}, op, "targets");
+  check_dtype(stats, DType::F32, op, "stats");
+  check_shape(stats, {N, 2}, op, "stats");
+  LLM_CHECK(stats.is_contiguous(), op, ": stats must be contiguous");
+  check_dtype(dw_rows, DType::F32, op, "dw_rows");
+  check_shape(dw_rows, {R, C}, op, "dw_rows");
+  LLM_CHECK(dw_rows.is_contiguous(), op, ": dw_rows must be contiguous");
   LLM_CHECK(chunk_tokens >= 0, op, ": chunk_tokens must be >= 0 (0: the backend's default), got ", chunk_tokens);
 }
 

@@ -35,7 +35,7 @@ void check_copy(const Tensor& src, const Tensor& dst);
 void check_zero(const Tensor& t);
 void check_fill(const Tensor& t);
 void check_embedding_forward(const Tensor& ids, const Tensor& table, const Tensor& out);
-void check_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable);
+void check_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable, int64_t row0, int64_t vocab);
 void check_rmsnorm_forward(const Tensor& x, const Tensor& w, const Tensor& y, const Tensor& rstd);
 void check_add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Tensor& w, const Tensor& s, const Tensor& y,
                                const Tensor& rstd);
@@ -54,7 +54,9 @@ void check_swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tens
 void check_add(const Tensor& a, const Tensor& b, const Tensor& out);
 void check_scale(const Tensor& x);
 void check_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
-                         const Tensor& dh, const Tensor& dw, int64_t chunk_tokens);
+                         const Tensor& dh, const Tensor& dw, int64_t chunk_tokens, const Tensor& stats);
+void check_cross_entropy_dw(const Tensor& h, const Tensor& w_rows, int64_t row0, const Tensor& targets,
+                            const Tensor& stats, const Tensor& dw_rows, int64_t chunk_tokens, int64_t row_block);
 void check_quantize(const Tensor& w, const QuantizedMatrix& out);
 void check_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias);
 void check_quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out);

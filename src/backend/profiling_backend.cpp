@@ -69,8 +69,12 @@ class ProfilingBackend final : public Backend {
   void do_embedding_forward(const Tensor& i, const Tensor& t, const Tensor& o) override {
     LLM_TIMED(embedding_forward, i, t, o);
   }
-  void do_embedding_backward(const Tensor& i, const Tensor& d, const Tensor& t) override {
-    LLM_TIMED(embedding_backward, i, d, t);
+  void do_embedding_backward(const Tensor& i, const Tensor& d, const Tensor& t, int64_t row0, int64_t vocab) override {
+    if (row0 == 0 && vocab == t.size(0)) {
+      LLM_TIMED(embedding_backward, i, d, t);
+    } else {
+      LLM_TIMED(embedding_backward_rows, i, d, t, row0, vocab);
+    }
   }
   void do_rmsnorm_forward(const Tensor& x, const Tensor& w, float e, const Tensor& y, const Tensor& r) override {
     LLM_TIMED(rmsnorm_forward, x, w, e, y, r);
@@ -112,8 +116,12 @@ class ProfilingBackend final : public Backend {
   void do_scale(const Tensor& x, float s) override { LLM_TIMED(scale, x, s); }
   void do_dropout(const Tensor& x, float p, uint64_t seed) override { LLM_TIMED(dropout, x, p, seed); }
   void do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& t, const Tensor& l, const Tensor& dh,
-                        const Tensor& dw, float gs, int64_t chunk) override {
-    LLM_TIMED(cross_entropy, h, w, t, l, dh, dw, gs, chunk);
+                        const Tensor& dw, float gs, int64_t chunk, const Tensor& st, int64_t rb) override {
+    LLM_TIMED(cross_entropy, h, w, t, l, dh, dw, gs, chunk, st, rb);
+  }
+  void do_cross_entropy_dw(const Tensor& h, const Tensor& w, int64_t row0, const Tensor& t, const Tensor& st,
+                           const Tensor& dw, float gs, int64_t chunk, int64_t rb) override {
+    LLM_TIMED(cross_entropy_dw, h, w, row0, t, st, dw, gs, chunk, rb);
   }
   void do_adamw(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, const Tensor& c,
                 std::span<const AdamWSegment> s, const AdamWHyper& h) override {

@@ -9,11 +9,12 @@
 //           to their owners, AdamW keeps master/m/v of the owned range only (1/world of the
 //           state) and updates it, and the updated compute weights are all-gathered.
 //   zero 2  as 1, and the gradients exist only for the owned range plus the bucket in flight:
-//           the model is built with bucketed_grads (one buffer for the largest layer, reused by
-//           every layer, and one for the embeddings, final norm and lm_head), and as the
-//           backward finishes each bucket (layer l as soon as its backward is done, the rest at
-//           the end) it is reduce-scattered to the owners, who add their part to a range-sized
-//           fp32 accumulator. No full [P] gradient buffer exists.
+//           the model is built with bucketed_grads (one buffer the size of the largest layer,
+//           reused by every bucket: GradBuckets), and as the backward finishes each bucket (the
+//           final norm first, layer l as soon as its backward is done, then the embeddings' and
+//           output layer's gradients in row ranges, from the softmax statistics the forward kept)
+//           it is reduce-scattered to the owners, who add their part to a range-sized fp32
+//           accumulator. No full [P] gradient buffer exists.
 // The gradient norm for clipping is global in every stage (sums of squares of the ranges,
 // all-reduced), so all ranks clip and skip steps alike.
 #pragma once

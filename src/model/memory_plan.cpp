@@ -77,8 +77,8 @@ MemoryPlan plan_training_memory(const ModelConfig& cfg, const ModelOptions& opts
     if (plan.zero == 2 && !lora) {
       // Bucketed (ModelOptions::bucketed_grads): one buffer for the largest bucket, reused.
       const GradBuckets b = grad_buckets(table, cfg.num_hidden_layers);
-      m.lines.push_back({"gradients", static_cast<size_t>(std::max(b.largest_layer, b.rest)) * 4,
-                         "fp32, ZeRO-2: the bucket in flight (a layer, or the embeddings)"});
+      m.lines.push_back({"gradients", static_cast<size_t>(b.buffer) * 4,
+                         cat("fp32, ZeRO-2: the bucket in flight (a layer, or ", b.vocab_rows, " vocabulary rows)")});
     } else {
       m.lines.push_back({"gradients", P * 4, "fp32"});
     }
@@ -92,7 +92,9 @@ MemoryPlan plan_training_memory(const ModelConfig& cfg, const ModelOptions& opts
       m.lines.push_back({"ZeRO-2 gradient shard", shard * 4, "fp32, the step's sum of this rank's range"});
   }
   size_t act = 0, scratch = 0;
-  for (const BufSpec& s : buffer_plan(cfg, opts)) {
+  ModelOptions built = opts;  // as TrainRun builds the model: ZeRO-2 buckets unless under LoRA
+  built.bucketed_grads = opts.training && plan.zero == 2 && !lora;
+  for (const BufSpec& s : buffer_plan(cfg, built)) {
     const size_t bytes = static_cast<size_t>(s.per_copy * s.copies) * dtype_size(s.dtype);
     (s.activation ? act : scratch) += bytes;
   }

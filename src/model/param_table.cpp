@@ -127,6 +127,12 @@ GradBuckets grad_buckets(const ParamTable& table, int64_t num_layers) {
     b.largest_layer = std::max(b.largest_layer, b.layer_begin[size_t(l) + 1] - b.layer_begin[size_t(l)]);
   }
   b.rest = b.layer_begin.front() + table.flat_size() - b.layer_begin.back();
+  // Vocabulary rows come in buckets no larger than the largest layer, so the embeddings (a quarter
+  // of the 0.5B model) never need a buffer of their own.
+  const ParamInfo& embed = table.params().front();
+  const int64_t V = embed.shape[0], C = embed.shape[1];
+  b.vocab_rows = std::clamp<int64_t>(b.largest_layer / std::max<int64_t>(C, 1), 1, std::max<int64_t>(V, 1));
+  b.buffer = std::max({b.largest_layer, b.vocab_rows * C, C});
   return b;
 }
 

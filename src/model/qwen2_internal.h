@@ -52,8 +52,9 @@ enum class Buf : int {
   Proj,      // [maxN, C] o_proj / down_proj output before the residual add
   XScratch,  // [maxN, C] a recomputed layer's output (full recompute)
   Hf,
-  RstdF,   // final norm output and its rstd
-  Losses,  // [maxN] f32
+  RstdF,    // final norm output and its rstd
+  Losses,   // [maxN] f32
+  CeStats,  // [maxN, 2] f32 softmax (max, sum) per token, for the output layer's bucketed dw (ZeRO-2)
   Dhf,
   Dres,
   Dln,

@@ -5,6 +5,7 @@
 
 #include "llm/error.h"
 #include "llm/lora.h"
+#include "llm/memory_plan.h"
 #include "llm/model.h"
 #include "model/finite_check.h"
 #include "model/qwen2_internal.h"
@@ -54,10 +55,13 @@ Qwen2Model::Qwen2Model(const ModelConfig& cfg, Backend& backend, const ModelOpti
     }
   } else if (opts_.training && opts_.bucketed_grads) {
     buckets_ = grad_buckets(table_, cfg_.num_hidden_layers);
-    grads_ = grads_arena_.zeros(DType::F32, {std::max(buckets_.largest_layer, buckets_.rest)});
+    grads_ = grads_arena_.zeros(DType::F32, {buckets_.buffer});
   } else if (opts_.training) {
     grads_ = grads_arena_.zeros(DType::F32, {P});
   }
+  // The output layer's GEMMs go by blocks of ZeRO-2's vocabulary buckets in every mode, so that a
+  // run with bucketed gradients computes exactly what one without computes (Backend::cross_entropy).
+  ce_row_block_ = grad_buckets(table_, cfg_.num_hidden_layers).vocab_rows;
   buf_ = std::make_unique<Buffers>(plan_buffers());
   layers_.resize(static_cast<size_t>(cfg_.num_hidden_layers));
   for (int l = 0; l < static_cast<int>(cfg_.num_hidden_layers); ++l) layers_[static_cast<size_t>(l)] = bind_layer(l);
@@ -83,10 +87,15 @@ Tensor Qwen2Model::grad(std::string_view name) const {
 Tensor Qwen2Model::grad_range(int64_t offset, int64_t n) const {
   if (!opts_.bucketed_grads) return grads_->range(offset, n);
   const std::vector<int64_t>& lb = buckets_.layer_begin;
-  // One buffer serves every bucket in turn: the rest (embeddings first, then the final norm and
-  // lm_head), and each layer.
-  if (offset < lb.front()) return grads_->range(offset, n);
-  if (offset >= lb.back()) return grads_->range(lb.front() + offset - lb.back(), n);
+  // One buffer serves every bucket in turn: each layer, the final norm (the first parameter after
+  // the layers), and the vocabulary rows, which vocab_row_buckets forms without asking here.
+  LLM_CHECK(offset >= lb.front(), "model: the embeddings' gradient is bucketed by rows (ZeRO-2) and has no view");
+  if (offset >= lb.back()) {
+    LLM_CHECK(offset + n <= lb.back() + cfg_.hidden_size,
+              "model: only the final norm's gradient has a view beyond the "
+              "layers when the gradients are bucketed (ZeRO-2)");
+    return grads_->range(offset - lb.back(), n);
+  }
   const auto l = std::upper_bound(lb.begin(), lb.end(), offset) - lb.begin() - 1;  // the layer holding offset
   return grads_->range(offset - lb[size_t(l)], n);
 }
@@ -98,13 +107,40 @@ void Qwen2Model::flush_layer_grads(int l) {
   backend_->zero(g);
 }
 
-void Qwen2Model::flush_rest_grads(bool embeddings_only) {
-  const std::vector<int64_t>& lb = buckets_.layer_begin;
-  if (lb.front() > 0) grad_sink_(0, grads_->range(0, lb.front()));
-  if (!embeddings_only && lb.back() < table_.flat_size()) {
-    grad_sink_(lb.back(), grads_->range(lb.front(), table_.flat_size() - lb.back()));
+void Qwen2Model::flush_norm_grads() {
+  const Tensor g = grads_->range(0, cfg_.hidden_size);
+  grad_sink_(table_.at("model.norm.weight").offset, g);
+  backend_->zero(g);
+}
+
+// The output layer's dw (cross_entropy_dw from the statistics forward kept) and the input
+// embedding's (embedding_backward_rows), vocab_rows rows at a time; tied, both go into one bucket,
+// in the order the whole-buffer path adds them (output layer, then lookup), so the sums are the same.
+void Qwen2Model::vocab_row_buckets() {
+  Backend& be = *backend_;
+  const int64_t N = last_B_ * last_T_, C = cfg_.hidden_size, V = cfg_.vocab_size;
+  const bool tied = cfg_.tie_word_embeddings;
+  const ParamInfo& embed = table_.params()[0];
+  const ParamInfo& head = tied ? embed : table_.at("lm_head.weight");
+  const Tensor hf = buf_->t(Buf::Hf).range(0, N * C).view({N, C});
+  const Tensor w_head = param_view(weights_.t(), head);  // [V, C]
+  const Tensor ids = buf_->t(Buf::Ids).range(0, N), dres = buf_->t(Buf::Dres).range(0, N * C).view({N, C});
+  for (int pass = 0; pass < (tied ? 1 : 2); ++pass) {
+    const bool output = pass == 0;  // the output layer's rows (tied: with the lookup's), then the lookup's
+    const ParamInfo& p = output ? head : embed;
+    for (int64_t r0 = 0; r0 < V; r0 += buckets_.vocab_rows) {
+      const int64_t R = std::min(buckets_.vocab_rows, V - r0);
+      const Tensor g = grads_->range(0, R * C);
+      if (output) {
+        be.cross_entropy_dw(hf, w_head.slice(0, r0, r0 + R), r0, buf_->t(Buf::Targets).range(0, N),
+                            buf_->t(Buf::CeStats).range(0, 2 * N).view({N, 2}), g.view({R, C}), last_grad_scale_,
+                            last_ce_chunk_, ce_row_block_);
+      }
+      if (!output || tied) be.embedding_backward_rows(ids, dres, g.view({R, C}), r0, V);
+      grad_sink_(p.offset + r0 * C, g);
+      be.zero(g);
+    }
   }
-  backend_->zero(grads_->range(0, buckets_.rest));
 }
 
 void Qwen2Model::set_weights(std::span<const float> flat) {
@@ -229,8 +265,16 @@ LossSum Qwen2Model::loss_forward(const TokenBatch& batch, bool grad, float grad_
   const ParamInfo& head = cfg_.tie_word_embeddings ? table_.params()[0] : table_.at("lm_head.weight");
   const Tensor hf = buf_->t(Buf::Hf).range(0, N * C).view({N, C});
   const Tensor dhf = grad ? buf_->t(Buf::Dhf).range(0, N * C).view({N, C}) : Tensor();
-  const Tensor dhead = grad && !lora_ ? grad_range(head.offset, head.numel).view({cfg_.vocab_size, C}) : Tensor();
-  be.cross_entropy(hf, param_view(weights_.t(), head), targets, losses, dhf, dhead, grad_scale, opts_.ce_chunk_tokens);
+  // The output layer's dw: here, into the whole gradient buffer; bucketed (ZeRO-2), after the
+  // layers' backward from the softmax statistics kept here (vocab_row_buckets); LoRA: none.
+  const bool bucketed = grad && opts_.bucketed_grads;
+  const Tensor dhead =
+      grad && !lora_ && !bucketed ? grad_range(head.offset, head.numel).view({cfg_.vocab_size, C}) : Tensor();
+  const Tensor stats = bucketed ? buf_->t(Buf::CeStats).range(0, 2 * N).view({N, 2}) : Tensor();
+  last_ce_chunk_ = default_ce_chunk_tokens(cfg_.vocab_size, N, opts_.ce_chunk_tokens);
+  last_grad_scale_ = grad_scale;
+  be.cross_entropy(hf, param_view(weights_.t(), head), targets, losses, dhf, dhead, grad_scale, last_ce_chunk_, stats,
+                   ce_row_block_);
   if (probe) (*probe)(static_cast<int>(cfg_.num_hidden_layers), "per-token loss", losses);
 
   LossSum out;
@@ -253,9 +297,9 @@ void Qwen2Model::backward() {
   const Tensor dnorm = lora_ ? norm_grad_sink_.t() : grad("model.norm.weight");  // LoRA: discarded
   be.rmsnorm_backward(buf_->t(Buf::Dhf).range(0, N * C).view({N, C}), residual(L, N), weight("model.norm.weight"),
                       buf_->t(Buf::RstdF).range(0, N), dres, dnorm, false);
-  // Bucketed: the output layer's and the final norm's gradients are final here; send them so that
-  // the buffer is free for the layers (the input embeddings' part follows at the end).
-  if (opts_.bucketed_grads) flush_rest_grads(false);
+  // Bucketed: the final norm's gradient is final here; send it so that the buffer is free for the
+  // layers (the embeddings' and output layer's rows follow at the end).
+  if (opts_.bucketed_grads) flush_norm_grads();
   for (int l = L - 1; l >= 0; --l) {
     const LayerActs a = acts_for(l, N, B, T);
     recompute_layer(l, a, B, T);
@@ -263,10 +307,13 @@ void Qwen2Model::backward() {
     if (opts_.bucketed_grads) flush_layer_grads(l);  // layer l's gradients are final: one bucket
   }
   if (lora_) return;  // the embedding is frozen
+  if (opts_.bucketed_grads) {
+    vocab_row_buckets();
+    return;
+  }
   const ParamInfo& embed = table_.params()[0];
   be.embedding_backward(buf_->t(Buf::Ids).range(0, N), dres,
                         grad_range(embed.offset, embed.numel).view({cfg_.vocab_size, C}));
-  if (opts_.bucketed_grads) flush_rest_grads(true);
 }
 
 std::vector<float> Qwen2Model::logits(const TokenBatch& batch) {

@@ -120,6 +120,7 @@ std::array<BufSpec, static_cast<size_t>(Buf::Count)> buffer_plan(const ModelConf
   set(Buf::Hf, "final norm out", true, act, maxN * C, 1);
   set(Buf::RstdF, "final norm rstd", true, f32, maxN, 1);
   set(Buf::Losses, "per-token loss", false, f32, maxN, 1);
+  set(Buf::CeStats, "softmax statistics", true, f32, 2 * maxN, train && opts.bucketed_grads ? 1 : 0);
   set(Buf::Dhf, "d final norm out", false, act, maxN * C, bwd);
   set(Buf::Dres, "d residual", false, act, maxN * C, bwd);
   set(Buf::Dln, "d norm out", false, act, maxN * C, bwd);

@@ -124,6 +124,38 @@ TEST_F(CudaCrossEntropy, StridedRows) {
   }
 }
 
+// ZeRO-2's path: the softmax statistics kept by the forward agree with the CPU's, and the output
+// layer's dw formed later in row ranges (cross_entropy_dw) agrees with the fused op's dw.
+TEST_F(CudaCrossEntropy, StatsAndRowRangeDwMatchTheFusedOp) {
+  const int64_t N = 23, C = 33, V = 1031, chunk = 6;
+  for (DType dt : {DType::F32, DType::BF16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    HostTensor H(dt, {N, C}, randn(g, size_t(N * C))), W(dt, {V, C}, randn(g, size_t(V * C), 0.3f));
+    HostTensor T(DType::I32, {N}, random_targets(g, N, V)), L(DType::F32, {N}), S(DType::F32, {N, 2});
+    const std::vector<float> dw0 = randn(g, size_t(V * C), 0.01f);
+    HostTensor DW0(DType::F32, {V, C}, dw0);
+    OwnedTensor h = to_device(H), w = to_device(W), t = to_device(T), dw = to_device(DW0);
+    OwnedTensor l = dev.tensor(DType::F32, {N}), st = dev.tensor(DType::F32, {N, 2});
+    cpu.cross_entropy(H, W, T, L, Tensor(), Tensor(), 0.37f, chunk, S);
+    cuda.cross_entropy(h, w, t, l, Tensor(), dw, 0.37f, chunk, st);
+    // max is one of the logits (fp32 from the same inputs); the sums differ in order only.
+    expect_near_rel(values(st), S.values(), 1e-5, "stats");
+    std::vector<float> ranged(dw0);
+    for (const auto& [r0, r1] : {std::pair<int64_t, int64_t>{0, 1}, {1, 500}, {500, 1030}, {1030, 1031}}) {
+      OwnedTensor part = to_device(
+          HostTensor(DType::F32, {r1 - r0, C}, std::vector<float>(dw0.begin() + r0 * C, dw0.begin() + r1 * C)));
+      cuda.cross_entropy_dw(h, w.t().slice(0, r0, r1), r0, t, st, part, 0.37f, chunk);
+      const std::vector<float> got = values(part);
+      std::copy(got.begin(), got.end(), ranged.begin() + r0 * C);
+    }
+    if (dt == DType::F32) {
+      expect_near_rel(ranged, values(dw), 1e-5, "row-range dw against the fused dw");
+    } else {
+      expect_near_half(ranged, values(dw), "row-range dw against the fused dw", 1e-3, 1e-1);
+    }
+  }
+}
+
 // The same call twice gives the same bits (fixed reduction trees, one cuBLASLt algorithm).
 TEST_F(CudaCrossEntropy, Deterministic) {
   const int64_t N = 21, C = 33, V = 700;

@@ -51,6 +51,20 @@ TEST_F(CudaEmbedding, BackwardMatchesCpuBitwise) {
   }
 }
 
+// ZeRO-2's row buckets: a range of rows gets the CPU's bits, other ids are skipped.
+TEST_F(CudaEmbedding, BackwardRowsMatchCpuBitwise) {
+  const int64_t V = 1000, N = 2100, C = 33;
+  HostTensor ids(DType::I32, {N}, random_ids(g, N, V));
+  OwnedTensor dids = to_device(ids);
+  Pair dout = rand_pair(DType::BF16, {N, C});
+  for (const auto& [r0, r1] : {std::pair<int64_t, int64_t>{0, 1}, {1, 313}, {313, 999}, {999, 1000}}) {
+    Pair rows = rand_pair(DType::F32, {r1 - r0, C});
+    cpu.embedding_backward_rows(ids, dout.h, rows.h, r0, V);
+    cuda.embedding_backward_rows(dids, dout.d, rows.d, r0, V);
+    expect_equal(rows, cat("embedding_backward rows [", r0, ", ", r1, ")"));
+  }
+}
+
 TEST_F(CudaEmbedding, BackwardStridedDout) {
   // dout as columns [2, 2 + C) of [N, C + 4]: unaligned rows.
   const int64_t V = 11, N = 77, C = 20;

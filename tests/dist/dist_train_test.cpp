@@ -132,8 +132,9 @@ TEST_P(ZeroEqualsDataParallel, SameLossesAndParametersWithOneWorldthOfTheOptimiz
     const auto shard_bytes = dist["grad_shard_bytes"].get<std::vector<int64_t>>();
     const auto model_grad_bytes = dist["grad_bytes"].get<std::vector<int64_t>>();
     // Gradient memory per rank: ZeRO-1 keeps the whole [P] fp32 buffer; ZeRO-2 only its 1/W shard
-    // plus the bucket in flight (one buffer: the largest layer, or the embeddings with the final norm).
+    // plus the bucket in flight (one buffer the size of the largest layer: GradBuckets).
     const GradBuckets gb = grad_buckets(ParamTable(config().model.arch), config().model.arch.num_hidden_layers);
+    EXPECT_EQ(gb.buffer, gb.largest_layer) << "the embeddings go in row ranges no larger than a layer";
     for (int r = 0; r < W; ++r) {
       const int64_t shard = bytes[size_t(r)] / per_elem * 4;
       EXPECT_EQ(shard_bytes[size_t(r)], zero == 2 ? shard : 0) << "rank " << r;
@@ -141,7 +142,7 @@ TEST_P(ZeroEqualsDataParallel, SameLossesAndParametersWithOneWorldthOfTheOptimiz
       if (zero == 1) {
         EXPECT_EQ(grads, P * 4) << "rank " << r;  // P: the padded flat size, as the optimizer holds it
       } else {
-        const int64_t bucket = std::max(gb.largest_layer, gb.rest) * 4;
+        const int64_t bucket = gb.buffer * 4;
         EXPECT_EQ(model_grad_bytes[size_t(r)], bucket) << "rank " << r;
         EXPECT_LE(grads, P * 4 / W + bucket + 64 * 4) << "rank " << r;
         EXPECT_LT(grads, P * 4) << "rank " << r;

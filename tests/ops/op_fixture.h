@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <string>
+
 #include "backend/cpu/cpu_backend.h"
 #include "host_tensor.h"
 #include "ops/ref_ops.h"
@@ -28,6 +31,16 @@ void expect_close(const A& got, const ref::Vec& want, double tol, const char* wh
   const RelErr e = max_rel_err(got, want, std::max(rms, abs_floor));
   EXPECT_LE(e.err, tol) << what << ": worst at " << e.at << ": got " << got[e.at] << ", want " << want[e.at] << " (rms "
                         << rms << ")";
+}
+
+// f() fails with an llm::Error whose message contains want (an op's message starts with its name).
+inline void expect_error(const std::function<void()>& f, const std::string& want) {
+  try {
+    f();
+    ADD_FAILURE() << "no error, expected " << want;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace llm::test

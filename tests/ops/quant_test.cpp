@@ -53,15 +53,6 @@ class QMat {
   std::vector<float> scales_;
 };
 
-void expect_error(const std::function<void()>& fn, const std::string& want) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error, expected: " << want;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
-  }
-}
-
 std::vector<uint32_t> bits(const HostTensor& t) {
   std::vector<uint32_t> b(t.t().nbytes() / 4);
   std::memcpy(b.data(), t.t().data(), b.size() * 4);

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "llm/memory_plan.h"
+#include "llm/model.h"
 #include "llm/planner.h"
 #include "llm/trainer.h"
 #include "train/train_fixture.h"
@@ -78,6 +79,35 @@ TEST_F(TrainFixture, PlannedMemoryIsTheArenasPeakInARealCpuStepWithin5Percent) {
 
 Config qwen05b(const std::vector<std::string>& sets = {}) {
   return load_config(std::string(LLM_SOURCE_DIR) + "/configs/qwen05b.json", sets);
+}
+
+// ZeRO-2 at the half-billion shape: gradients per rank are the 1/W shard plus one bucket the size
+// of the largest layer (the 136M-element embeddings go in row ranges, not as one bucket), so about
+// 1/W of ZeRO-1's: 0.53 on 2 ranks, 0.36 on 3, 0.28 on 4. (tests/dist measures the arenas.)
+TEST(Planner, ZeroTwoGradientsAreTheShardPlusOneLayer) {
+  const Config cfg = qwen05b();
+  const ModelConfig& arch = cfg.model.arch;
+  const ParamTable table(arch);
+  const GradBuckets b = grad_buckets(table, arch.num_hidden_layers);
+  EXPECT_EQ(b.buffer, b.largest_layer);
+  EXPECT_LT(b.vocab_rows, arch.vocab_size / 8);  // the embeddings in ten or so ranges
+  ModelOptions mo;
+  mo.training = true;
+  mo.compute_dtype = DType::BF16;
+  mo.max_batch = 1;
+  mo.max_seq = 2048;
+  auto grads = [&](int world, int zero) {
+    size_t g = 0;
+    for (const MemoryLine& l : plan_training_memory(arch, mo, PlanOptions{DeviceKind::CUDA, world, zero, 0}).lines) {
+      if (l.what == "gradients" || l.what == "ZeRO-2 gradient shard") g += l.bytes;
+    }
+    return double(g);
+  };
+  for (int world : {2, 3, 4}) {
+    const double ratio = grads(world, 2) / grads(world, 1);
+    std::printf("ZeRO-2 gradients, %d ranks: %.3f of ZeRO-1's\n", world, ratio);
+    EXPECT_LT(ratio, 1.0 / world + double(b.largest_layer) / double(table.flat_size()) + 1e-3) << world << " ranks";
+  }
 }
 
 TEST(Roofline, AgreesWithBenchRooflinePy) {

@@ -11,6 +11,10 @@
 
 #include "llm/backend.h"
 
+namespace llm::cpu {
+struct F32Matrix;
+}
+
 namespace llm {
 
 namespace cpu {
@@ -47,7 +51,8 @@ class CpuBackend final : public Backend {
   void do_fill(const Tensor& t, float value) override;
 
   void do_embedding_forward(const Tensor& ids, const Tensor& table, const Tensor& out) override;
-  void do_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable) override;
+  void do_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable, int64_t row0,
+                             int64_t vocab) override;
 
   void do_rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& y, const Tensor& rstd) override;
   void do_add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, const Tensor& s,
@@ -78,7 +83,11 @@ class CpuBackend final : public Backend {
   void do_dropout(const Tensor& x, float p, uint64_t seed) override;
 
   void do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses, const Tensor& dh,
-                        const Tensor& dw, float grad_scale, int64_t chunk_tokens) override;
+                        const Tensor& dw, float grad_scale, int64_t chunk_tokens, const Tensor& stats,
+                        int64_t row_block) override;
+  void do_cross_entropy_dw(const Tensor& h, const Tensor& w_rows, int64_t row0, const Tensor& targets,
+                           const Tensor& stats, const Tensor& dw_rows, float grad_scale, int64_t chunk_tokens,
+                           int64_t row_block) override;
 
   void do_quantize(const Tensor& w, const QuantizedMatrix& out) override;
   void do_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias) override;
@@ -92,6 +101,8 @@ class CpuBackend final : public Backend {
  private:
   // c[M, N] = alpha * op(a) @ op(b) + beta * c in fp32, row-major: oneDNN's sgemm or OpenBLAS's,
   // whichever measured faster for the shape on this CPU (matmul.cpp).
+  void logits_block(const Tensor& hrows, const float* hc, const Tensor& w, const cpu::F32Matrix& W, bool bf16,
+                    int64_t r0, int64_t R, float* logits, int64_t ld);
   void gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t lda,
                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
   // The same for bf16 a and b: oneDNN's native kernels when the CPU has them and they are enabled.

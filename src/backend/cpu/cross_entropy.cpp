@@ -42,12 +42,33 @@ LLM_CPU_CLONES void scale_row(float* l, float s, int64_t V) {
   for (int64_t j = 0; j < V; ++j) l[j] *= s;
 }
 
+// exp(l - max) in place, element by element as exp_row computes it (cross_entropy_dw's rows).
+LLM_CPU_CLONES void exp_shifted(float* l, float mx, int64_t V) {
+  for (int64_t j = 0; j < V; ++j) l[j] = cpu::fast_exp(l[j] - mx);
+}
+
 }  // namespace
+
+// logits[:, 0 .. R) (row stride ld) = h @ w[r0 .. r0 + R)^T: bf16 operands straight into oneDNN's
+// bf16 kernels, else fp32 (hc: the chunk's h in fp32; W: w in fp32). The one GEMM per block that
+// cross_entropy and cross_entropy_dw share, so that a block's logits are the same bits in both.
+void CpuBackend::logits_block(const Tensor& hrows, const float* hc, const Tensor& w, const cpu::F32Matrix& W, bool bf16,
+                              int64_t r0, int64_t R, float* logits, int64_t ld) {
+  const int64_t n = hrows.size(0), C = hrows.size(1);
+  if (bf16) {
+    const int64_t ldh = n > 1 ? hrows.stride(0) : C, ldw = w.size(0) > 1 ? w.stride(0) : C;
+    onednn_->bf16(false, true, n, R, C, 1.0f, hrows.ptr<uint16_t>(), ldh, w.ptr<uint16_t>() + r0 * ldw, ldw, 0.0f,
+                  logits, ld);
+  } else {
+    gemm_f32(false, true, n, R, C, 1.0f, hc, C, W.data + r0 * W.ld, W.ld, 0.0f, logits, ld);
+  }
+}
 
 // Chunks of default_ce_chunk_tokens (256 MiB of logits): large chunks keep the dW product
 // efficient (its inner dimension is the chunk's token count) while [N, V] never exists at once.
 void CpuBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
-                                  const Tensor& dh, const Tensor& dw, float grad_scale, int64_t chunk_tokens) {
+                                  const Tensor& dh, const Tensor& dw, float grad_scale, int64_t chunk_tokens,
+                                  const Tensor& stats, int64_t row_block) {
   const char* op = "cross_entropy";
   const int64_t N = h.size(0), C = h.size(1), V = w.size(0);
   const bool want_dh = !dh.empty(), want_dw = !dw.empty(), grad = want_dh || want_dw;
@@ -59,25 +80,22 @@ void CpuBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor
 
   const cpu::F32Matrix W = cpu::f32_matrix(w, op, "w");
   const bool bf16_logits = h.dtype() == DType::BF16 && w.dtype() == DType::BF16 && C > 0 && onednn_bf16_ready();
-  const int64_t ldw_bf16 = V > 1 ? w.stride(0) : C;
   const int64_t chunk = default_ce_chunk_tokens(V, N, chunk_tokens);
+  const int64_t rb = row_block > 0 ? row_block : std::max<int64_t>(V, 1);
   // One workspace: logits [chunk, V], then the chunk's h and dh [chunk, C].
   float* const logits = workspace(static_cast<size_t>(chunk * (V + 2 * C)));
   float* const hc = logits + chunk * V;
   float* const dhc = hc + chunk * C;
   float* loss = losses.ptr<float>();
+  float* const st = stats.empty() ? nullptr : stats.ptr<float>();
 
   for (int64_t n0 = 0; n0 < N; n0 += chunk) {
     const int64_t n = std::min(chunk, N - n0);
     const Tensor hrows = h.slice(0, n0, n0 + n);
     for (int64_t r = 0; r < n; ++r) cpu::to_f32(cpu::at(hrows, r), h.dtype(), hc + r * C, C);
-    // logits [n, V] = h [n, C] @ w^T [C, V]: bf16 operands straight into oneDNN's bf16 kernels.
-    if (bf16_logits) {
-      const int64_t ldh = n > 1 ? h.stride(0) : C;
-      onednn_->bf16(false, true, n, V, C, 1.0f, hrows.ptr<uint16_t>(), ldh, w.ptr<uint16_t>(), ldw_bf16, 0.0f, logits,
-                    V);
-    } else {
-      gemm_f32(false, true, n, V, C, 1.0f, hc, C, W.data, W.ld, 0.0f, logits, V);
+    // logits [n, V] = h [n, C] @ w^T [C, V], a block of rows of w at a time (row_block).
+    for (int64_t r0 = 0; r0 < V; r0 += rb) {
+      logits_block(hrows, hc, w, W, bf16_logits, r0, std::min(rb, V - r0), logits + r0, V);
     }
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < n; ++r) {
@@ -86,6 +104,10 @@ void CpuBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor
       const float target_logit = t >= 0 ? l[t] : 0.0f;
       const RowMax m = exp_row(l, V);
       loss[n0 + r] = t >= 0 ? (m.max + std::log(m.sum)) - target_logit : 0.0f;
+      if (st) {
+        st[2 * (n0 + r)] = m.max;
+        st[2 * (n0 + r) + 1] = m.sum;
+      }
       if (grad) {
         // dlogits = (softmax - onehot) * grad_scale; a row without a target contributes nothing.
         scale_row(l, t >= 0 ? grad_scale / m.sum : 0.0f, V);
@@ -100,8 +122,53 @@ void CpuBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor
       for (int64_t r = 0; r < n; ++r) cpu::from_f32(dhc + r * C, cpu::at(drows, r), dh.dtype(), C);
     }
     if (want_dw) {
-      // dw [V, C] += dlogits^T [V, n] @ h [n, C]
-      gemm_f32(true, false, V, C, n, 1.0f, logits, V, hc, C, 1.0f, dw.ptr<float>(), C);
+      // dw [V, C] += dlogits^T [V, n] @ h [n, C], by blocks of rows as the logits
+      for (int64_t r0 = 0; r0 < V; r0 += rb) {
+        gemm_f32(true, false, std::min(rb, V - r0), C, n, 1.0f, logits + r0, V, hc, C, 1.0f, dw.ptr<float>() + r0 * C,
+                 C);
+      }
+    }
+  }
+}
+
+// The same chunks, logits GEMMs and row arithmetic as do_cross_entropy, restricted to the rows
+// [row0, row0 + R) of w, with each row's max and sum from its stats instead of a pass over all V.
+void CpuBackend::do_cross_entropy_dw(const Tensor& h, const Tensor& w_rows, int64_t row0, const Tensor& targets,
+                                     const Tensor& stats, const Tensor& dw_rows, float grad_scale, int64_t chunk_tokens,
+                                     int64_t row_block) {
+  const char* op = "cross_entropy_dw";
+  const int64_t N = h.size(0), C = h.size(1), R = w_rows.size(0);
+  const int32_t* tg = targets.ptr<int32_t>();
+  const float* st = stats.ptr<float>();
+  const cpu::F32Matrix W = cpu::f32_matrix(w_rows, op, "w_rows");
+  const bool bf16_logits = h.dtype() == DType::BF16 && w_rows.dtype() == DType::BF16 && C > 0 && onednn_bf16_ready();
+  // The caller passes the chunk cross_entropy resolved (0 would size the chunks for R rows, not V).
+  const int64_t chunk = default_ce_chunk_tokens(R, N, chunk_tokens);
+  const int64_t rb = row_block > 0 ? row_block : R;
+  float* const logits = workspace(static_cast<size_t>(chunk * (R + C)));
+  float* const hc = logits + chunk * R;
+  for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+    const int64_t n = std::min(chunk, N - n0);
+    const Tensor hrows = h.slice(0, n0, n0 + n);
+    for (int64_t r = 0; r < n; ++r) cpu::to_f32(cpu::at(hrows, r), h.dtype(), hc + r * C, C);
+    for (int64_t b0 = 0; b0 < R; b0 += rb)
+      logits_block(hrows, hc, w_rows, W, bf16_logits, b0, std::min(rb, R - b0), logits + b0, R);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; ++r) {
+      float* l = logits + r * R;
+      const int32_t t = tg[n0 + r];
+      if (t < 0) {
+        std::fill(l, l + R, 0.0f);
+        continue;
+      }
+      exp_shifted(l, st[2 * (n0 + r)], R);
+      scale_row(l, grad_scale / st[2 * (n0 + r) + 1], R);
+      if (t >= row0 && t < row0 + R) l[t - row0] -= grad_scale;
+    }
+    // dw_rows [R, C] += dlogits^T [R, n] @ h [n, C], by the blocks of the logits
+    for (int64_t b0 = 0; b0 < R; b0 += rb) {
+      gemm_f32(true, false, std::min(rb, R - b0), C, n, 1.0f, logits + b0, R, hc, C, 1.0f,
+               dw_rows.ptr<float>() + b0 * C, C);
     }
   }
 }

@@ -21,9 +21,10 @@ void CpuBackend::do_embedding_forward(const Tensor& ids, const Tensor& table, co
   }
 }
 
-void CpuBackend::do_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable) {
-  const int64_t N = ids.size(0), C = dtable.size(1);
-  cpu::check_ids_in_vocab(ids, dtable.size(0), "embedding_backward");
+void CpuBackend::do_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable, int64_t row0,
+                                       int64_t vocab) {
+  const int64_t N = ids.size(0), C = dtable.size(1), R = dtable.size(0);
+  cpu::check_ids_in_vocab(ids, vocab, "embedding_backward");
   const int32_t* id = ids.ptr<int32_t>();
   float* dt = dtable.ptr<float>();
   // Threads own column blocks and walk all tokens in order: each row of dtable receives its
@@ -37,9 +38,11 @@ void CpuBackend::do_embedding_backward(const Tensor& ids, const Tensor& dout, co
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t c0 = b * kBlock, c1 = std::min(C, c0 + kBlock);
       for (int64_t n = 0; n < N; ++n) {
+        const int64_t rel = int64_t(id[n]) - row0;
+        if (rel < 0 || rel >= R) continue;  // a row of another bucket
         const char* src = cpu::at(dout, n) + c0 * int64_t(dtype_size(dout.dtype()));
         cpu::to_f32(src, dout.dtype(), row.data(), c1 - c0);
-        float* dst = dt + int64_t(id[n]) * C + c0;
+        float* dst = dt + rel * C + c0;
         for (int64_t c = 0; c < c1 - c0; ++c) dst[c] += row[static_cast<size_t>(c)];
       }
     }

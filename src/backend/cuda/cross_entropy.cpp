@@ -42,7 +42,8 @@ size_t align_up(size_t b) { return (b + kAlign - 1) / kAlign * kAlign; }
 }  // namespace
 
 void CudaBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
-                                   const Tensor& dh, const Tensor& dw, float grad_scale, int64_t chunk_tokens) {
+                                   const Tensor& dh, const Tensor& dw, float grad_scale, int64_t chunk_tokens,
+                                   const Tensor& stats, int64_t /*row_block: one GEMM over all rows here*/) {
   const char* op = "cross_entropy";
   const int64_t N = h.size(0), C = h.size(1), V = w.size(0);
   const bool want_dh = !dh.empty(), want_dw = !dw.empty(), grad = want_dh || want_dw;
@@ -100,7 +101,8 @@ void CudaBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tenso
     }
     const int64_t lstride = vec_stride(losses);
     ce_softmax_rows(logits, n, V, tg + n0 * tstride, tstride, losses.ptr<float>() + n0 * lstride, lstride,
-                    grad ? dlogits : nullptr, ct, grad_scale, stream_);
+                    grad ? dlogits : nullptr, ct, grad_scale, stats.empty() ? nullptr : stats.ptr<float>() + 2 * n0,
+                    stream_);
     if (!grad || C == 0) continue;
     if (want_dh) {
       // dh^T [C, n] = w^T [C, V] @ dlogits^T [V, n]
@@ -124,6 +126,41 @@ void CudaBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tenso
       // dw^T [C, V] += h^T [C, n] @ dlogits [n, V]  (dlogits^T [V, n] transposed)
       lt_gemm(*this, false, {hc, ct, C, n, ldh}, true, {dlogits, ct, V, n, V}, 1.0f, {dw.data(), DType::F32, C, V, C});
     }
+  }
+}
+
+// Per chunk (the one cross_entropy used): logits [n, R] of w_rows, dlogits from the saved row
+// statistics (kernels/cross_entropy.cu), dw_rows += dlogits^T @ h.
+void CudaBackend::do_cross_entropy_dw(const Tensor& h, const Tensor& w_rows, int64_t row0, const Tensor& targets,
+                                      const Tensor& stats, const Tensor& dw_rows, float grad_scale,
+                                      int64_t chunk_tokens, int64_t /*row_block*/) {
+  const char* op = "cross_entropy_dw";
+  const int64_t N = h.size(0), C = h.size(1), R = w_rows.size(0);
+  LLM_CHECK(h.dtype() == w_rows.dtype(), op, ": h is ", dtype_name(h.dtype()), " and w_rows is ",
+            dtype_name(w_rows.dtype()), "; the CUDA op needs them in one dtype");
+  if (C == 0) return;
+  const DType ct = h.dtype();
+  const int64_t chunk = default_ce_chunk_tokens(R, N, chunk_tokens);
+  const bool separate_dlogits = ct != DType::F32;
+  const auto cr = static_cast<size_t>(chunk * R);
+  auto* const base =
+      static_cast<unsigned char*>(workspace(align_up(cr * 4) + (separate_dlogits ? cr * dtype_size(ct) : 0)));
+  float* const logits = reinterpret_cast<float*>(base);
+  void* const dlogits = separate_dlogits ? static_cast<void*>(base + align_up(cr * 4)) : static_cast<void*>(logits);
+  const int32_t* tg = targets.ptr<int32_t>();
+  const int64_t tstride = vec_stride(targets), ldh = row_stride(h), ldw = row_stride(w_rows);
+  const size_t hsize = dtype_size(ct);
+  for (int64_t n0 = 0; n0 < N; n0 += chunk) {
+    const int64_t n = std::min(chunk, N - n0);
+    const void* hc = h.ptr<unsigned char>() + static_cast<size_t>(n0 * ldh) * hsize;
+    // logits^T [R, n] = w_rows [C, R]^T @ h^T [C, n]
+    lt_gemm(*this, true, {w_rows.data(), ct, C, R, ldw}, false, {hc, ct, C, n, ldh}, 0.0f,
+            {logits, DType::F32, R, n, R});
+    ce_dlogits_cols(logits, n, R, row0, tg + n0 * tstride, tstride, stats.ptr<float>() + 2 * n0, dlogits, ct,
+                    grad_scale, stream_);
+    // dw_rows^T [C, R] += h^T [C, n] @ dlogits [n, R]
+    lt_gemm(*this, false, {hc, ct, C, n, ldh}, true, {dlogits, ct, R, n, R}, 1.0f,
+            {dw_rows.data(), DType::F32, C, R, C});
   }
 }
 

@@ -56,7 +56,8 @@ class CudaBackend final : public Backend {
   void do_zero(const Tensor& t) override;
   void do_fill(const Tensor& t, float value) override;
   void do_embedding_forward(const Tensor& ids, const Tensor& table, const Tensor& out) override;
-  void do_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable) override;
+  void do_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable, int64_t row0,
+                             int64_t vocab) override;
   void do_rmsnorm_forward(const Tensor& x, const Tensor& w, float eps, const Tensor& y, const Tensor& rstd) override;
   void do_add_rmsnorm_forward(const Tensor& a, const Tensor& b, const Tensor& w, float eps, const Tensor& s,
                               const Tensor& y, const Tensor& rstd) override;
@@ -78,7 +79,11 @@ class CudaBackend final : public Backend {
   void do_scale(const Tensor& x, float s) override;
   void do_dropout(const Tensor& x, float p, uint64_t seed) override;
   void do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses, const Tensor& dh,
-                        const Tensor& dw, float grad_scale, int64_t chunk_tokens) override;
+                        const Tensor& dw, float grad_scale, int64_t chunk_tokens, const Tensor& stats,
+                        int64_t row_block) override;
+  void do_cross_entropy_dw(const Tensor& h, const Tensor& w_rows, int64_t row0, const Tensor& targets,
+                           const Tensor& stats, const Tensor& dw_rows, float grad_scale, int64_t chunk_tokens,
+                           int64_t row_block) override;
   void do_quantize(const Tensor& w, const QuantizedMatrix& out) override;
   void do_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias) override;
   void do_quant_embedding(const Tensor& ids, const QuantizedMatrix& table, const Tensor& out) override;

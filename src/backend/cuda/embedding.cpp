@@ -50,13 +50,14 @@ void CudaBackend::do_embedding_forward(const Tensor& ids, const Tensor& table, c
                    stream_);
 }
 
-void CudaBackend::do_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable) {
+void CudaBackend::do_embedding_backward(const Tensor& ids, const Tensor& dout, const Tensor& dtable, int64_t row0,
+                                        int64_t vocab) {
   const int64_t N = ids.size(0), C = dtable.size(1);
-  check_id_range(*this, ids, dtable.size(0), "embedding_backward");
+  check_id_range(*this, ids, vocab, "embedding_backward");
   if (N == 0 || C == 0) return;
   void* scratch = workspace(embedding_scatter_scratch(N));
-  embedding_scatter_add(ids.ptr<int32_t>(), N, dout.data(), dout.dtype(), ld(dout), dtable.ptr<float>(), C, scratch,
-                        stream_);
+  embedding_scatter_add(ids.ptr<int32_t>(), N, dout.data(), dout.dtype(), ld(dout), dtable.ptr<float>(), row0,
+                        dtable.size(0), C, scratch, stream_);
 }
 
 }  // namespace llm::LLM_CUDA_NS
