@@ -137,7 +137,7 @@ TEST_F(ServeTest, TheOpenAiClientGetsAnswersStreamsAndErrors) {
 TEST_F(ServeTest, LoadWithAnOverflowingQueueAnswersEveryRequestAndLeaksNothing) {
   if (!have_node_client()) GTEST_SKIP() << "node or tests/serve/js/node_modules missing: run scripts/setup.sh";
   ServerProcess server(log("load"), {"--model", model(), "--threads", "1", "--parallel", "4", "--queue", "4", "--ctx",
-                                     "64", "--api-key", "k"});
+                                     "192", "--api-key", "k"});
   ASSERT_TRUE(server.ready()) << server.stderr_text();
   const std::string cmd = "cd '" + kJsDir.string() + "' && LLM_SERVE_URL=" + server.url() +
                           " LLM_SERVE_KEY=k timeout 300 node load_test.mjs ";

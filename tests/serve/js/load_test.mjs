@@ -13,10 +13,11 @@ const deadline = Date.now() + 240_000;  // stops by itself whatever the server d
 
 async function one(i) {
   const prompt = Array.from({ length: 1 + (i % 9) }, (_, k) => words[(i * 7 + k) % words.length]).join(" ");
-  // The first wave (one request per client) holds its slots for 40 tokens, so that it overflows
-  // slots + queue for certain; the rest are short.
+  // The first wave (one request per client) holds its slots for 160 tokens, so that it overflows
+  // slots + queue for certain even when a loaded machine sends it slowly (with 40 tokens a CI run
+  // once finished the first requests before the last were sent: no 503); the rest are short.
   const first = i < clients;
-  const body = JSON.stringify({ prompt, max_tokens: first ? 40 : 1 + (i % 6), ignore_eos: first, temperature: 0.8,
+  const body = JSON.stringify({ prompt, max_tokens: first ? 160 : 1 + (i % 6), ignore_eos: first, temperature: 0.8,
                                 seed: i, stream: i % 3 === 0 });
   while (Date.now() < deadline) {
     const r = await fetch(`${base}/v1/completions`, {
