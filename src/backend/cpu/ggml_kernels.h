@@ -3,9 +3,9 @@
 //
 // The weights are read as they are stored (the raw blocks of a GGUF file, never expanded to fp32
 // as a whole): a row is decoded block by block into fp32 scratch and dotted with fp32
-// activations (decode, few tokens), or a tile of rows is decoded once and multiplied by every
-// token with sgemm (prefill). From kInt8DotMinTokens tokens on, Q8_0 and Q4_0 take the int8 path
-// instead (int8_dot_kernels.h): activations quantized to int8 blocks, integer dot products.
+// activations (decode, few tokens; Q4_0 on AVX-512 without the scratch: ggml_gemv_avx512), or a tile of rows is decoded
+// once and multiplied by every token with sgemm (prefill). From kInt8DotMinTokens tokens on, Q8_0 and Q4_0 take the
+// int8 path instead (int8_dot_kernels.h): activations quantized to int8 blocks, integer dot products.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +36,13 @@ inline void ggml_scale_min_k4(int j, const uint8_t* q, int& d, int& m) {
     m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
   }
 }
+
+// Decode with AVX-512 straight from the blocks (ggml_gemv_avx512.cpp): y[t * ldy + r] = the fp32
+// dot product of row r (r0 <= r < r1) with token t's x [n, cols] (dense rows), without bias. For
+// the types ggml_gemv_avx512_supports names, on a CPU with AVX-512F/BW/DQ/VL and F16C.
+bool ggml_gemv_avx512_supports(GgmlType t);
+void ggml_gemv_avx512(GgmlType t, const uint8_t* data, int64_t data_ld, int64_t r0, int64_t r1, int64_t cols,
+                      const float* x, int64_t n, float* y, int64_t ldy);
 
 // Decodes one row of n values of ggml type t (n a multiple of its block) into out: the values
 // ggml's dequantize_row_* gives, in the same float operations.

@@ -157,7 +157,15 @@ void ggml_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& 
   std::vector<float> bf(static_cast<size_t>(bias != nullptr ? rows : 0));
   if (bias != nullptr) to_f32(bias->data(), bias->dtype(), bf.data(), rows);
 
-  if (N < kTileMinTokens) {
+  if (N < kTileMinTokens && isa == Int8DotIsa::Avx512Vnni && ggml_gemv_avx512_supports(w.ggml)) {
+    // Decode straight from the blocks, 16 rows per task (ggml_gemv_avx512.cpp).
+    const int64_t tasks = (rows + 15) / 16;
+#pragma omp parallel for schedule(static) if (rows * cols > 32768)
+    for (int64_t i = 0; i < tasks; ++i) {
+      ggml_gemv_avx512(w.ggml, data, data_ld, 16 * i, std::min(rows, 16 * i + 16), cols, xf.data(), N, yf, ldy);
+    }
+    add_bias(bf, N, rows, yf, ldy);
+  } else if (N < kTileMinTokens) {
     // Decode: groups of rows decoded into L1/L2-sized scratch and dotted with each token; the
     // groups are static, so each output is computed whole by one thread (thread-count
     // independent). The rows of a group are consecutive in memory: one decode call each.

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "backend/cpu/avx512_lanes.h"
 #include "backend/cpu/quant_kernels.h"
 
 #define LLM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
@@ -46,15 +47,6 @@ LLM_AVX512 inline __m512 i8_to_f32(const uint8_t* p) {
 // high one after a shift.
 LLM_AVX512 inline __m512i u8_to_i32(const uint8_t* p) {
   return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-
-// The canonical tree over lanes a0 (0-15) and a1 (16-31).
-LLM_AVX512 inline float reduce(__m512 a0, __m512 a1) {
-  const __m512 t16 = _mm512_add_ps(a0, a1);
-  const __m256 t8 = _mm256_add_ps(_mm512_castps512_ps256(t16), _mm512_extractf32x8_ps(t16, 1));
-  const __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
-  const __m128 t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
-  return _mm_cvtss_f32(_mm_add_ss(t2, _mm_movehdup_ps(t2)));
 }
 
 // y[t, r .. r+R) streamed from the quantized rows.
@@ -106,7 +98,7 @@ LLM_AVX512 void gemv(const QuantArgs& a, int64_t r, int64_t t) {
     }
   }
 #pragma GCC unroll 8
-  for (int i = 0; i < R; ++i) a.y[t * a.y_ld + r + i] = reduce(acc0[i], acc1[i]);
+  for (int i = 0; i < R; ++i) a.y[t * a.y_ld + r + i] = reduce_lanes(acc0[i], acc1[i]);
 }
 
 // Rows [r0, r0 + rows) dequantized into tile rows in position order; rows up to `padded` zero.

@@ -1,0 +1,126 @@
+// Decode (a few tokens) on ggml Q4_0 and Q8_0 blocks with AVX-512, straight from the blocks: no
+// decoded copy of the row. (A Q4_0 file of Qwen2.5-0.5B keeps its output layer in Q8_0, 896 not
+// being a multiple of Q6_K's 256: 42% of the bytes a token reads.) A Q4_0 block is an f16 scale d and 16 bytes whose
+// low nibbles are values 0-15 and high nibbles values 16-31, each (v - 8) * d. One vpermps into the 16 products (v - 8)
+// * d turns 16 nibbles into their fp32 weights (the trick of our own int4 kernel, quant_avx512.cpp), so a block costs a
+// table multiply, one load, a shift, two permutes and two FMAs per row. The scratch path (decode_q4_0 into L1, then a
+// dot) writes and reads every weight once more and ran behind llama.cpp's Q4_0 decode on the Qwen2.5-0.5B shape
+// (docs/quantization.md).
+//
+// A Q8_0 block is an f16 scale d and 32 int8 q: weights q * d, two conversions and two multiplies.
+//
+// The function: the weights are decode_q4_0's / decode_q8_0's values bit for bit ((v - 8) * d and
+// q * d are exact in fp32);
+// each row sums w * x in 32 fp32 lanes (lane = the value's position in its block, blocks in order,
+// one fma each) reduced by the tree of quant_kernels.h: a dot product in fp32, in another order
+// than the scratch path's.
+#if defined(__x86_64__)
+
+// g++ 12's AVX-512 intrinsics trip -Wmaybe-uninitialized when inlined (see quant_avx512.cpp).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "backend/cpu/avx512_lanes.h"
+#include "backend/cpu/ggml_kernels.h"
+
+#define LLM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+
+namespace llm::cpu {
+namespace {
+
+constexpr int64_t kQ4Bytes = 18;     // block_q4_0: f16 d, 16 bytes of nibbles
+constexpr int64_t kQ8Bytes = 34;     // block_q8_0: f16 d, 32 int8
+constexpr int64_t kRowsPerCall = 4;  // rows sharing each load of x: 8 independent FMA chains
+constexpr int64_t kPrefetchBytes = 1024;
+
+LLM_AVX512 inline float f16_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+}
+
+LLM_AVX512 inline __m512 i8_to_f32(const uint8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+
+// y[i * ldr] = dot(row i, x) for the R rows at row, row + ld, ...; nb blocks per row.
+template <GgmlType T, int R>
+LLM_AVX512 void block_rows(const uint8_t* row, int64_t ld, int64_t nb, const float* x, float* y, int64_t ldr) {
+  constexpr int64_t bytes = T == GgmlType::Q4_0 ? kQ4Bytes : kQ8Bytes;
+  [[maybe_unused]] const __m512 levels =
+      _mm512_setr_ps(-8.f, -7.f, -6.f, -5.f, -4.f, -3.f, -2.f, -1.f, 0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f);
+  __m512 acc0[R], acc1[R];
+#pragma GCC unroll 4
+  for (int i = 0; i < R; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
+    // A line ahead in each row every few blocks: four short streams the hardware may not follow.
+    if ((b & 3) == 0) {
+#pragma GCC unroll 4
+      for (int i = 0; i < R; ++i) {
+        _mm_prefetch(reinterpret_cast<const char*>(row + i * ld + b * bytes + kPrefetchBytes), _MM_HINT_T0);
+      }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i) {
+      const uint8_t* blk = row + i * ld + b * bytes;
+      if constexpr (T == GgmlType::Q4_0) {
+        const __m512 table = _mm512_mul_ps(levels, _mm512_set1_ps(f16_at(blk)));
+        const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
+        acc0[i] = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, table), x0, acc0[i]);
+        acc1[i] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table), x1, acc1[i]);
+      } else {
+        const __m512 d = _mm512_set1_ps(f16_at(blk));
+        acc0[i] = _mm512_fmadd_ps(_mm512_mul_ps(i8_to_f32(blk + 2), d), x0, acc0[i]);
+        acc1[i] = _mm512_fmadd_ps(_mm512_mul_ps(i8_to_f32(blk + 18), d), x1, acc1[i]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < R; ++i) y[i * ldr] = reduce_lanes(acc0[i], acc1[i]);
+}
+
+}  // namespace
+
+namespace {
+
+template <GgmlType T>
+void rows_of(const uint8_t* data, int64_t data_ld, int64_t r0, int64_t r1, int64_t cols, const float* x, int64_t n,
+             float* y, int64_t ldy) {
+  const int64_t nb = cols / 32;
+  for (int64_t tok = 0; tok < n; ++tok) {
+    int64_t r = r0;
+    for (; r + kRowsPerCall <= r1; r += kRowsPerCall) {
+      block_rows<T, kRowsPerCall>(data + r * data_ld, data_ld, nb, x + tok * cols, y + tok * ldy + r, 1);
+    }
+    for (; r < r1; ++r) block_rows<T, 1>(data + r * data_ld, data_ld, nb, x + tok * cols, y + tok * ldy + r, 1);
+  }
+}
+
+}  // namespace
+
+bool ggml_gemv_avx512_supports(GgmlType t) { return t == GgmlType::Q4_0 || t == GgmlType::Q8_0; }
+
+void ggml_gemv_avx512(GgmlType t, const uint8_t* data, int64_t data_ld, int64_t r0, int64_t r1, int64_t cols,
+                      const float* x, int64_t n, float* y, int64_t ldy) {
+  if (t == GgmlType::Q4_0) return rows_of<GgmlType::Q4_0>(data, data_ld, r0, r1, cols, x, n, y, ldy);
+  rows_of<GgmlType::Q8_0>(data, data_ld, r0, r1, cols, x, n, y, ldy);
+}
+
+}  // namespace llm::cpu
+
+#else
+
+#include "backend/cpu/ggml_kernels.h"
+
+namespace llm::cpu {
+bool ggml_gemv_avx512_supports(GgmlType) { return false; }
+void ggml_gemv_avx512(GgmlType, const uint8_t*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, float*,
+                      int64_t) {}
+}  // namespace llm::cpu
+
+#endif
