@@ -33,6 +33,13 @@ __device__ __forceinline__ MaxSum warp_combine(MaxSum a) {
   return a;
 }
 
+// The CPU op's formula for a row with a target: exp(l - max) * (grad_scale / sum), minus
+// grad_scale at the target (k = grad_scale / sum). Both dlogits kernels below use it.
+__device__ __forceinline__ float dlogit(float l, float m, float k, bool at_target, float grad_scale) {
+  const float p = expf(l - m) * k;
+  return at_target ? p - grad_scale : p;
+}
+
 __device__ __forceinline__ void store_f(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store_f(__half* p, float v) { *p = __float2half_rn(v); }
 __device__ __forceinline__ void store_f(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
@@ -85,12 +92,9 @@ __global__ void __launch_bounds__(kRowThreads)
   __syncthreads();
   const MaxSum st = row_stats;
   T* d = dlogits + row * vocab;
-  // The CPU op's formula: exp(l - max) * (grad_scale / sum), minus grad_scale at the target.
   const float k = t >= 0 ? grad_scale / st.s : 0.0f;
   for (int64_t j = threadIdx.x; j < vocab; j += kRowThreads) {
-    float p = t >= 0 ? expf(l[j] - st.m) * k : 0.0f;
-    if (j == t) p -= grad_scale;
-    store_f(d + j, p);
+    store_f(d + j, t >= 0 ? dlogit(l[j], st.m, k, j == t, grad_scale) : 0.0f);
   }
 }
 
@@ -103,11 +107,8 @@ __global__ void dlogits_cols_kernel(const float* logits, int64_t rows, int64_t c
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < rows * cols; i += step) {
     const int64_t r = i / cols, j = i - r * cols;
     const int32_t t = targets[r * target_stride];
-    float p = 0.0f;
-    if (t >= 0) {
-      p = expf(logits[i] - stats[2 * r]) * (grad_scale / stats[2 * r + 1]);
-      if (j + col0 == t) p -= grad_scale;
-    }
+    const float p =
+        t >= 0 ? dlogit(logits[i], stats[2 * r], grad_scale / stats[2 * r + 1], j + col0 == t, grad_scale) : 0.0f;
     store_f(dlogits + i, p);
   }
 }

@@ -139,16 +139,14 @@ struct ModelOptions {
   bool bucketed_grads = false;
 };
 
-// ZeRO-2's gradient buckets in the flat layout: layer l is [layer_begin[l], layer_begin[l + 1]);
-// the rest is [0, layer_begin[0]) and [layer_begin[L], flat_size).
-// ZeRO-2's gradient buckets (ModelOptions::bucketed_grads): each layer is one bucket, the final
-// norm one, and the embeddings and the output layer go in buckets of whole vocabulary rows, formed
-// after the layers' backward (Backend::cross_entropy_dw, embedding_backward_rows). One buffer of
-// `buffer` elements serves them all in turn.
+// ZeRO-2's gradient buckets (ModelOptions::bucketed_grads): each layer is one bucket (layer l is
+// [layer_begin[l], layer_begin[l + 1]) of the flat layout), the final norm one, and the embeddings
+// and the output layer go in buckets of whole vocabulary rows, formed after the layers' backward
+// (Backend::cross_entropy_dw, embedding_backward_rows). One buffer of `buffer` elements serves
+// them all in turn.
 struct GradBuckets {
   std::vector<int64_t> layer_begin;  // L + 1 entries
   int64_t largest_layer = 0;         // elements of the largest layer range
-  int64_t rest = 0;                  // elements outside the layers
   int64_t vocab_rows = 0;            // rows per embedding / output-layer bucket: what the largest layer holds
   int64_t buffer = 0;                // max(largest layer, vocab_rows rows, the final norm)
 };
@@ -264,9 +262,13 @@ class Qwen2Model {
   Arena weights_arena_, grads_arena_, act_arena_, scratch_arena_;
   OwnedTensor weights_;
   OwnedTensor grads_;  // [flat_size], or with bucketed_grads one bucket [buckets_.buffer]
+  // Every model's: bucketed_grads uses them all, and every mode runs the output layer's GEMMs in
+  // blocks of vocab_rows rows, so that bucketed and whole-buffer runs compute the same
+  // (Backend::cross_entropy's row_block).
   GradBuckets buckets_;
   GradSink grad_sink_;
   Tensor grad_range(int64_t flat_offset, int64_t n) const;  // where the gradients of a flat range live
+  void send_bucket(int64_t flat_begin, const Tensor& g);    // to the sink, then zeroed
   void flush_layer_grads(int l);
   void flush_norm_grads();
   void vocab_row_buckets();  // the embeddings' and output layer's gradients, bucket by bucket
@@ -279,8 +281,6 @@ class Qwen2Model {
   Tensor rope_cos_, rope_sin_;  // [max_seq, D/2] f32
   int64_t last_B_ = 0, last_T_ = 0;
   float last_grad_scale_ = 1.0f;  // of the last forward with gradients (bucketed: the output layer's dw)
-  int64_t last_ce_chunk_ = 0;     // the tokens per chunk that forward's cross_entropy used
-  int64_t ce_row_block_ = 0;      // vocabulary rows per GEMM of the output layer: GradBuckets::vocab_rows
   bool has_positions_ = false;    // the batch being run carries positions (document attention)
   bool have_forward_grad_ = false;
 };

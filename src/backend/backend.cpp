@@ -206,8 +206,7 @@ void Backend::cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targ
   check_devices(
       "cross_entropy",
       {{&h, "h"}, {&w, "w"}, {&targets, "targets"}, {&losses, "losses"}, {&dh, "dh"}, {&dw, "dw"}, {&stats, "stats"}});
-  check_cross_entropy(h, w, targets, losses, dh, dw, chunk_tokens, stats);
-  LLM_CHECK(row_block >= 0, "cross_entropy: row_block must be >= 0 (0: all rows), got ", row_block);
+  check_cross_entropy(h, w, targets, losses, dh, dw, chunk_tokens, stats, row_block);
   if (h.size(0) == 0) return;
   do_cross_entropy(h, w, targets, losses, dh, dw, grad_scale, chunk_tokens, stats, row_block);
 }

@@ -304,26 +304,24 @@ void check_scale(const Tensor& x) {
 
 // ---- output layer and loss ------------------------------------------------------------------------------
 
-void check_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
-                         const Tensor& dh, const Tensor& dw, int64_t chunk_tokens, const Tensor& stats) {
-  const char* op = "cross_entropy";
+namespace {
+
+// What both output-layer ops take: h [N, C], w [rows, C], targets [N] i32, the f32 gradient g
+// [rows, C] (when given), stats [N, 2] f32 (when given), chunk_tokens and row_block.
+void check_output_layer(const char* op, const Tensor& h, const Tensor& w, const char* w_name, const char* rows,
+                        const Tensor& targets, const Tensor& g, const char* g_name, const Tensor& stats,
+                        int64_t chunk_tokens, int64_t row_block) {
   check_rows(h, op, "h");
-  check_rows(w, op, "w");
-  LLM_CHECK(h.ndim() == 2 && w.ndim() == 2 && h.size(1) == w.size(1), op, ": h ", h.shape_str(), " and w ",
-            w.shape_str(), " must be [N, C] and [V, C]");
-  const int64_t N = h.size(0), C = h.size(1), V = w.size(0);
+  check_rows(w, op, w_name);
+  LLM_CHECK(h.ndim() == 2 && w.ndim() == 2 && h.size(1) == w.size(1), op, ": h ", h.shape_str(), " and ", w_name, " ",
+            w.shape_str(), " must be [N, C] and [", rows, ", C]");
+  const int64_t N = h.size(0), C = h.size(1);
   check_dtype(targets, DType::I32, op, "targets");
   check_shape(targets, {N}, op, "targets");
-  check_dtype(losses, DType::F32, op, "losses");
-  check_shape(losses, {N}, op, "losses");
-  if (!dh.empty()) {
-    check_rows(dh, op, "dh");
-    check_shape(dh, {N, C}, op, "dh");
-  }
-  if (!dw.empty()) {
-    check_dtype(dw, DType::F32, op, "dw");
-    check_shape(dw, {V, C}, op, "dw");
-    LLM_CHECK(dw.is_contiguous(), op, ": dw must be contiguous");
+  if (!g.empty()) {
+    check_dtype(g, DType::F32, op, g_name);
+    check_shape(g, {w.size(0), C}, op, g_name);
+    LLM_CHECK(g.is_contiguous(), op, ": ", g_name, " must be contiguous");
   }
   if (!stats.empty()) {
     check_dtype(stats, DType::F32, op, "stats");
@@ -331,29 +329,33 @@ void check_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets
     LLM_CHECK(stats.is_contiguous(), op, ": stats must be contiguous");
   }
   LLM_CHECK(chunk_tokens >= 0, op, ": chunk_tokens must be >= 0 (0: the backend's default), got ", chunk_tokens);
+  LLM_CHECK(row_block >= 0, op, ": row_block must be >= 0 (0: all rows), got ", row_block);
+}
+
+}  // namespace
+
+void check_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
+                         const Tensor& dh, const Tensor& dw, int64_t chunk_tokens, const Tensor& stats,
+                         int64_t row_block) {
+  const char* op = "cross_entropy";
+  check_output_layer(op, h, w, "w", "V", targets, dw, "dw", stats, chunk_tokens, row_block);
+  const int64_t N = h.size(0), C = h.size(1);
+  check_dtype(losses, DType::F32, op, "losses");
+  check_shape(losses, {N}, op, "losses");
+  if (!dh.empty()) {
+    check_rows(dh, op, "dh");
+    check_shape(dh, {N, C}, op, "dh");
+  }
 }
 
 void check_cross_entropy_dw(const Tensor& h, const Tensor& w_rows, int64_t row0, const Tensor& targets,
                             const Tensor& stats, const Tensor& dw_rows, int64_t chunk_tokens, int64_t row_block) {
   const char* op = "cross_entropy_dw";
-  check_rows(h, op, "h");
-  check_rows(w_rows, op, "w_rows");
-  LLM_CHECK(h.ndim() == 2 && w_rows.ndim() == 2 && h.size(1) == w_rows.size(1), op, ": h ", h.shape_str(),
-            " and w_rows ", w_rows.shape_str(), " must be [N, C] and [R, C]");
-  const int64_t N = h.size(0), C = h.size(1), R = w_rows.size(0);
+  LLM_CHECK(!stats.empty() && !dw_rows.empty(), op, ": stats and dw_rows are required");
+  check_output_layer(op, h, w_rows, "w_rows", "R", targets, dw_rows, "dw_rows", stats, chunk_tokens, row_block);
   LLM_CHECK(row0 >= 0, op, ": row0 must be >= 0, got ", row0);
-  LLM_CHECK(row_block >= 0, op, ": row_block must be >= 0 (0: all rows), got ", row_block);
   LLM_CHECK(row_block == 0 || row0 % row_block == 0, op, ": row0 ", row0, " does not start a block of ", row_block,
             " rows");
-  check_dtype(targets, DType::I32, op, "targets");
-  check_shape(targets, {N}, op, "targets");
-  check_dtype(stats, DType::F32, op, "stats");
-  check_shape(stats, {N, 2}, op, "stats");
-  LLM_CHECK(stats.is_contiguous(), op, ": stats must be contiguous");
-  check_dtype(dw_rows, DType::F32, op, "dw_rows");
-  check_shape(dw_rows, {R, C}, op, "dw_rows");
-  LLM_CHECK(dw_rows.is_contiguous(), op, ": dw_rows must be contiguous");
-  LLM_CHECK(chunk_tokens >= 0, op, ": chunk_tokens must be >= 0 (0: the backend's default), got ", chunk_tokens);
 }
 
 // ---- quantization -----------------------------------------------------------------------------------------

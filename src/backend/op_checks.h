@@ -54,7 +54,8 @@ void check_swiglu_backward(const Tensor& dout, const Tensor& gate_up, const Tens
 void check_add(const Tensor& a, const Tensor& b, const Tensor& out);
 void check_scale(const Tensor& x);
 void check_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
-                         const Tensor& dh, const Tensor& dw, int64_t chunk_tokens, const Tensor& stats);
+                         const Tensor& dh, const Tensor& dw, int64_t chunk_tokens, const Tensor& stats,
+                         int64_t row_block);
 void check_cross_entropy_dw(const Tensor& h, const Tensor& w_rows, int64_t row0, const Tensor& targets,
                             const Tensor& stats, const Tensor& dw_rows, int64_t chunk_tokens, int64_t row_block);
 void check_quantize(const Tensor& w, const QuantizedMatrix& out);

@@ -126,7 +126,6 @@ GradBuckets grad_buckets(const ParamTable& table, int64_t num_layers) {
     LLM_CHECK(b.layer_begin[size_t(l)] >= 0, "parameters: layer ", l, " has no parameters");
     b.largest_layer = std::max(b.largest_layer, b.layer_begin[size_t(l) + 1] - b.layer_begin[size_t(l)]);
   }
-  b.rest = b.layer_begin.front() + table.flat_size() - b.layer_begin.back();
   // Vocabulary rows come in buckets no larger than the largest layer, so the embeddings (a quarter
   // of the 0.5B model) never need a buffer of their own.
   const ParamInfo& embed = table.params().front();

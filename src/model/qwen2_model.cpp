@@ -42,6 +42,7 @@ Qwen2Model::Qwen2Model(const ModelConfig& cfg, Backend& backend, const ModelOpti
   if (opts_.max_seq <= 0) opts_.max_seq = cfg_.max_position_embeddings;
   LLM_CHECK(opts_.max_batch > 0, "model: max_batch must be positive, got ", opts_.max_batch);
   const int64_t P = table_.flat_size();
+  buckets_ = grad_buckets(table_, cfg_.num_hidden_layers);
   weights_ = weights_arena_.zeros(opts_.compute_dtype, {P});
   if (opts_.lora.enabled()) {
     // LoRA: the adapters are the trainable parameters; the base has no gradient buffer at all.
@@ -54,14 +55,10 @@ Qwen2Model::Qwen2Model(const ModelConfig& cfg, Backend& backend, const ModelOpti
       norm_grad_sink_ = grads_arena_.zeros(DType::F32, {cfg_.hidden_size});
     }
   } else if (opts_.training && opts_.bucketed_grads) {
-    buckets_ = grad_buckets(table_, cfg_.num_hidden_layers);
     grads_ = grads_arena_.zeros(DType::F32, {buckets_.buffer});
   } else if (opts_.training) {
     grads_ = grads_arena_.zeros(DType::F32, {P});
   }
-  // The output layer's GEMMs go by blocks of ZeRO-2's vocabulary buckets in every mode, so that a
-  // run with bucketed gradients computes exactly what one without computes (Backend::cross_entropy).
-  ce_row_block_ = grad_buckets(table_, cfg_.num_hidden_layers).vocab_rows;
   buf_ = std::make_unique<Buffers>(plan_buffers());
   layers_.resize(static_cast<size_t>(cfg_.num_hidden_layers));
   for (int l = 0; l < static_cast<int>(cfg_.num_hidden_layers); ++l) layers_[static_cast<size_t>(l)] = bind_layer(l);
@@ -100,17 +97,18 @@ Tensor Qwen2Model::grad_range(int64_t offset, int64_t n) const {
   return grads_->range(offset - lb[size_t(l)], n);
 }
 
-void Qwen2Model::flush_layer_grads(int l) {
-  const int64_t begin = buckets_.layer_begin[size_t(l)], n = buckets_.layer_begin[size_t(l) + 1] - begin;
-  const Tensor g = grads_->range(0, n);
-  grad_sink_(begin, g);
+void Qwen2Model::send_bucket(int64_t flat_begin, const Tensor& g) {
+  grad_sink_(flat_begin, g);
   backend_->zero(g);
 }
 
+void Qwen2Model::flush_layer_grads(int l) {
+  const int64_t begin = buckets_.layer_begin[size_t(l)], n = buckets_.layer_begin[size_t(l) + 1] - begin;
+  send_bucket(begin, grads_->range(0, n));
+}
+
 void Qwen2Model::flush_norm_grads() {
-  const Tensor g = grads_->range(0, cfg_.hidden_size);
-  grad_sink_(table_.at("model.norm.weight").offset, g);
-  backend_->zero(g);
+  send_bucket(table_.at("model.norm.weight").offset, grads_->range(0, cfg_.hidden_size));
 }
 
 // The output layer's dw (cross_entropy_dw from the statistics forward kept) and the input
@@ -134,11 +132,10 @@ void Qwen2Model::vocab_row_buckets() {
       if (output) {
         be.cross_entropy_dw(hf, w_head.slice(0, r0, r0 + R), r0, buf_->t(Buf::Targets).range(0, N),
                             buf_->t(Buf::CeStats).range(0, 2 * N).view({N, 2}), g.view({R, C}), last_grad_scale_,
-                            last_ce_chunk_, ce_row_block_);
+                            default_ce_chunk_tokens(V, N, opts_.ce_chunk_tokens), buckets_.vocab_rows);
       }
       if (!output || tied) be.embedding_backward_rows(ids, dres, g.view({R, C}), r0, V);
-      grad_sink_(p.offset + r0 * C, g);
-      be.zero(g);
+      send_bucket(p.offset + r0 * C, g);
     }
   }
 }
@@ -271,10 +268,10 @@ LossSum Qwen2Model::loss_forward(const TokenBatch& batch, bool grad, float grad_
   const Tensor dhead =
       grad && !lora_ && !bucketed ? grad_range(head.offset, head.numel).view({cfg_.vocab_size, C}) : Tensor();
   const Tensor stats = bucketed ? buf_->t(Buf::CeStats).range(0, 2 * N).view({N, 2}) : Tensor();
-  last_ce_chunk_ = default_ce_chunk_tokens(cfg_.vocab_size, N, opts_.ce_chunk_tokens);
   last_grad_scale_ = grad_scale;
-  be.cross_entropy(hf, param_view(weights_.t(), head), targets, losses, dhf, dhead, grad_scale, last_ce_chunk_, stats,
-                   ce_row_block_);
+  // The chunk resolved here, so that cross_entropy_dw later cuts the tokens the same way.
+  be.cross_entropy(hf, param_view(weights_.t(), head), targets, losses, dhf, dhead, grad_scale,
+                   default_ce_chunk_tokens(cfg_.vocab_size, N, opts_.ce_chunk_tokens), stats, buckets_.vocab_rows);
   if (probe) (*probe)(static_cast<int>(cfg_.num_hidden_layers), "per-token loss", losses);
 
   LossSum out;

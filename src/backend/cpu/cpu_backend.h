@@ -103,6 +103,8 @@ class CpuBackend final : public Backend {
   // whichever measured faster for the shape on this CPU (matmul.cpp).
   void logits_block(const Tensor& hrows, const float* hc, const Tensor& w, const cpu::F32Matrix& W, bool bf16,
                     int64_t r0, int64_t R, float* logits, int64_t ld);
+  void dw_blocks(const float* dlogits, int64_t ld, int64_t R, int64_t rb, const float* hc, int64_t n, int64_t C,
+                 float* dw);
   void gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t lda,
                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
   // The same for bf16 a and b: oneDNN's native kernels when the CPU has them and they are enabled.

@@ -64,6 +64,15 @@ void CpuBackend::logits_block(const Tensor& hrows, const float* hc, const Tensor
   }
 }
 
+// dw [R, C] += dlogits^T [R, n] @ h [n, C] (dlogits row stride ld), one GEMM per block of rb rows:
+// the dw products cross_entropy and cross_entropy_dw share, as logits_block.
+void CpuBackend::dw_blocks(const float* dlogits, int64_t ld, int64_t R, int64_t rb, const float* hc, int64_t n,
+                           int64_t C, float* dw) {
+  for (int64_t r0 = 0; r0 < R; r0 += rb) {
+    gemm_f32(true, false, std::min(rb, R - r0), C, n, 1.0f, dlogits + r0, ld, hc, C, 1.0f, dw + r0 * C, C);
+  }
+}
+
 // Chunks of default_ce_chunk_tokens (256 MiB of logits): large chunks keep the dW product
 // efficient (its inner dimension is the chunk's token count) while [N, V] never exists at once.
 void CpuBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor& targets, const Tensor& losses,
@@ -121,13 +130,7 @@ void CpuBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor
       const Tensor drows = dh.slice(0, n0, n0 + n);
       for (int64_t r = 0; r < n; ++r) cpu::from_f32(dhc + r * C, cpu::at(drows, r), dh.dtype(), C);
     }
-    if (want_dw) {
-      // dw [V, C] += dlogits^T [V, n] @ h [n, C], by blocks of rows as the logits
-      for (int64_t r0 = 0; r0 < V; r0 += rb) {
-        gemm_f32(true, false, std::min(rb, V - r0), C, n, 1.0f, logits + r0, V, hc, C, 1.0f, dw.ptr<float>() + r0 * C,
-                 C);
-      }
-    }
+    if (want_dw) dw_blocks(logits, V, V, rb, hc, n, C, dw.ptr<float>());  // dw [V, C] += dlogits^T @ h
   }
 }
 
@@ -165,11 +168,7 @@ void CpuBackend::do_cross_entropy_dw(const Tensor& h, const Tensor& w_rows, int6
       scale_row(l, grad_scale / st[2 * (n0 + r) + 1], R);
       if (t >= row0 && t < row0 + R) l[t - row0] -= grad_scale;
     }
-    // dw_rows [R, C] += dlogits^T [R, n] @ h [n, C], by the blocks of the logits
-    for (int64_t b0 = 0; b0 < R; b0 += rb) {
-      gemm_f32(true, false, std::min(rb, R - b0), C, n, 1.0f, logits + b0, R, hc, C, 1.0f,
-               dw_rows.ptr<float>() + b0 * C, C);
-    }
+    dw_blocks(logits, R, R, rb, hc, n, C, dw_rows.ptr<float>());  // dw_rows [R, C] += dlogits^T @ h
   }
 }
 
