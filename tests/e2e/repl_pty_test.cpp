@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <pty.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -65,6 +66,21 @@ class Pty {
     }
     return true;
   }
+  // Waits until the line editor has the terminal (echo and canonical input off; tcgetattr on the
+  // master side reads the pair's settings). libedit prints the prompt first and switches to raw
+  // mode after, when it reads the first key: a key typed in between is echoed by the terminal
+  // driver and again by libedit (a loaded CI run drew "> 春春眠晓" for 春眠不觉x⌫⌫晓, while the model
+  // got the right line). Every terminal program that prints before its raw mode does that to
+  // type-ahead; a person cannot type in those microseconds, a test can.
+  bool wait_until_editing(double seconds = 60) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    for (;;) {
+      termios tio{};
+      if (::tcgetattr(fd_, &tio) == 0 && (tio.c_lflag & (ECHO | ICANON)) == 0) return true;
+      if (std::chrono::steady_clock::now() > end) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
   int wait() {
     int st = 0;
     ::waitpid(pid_, &st, 0);
@@ -98,6 +114,7 @@ TEST_F(EndToEnd, ReplInAPseudoTerminal) {
   Pty t(llmgen_argv());
   ASSERT_TRUE(t.started());
   ASSERT_TRUE(t.wait_for("> ", 0)) << t.screen();
+  ASSERT_TRUE(t.wait_until_editing());
   size_t mark = t.screen().size();
   t.type("All human beings are\r");
   ASSERT_TRUE(t.wait_for("born free and equal", mark)) << t.screen();
@@ -201,6 +218,22 @@ int display_width(const std::string& s) {
   return w;
 }
 
+// Control bytes as \xNN, the rest as it is: a failure shows what the line editor wrote.
+std::string escaped(const std::string& bytes) {
+  std::string r;
+  for (const char ch : bytes) {
+    const auto b = static_cast<uint8_t>(ch);
+    if (b < 0x20 || b == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "\\x%02X", b);
+      r += hex;
+    } else {
+      r += ch;
+    }
+  }
+  return r;
+}
+
 // "prefill: N tokens" in a stats line.
 int64_t prefill_tokens(const std::string& text) {
   std::smatch m;
@@ -228,13 +261,15 @@ void type_and_check(Pty& t, const std::string& keys, const std::string& expected
   mark = t.screen().find("[reset]", mark);  // the prompt after it (the one before may come late)
   ASSERT_TRUE(t.wait_for("> ", mark)) << t.screen();
   mark = t.screen().find("> ", mark) + 2;
+  ASSERT_TRUE(t.wait_until_editing()) << "the line editor never took the terminal";
   t.type_keys(keys);
   t.type("\r");
   ASSERT_TRUE(t.wait_for("\r\n", mark)) << t.screen();
   const size_t eol = t.screen().find("\r\n", mark);
-  const TerminalLine shown = draw_line("> " + t.screen().substr(mark, eol - mark));
-  EXPECT_EQ(shown.text, "> " + expected);
-  EXPECT_EQ(shown.cursor, 2 + display_width(expected));
+  const std::string echoed = t.screen().substr(mark, eol - mark);
+  const TerminalLine shown = draw_line("> " + echoed);
+  EXPECT_EQ(shown.text, "> " + expected) << "echoed bytes: " << escaped(echoed);
+  EXPECT_EQ(shown.cursor, 2 + display_width(expected)) << "echoed bytes: " << escaped(echoed);
 
   ASSERT_TRUE(t.wait_for("prefill: ", eol)) << t.screen();
   ASSERT_TRUE(t.wait_for(" tokens", t.screen().find("prefill: ", eol))) << t.screen();
