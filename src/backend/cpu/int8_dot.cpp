@@ -1,5 +1,9 @@
 // The int8 path of quantized matmul (int8_dot_kernels.h): runtime choice of the kernel, the
 // activation quantizer, the weight repacker, the portable kernel and the threading.
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -49,14 +53,15 @@ LLM_CPU_CLONES void quantize_row(const float* x, int64_t cols, int offset, int8_
       corr[b] = qsum[b] = hcorr[2 * b] = hcorr[2 * b + 1] = 0;
       continue;
     }
+    // Separate loops, each of which vectorises: one loop that stored bytes and summed halves was
+    // compiled to a scalar byte loop behind a vector spill and took a third of Q4_0 prefill.
     int32_t v[kInt8Block];
-    for (int64_t j = 0; j < kInt8Block; ++j) v[j] = static_cast<int32_t>(round_half_even(xb[j] / scale));
+    for (int64_t j = 0; j < kInt8Block; ++j)
+      v[j] = std::clamp(static_cast<int32_t>(round_half_even(xb[j] / scale)), -127, 127);
+    for (int64_t j = 0; j < kInt8Block; ++j) qb[j] = static_cast<int8_t>(v[j]);
     int32_t half[2] = {0, 0};
-    for (int64_t j = 0; j < kInt8Block; ++j) {
-      const int32_t c = std::clamp(v[j], -127, 127);
-      qb[j] = static_cast<int8_t>(c);
-      half[j / (kInt8Block / 2)] += c;
-    }
+    for (int64_t j = 0; j < kInt8Block / 2; ++j) half[0] += v[j];
+    for (int64_t j = kInt8Block / 2; j < kInt8Block; ++j) half[1] += v[j];
     d[b] = scale;
     qsum[b] = half[0] + half[1];
     corr[b] = -offset * qsum[b];
@@ -126,12 +131,74 @@ void unpack_block(GgmlType type, const uint8_t* row, int64_t b, uint8_t* vals, f
   }
 }
 
+// Q8_0 and Q4_0, the common prefill formats, a group of 16 rows (rows from `valid` on are zero
+// weights) block by block with SSE2 (every x86-64 has it): each row's 32 values as unsigned
+// bytes, then the 16 x 8 dwords transposed 4 x 4 at a time into the panel's steps. The byte loops
+// of unpack_block below (compiled scalar) took a fifth of Q4_0 prefill.
+#if defined(__x86_64__)
+template <GgmlType T>
+void repack_group_sse2(const uint8_t* data, int64_t ld, int64_t r0, int64_t valid, int64_t blocks, uint8_t* u,
+                       float* d) {
+  constexpr int64_t block_bytes = T == GgmlType::Q4_0 ? 18 : 34;
+  const __m128i offset = _mm_set1_epi8(static_cast<char>(T == GgmlType::Q4_0 ? 8 : 128));
+  const __m128i low4 = _mm_set1_epi8(0x0F), flip = _mm_set1_epi8(static_cast<char>(0x80));
+  __m128i v[kInt8GroupRows][2];  // row i: dwords 0-3, 4-7 (values 0-15, 16-31)
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int64_t i = 0; i < kInt8GroupRows; ++i) {
+      if (i >= valid) {
+        v[i][0] = v[i][1] = offset;
+        d[b * kInt8GroupRows + i] = 0.0f;
+        continue;
+      }
+      const uint8_t* blk = data + (r0 + i) * ld + b * block_bytes;
+      d[b * kInt8GroupRows + i] = ggml_f16_at(blk);
+      if constexpr (T == GgmlType::Q4_0) {
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+        v[i][0] = _mm_and_si128(q, low4);
+        v[i][1] = _mm_and_si128(_mm_srli_epi16(q, 4), low4);
+      } else {
+        v[i][0] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)), flip);
+        v[i][1] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 18)), flip);
+      }
+    }
+    // Step st holds dword st of the 16 rows: 4 x 4 transposes of (4 rows) x (4 dwords).
+    uint8_t* ub = u + b * kInt8GroupBlockBytes;
+    for (int64_t i0 = 0; i0 < kInt8GroupRows; i0 += 4) {
+      for (int h = 0; h < 2; ++h) {
+        __m128 r0v = _mm_castsi128_ps(v[i0][h]), r1v = _mm_castsi128_ps(v[i0 + 1][h]);
+        __m128 r2v = _mm_castsi128_ps(v[i0 + 2][h]), r3v = _mm_castsi128_ps(v[i0 + 3][h]);
+        _MM_TRANSPOSE4_PS(r0v, r1v, r2v, r3v);
+        const __m128 cols[4] = {r0v, r1v, r2v, r3v};
+        for (int k = 0; k < 4; ++k) {
+          _mm_storeu_ps(reinterpret_cast<float*>(ub + 64 * (4 * h + k) + 4 * i0), cols[k]);
+        }
+      }
+    }
+  }
+}
+#endif
+
 // Rows [r0, r0 + 16 * groups) of w into the panel layout; rows from `rows` on are zero weights.
 void repack(const QuantizedMatrix& w, const Int8Format& f, int64_t r0, int64_t groups, uint8_t* u, float* d,
             float* mn) {
   const uint8_t* const data = w.data.ptr<uint8_t>();
   const int64_t ld = w.data.size(0) > 1 ? w.data.stride(0) : w.data.size(1);
   const int64_t blocks = w.cols / kInt8Block;
+#if defined(__x86_64__)
+  if (w.ggml == GgmlType::Q4_0 || w.ggml == GgmlType::Q8_0) {
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t rg = r0 + g * kInt8GroupRows, valid = std::clamp<int64_t>(w.rows - rg, 0, kInt8GroupRows);
+      uint8_t* ug = u + g * blocks * kInt8GroupBlockBytes;
+      float* dg = d + g * blocks * kInt8GroupRows;
+      if (w.ggml == GgmlType::Q4_0) {
+        repack_group_sse2<GgmlType::Q4_0>(data, ld, rg, valid, blocks, ug, dg);
+      } else {
+        repack_group_sse2<GgmlType::Q8_0>(data, ld, rg, valid, blocks, ug, dg);
+      }
+    }
+    return;
+  }
+#endif
   const int64_t halves = f.scales == Int8Scales::Halves ? 2 : 1;
   uint8_t vals[kInt8Block];
   for (int64_t g = 0; g < groups; ++g) {
