@@ -220,19 +220,26 @@ int bench_decode(const std::string& config_file, const std::string& model_path, 
 // of `prompt` random tokens each asking for `tokens` tokens (ignore_eos) submitted at once to the
 // scheduler of one model with max(S) slots; aggregate generated tokens/s over the wall time and
 // the median time to first token. One JSON line per S.
-int bench_serve(const std::string& config_file, const std::string& tokenizer, const std::string& dtype,
-                const std::string& quant, const std::vector<int64_t>& streams, int64_t prompt, int64_t tokens,
-                int threads) {
+int bench_serve(const std::string& config_file, const std::string& model_path, const std::string& tokenizer,
+                const std::string& dtype, const std::string& quant, const std::vector<int64_t>& streams, int64_t prompt,
+                int64_t tokens, int threads) {
   using namespace llm;
-  const ModelConfig arch = bench_arch(config_file);
   const auto tok = load_tokenizer(tokenizer);
-  LLM_CHECK(tok->vocab_size() <= arch.vocab_size, tokenizer, ": more ids than the model's vocabulary");
   auto backend = make_backend("cpu", threads);
   InferenceOptions io;
   io.context = prompt + tokens + 1;
   io.prefill_chunk = 256;
   io.slots = *std::max_element(streams.begin(), streams.end());
-  const std::unique_ptr<InferenceModel> model = random_inference_model(arch, *backend, io, dtype, quant);
+  // A model file or directory (a GGUF file computes on its own block formats), else random weights.
+  std::unique_ptr<InferenceModel> model;
+  if (model_path.empty()) {
+    model = random_inference_model(bench_arch(config_file), *backend, io, dtype, quant);
+  } else {
+    io.dtype = parse_float_dtype(dtype, "--dtype");
+    io.quant = parse_quant(quant, "--quant");
+    model = InferenceModel::load(model_path, *backend, io);
+  }
+  LLM_CHECK(tok->vocab_size() <= model->config().vocab_size, tokenizer, ": more ids than the model's vocabulary");
   serve::BatchScheduler scheduler(*model, *tok, 0);
   std::mt19937_64 g(7);
   std::uniform_int_distribution<int32_t> id(0, tok->vocab_size() - 1);
@@ -247,6 +254,8 @@ int bench_serve(const std::string& config_file, const std::string& tokenizer, co
     for (std::string t; !job->take(t, std::chrono::milliseconds(100));) t.clear();
   }
   for (const int64_t S : streams) {
+    // A finished job's slot is freed by the scheduler's thread a moment after the job reports done.
+    while (scheduler.stats().active > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     std::vector<std::shared_ptr<serve::GenJob>> jobs;
     for (int64_t i = 0; i < S; ++i) {
       std::vector<int32_t> p(static_cast<size_t>(prompt));
@@ -279,6 +288,7 @@ int bench_serve(const std::string& config_file, const std::string& tokenizer, co
     std::sort(ttft.begin(), ttft.end());
     const nlohmann::json out = {{"dtype", dtype},
                                 {"quant", quant},
+                                {"model", model_path},
                                 {"streams", S},
                                 {"prompt_tokens", prompt},
                                 {"generated", generated},
@@ -331,11 +341,13 @@ int main(int argc, char** argv) {
   decode->add_flag("--profile", dec_profile, "print the time of every op over the whole run");
   auto* serve =
       app.add_subcommand("serve", "continuous batching: aggregate tokens/s and time to first token for N streams");
-  std::string srv_config, srv_tok, srv_dtype = "bf16", srv_quant = "none";
+  std::string srv_config, srv_model, srv_tok, srv_dtype = "bf16", srv_quant = "none";
   std::vector<int64_t> streams = {1, 4, 8, 16};
   int64_t srv_prompt = 32, srv_tokens = 64;
   int srv_threads = 0;
   serve->add_option("--config", srv_config, "config file (its model section; default: the built-in tiny config)");
+  serve->add_option("--model", srv_model, "a model directory or GGUF file instead of random weights")
+      ->check(CLI::ExistingPath);
   serve->add_option("--tokenizer", srv_tok, "tokenizer.json or a sentencepiece .model")->required();
   serve->add_option("--dtype", srv_dtype, "fp32 | bf16 | f16");
   serve->add_option("--quant", srv_quant, "none | int8 | int4");
@@ -346,7 +358,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (serve->parsed()) {
-      return bench_serve(srv_config, srv_tok, srv_dtype, srv_quant, streams, srv_prompt, srv_tokens, srv_threads);
+      return bench_serve(srv_config, srv_model, srv_tok, srv_dtype, srv_quant, streams, srv_prompt, srv_tokens,
+                         srv_threads);
     }
     if (train->parsed()) return bench_train(config, sets, batch, seq, steps, warmup, threads, device, profile);
     if (decode->parsed()) {
