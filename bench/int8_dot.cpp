@@ -1,7 +1,8 @@
 // Many-token matmul on ggml Q8_0 / Q4_0 blocks: the int8 path (int8_dot_kernels.h, each kernel
 // this CPU runs) against the fp32 path it replaced (a tile of 64 rows decoded to fp32, then
 // OpenBLAS sgemm; decoded here by the io module's ggml_dequantize), at the Qwen2.5-0.5B MLP shapes, for several token
-// counts: where the int8 path starts to pay (kInt8DotMinTokens) and how much it gains at prefill sizes.
+// counts: where the int8 path starts to pay (kInt8DotMinTokens) and how much it gains at prefill sizes;
+// on AVX-512 also the fp32 kernel straight from the blocks that decode and batched decode take.
 //   int8_dot [--threads T] [--tokens N,N,...]
 // Times are the CPU time of the calling thread (one thread: the default), the fastest of 7 calls:
 // on a shared machine this leaves out the time other jobs hold the core, which wall time would
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/ggml_kernels.h"
 #include "backend/cpu/int8_dot_kernels.h"
 #include "llm/ggml_quant.h"
 
@@ -72,6 +74,17 @@ void run(GgmlType type, int64_t rows, int64_t cols, int64_t n, bool cpu_time) {
     if (!cpu::int8_dot_isa_supported(isa) || (isa == cpu::Int8DotIsa::Portable && n > 16)) continue;
     const double t = best_of(7, cpu_time, [&] { cpu::int8_dot_matmul(x.data(), n, m, y.data(), rows, isa); });
     std::printf(" | %s %6.1f (%.2fx)", cpu::int8_dot_isa_name(isa), flop / t / 1e9, t_sgemm / t);
+  }
+  if (cpu::int8_dot_isa_supported(cpu::Int8DotIsa::Avx512Vnni) && cpu::ggml_gemv_avx512_supports(type) && n <= 64) {
+    // The fp32 kernel straight from the blocks (ggml_gemv_avx512.cpp), which decode takes.
+    const double t = best_of(7, cpu_time, [&] {
+#pragma omp parallel for schedule(static)
+      for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+        cpu::ggml_gemv_avx512(type, blocks.data(), int64_t(rb), r0, std::min(rows, r0 + 16), cols, x.data(), n,
+                              y.data(), rows);
+      }
+    });
+    std::printf(" | blocks fp32 %6.1f (%.2fx)", flop / t / 1e9, t_sgemm / t);
   }
   std::printf("\n");
 }

@@ -1,6 +1,7 @@
 // Decode on ggml blocks straight from the blocks (ggml_gemv_avx512.cpp) against the float64
 // product of the dequantized weights (ggml_dequantize, the io module's port of ggml) within the
-// error of an fp32 dot product; quant_matmul with 1-3 tokens taking that path; awkward sizes.
+// error of an fp32 dot product, for 1 token and for several (block_tokens); quant_matmul with 1-3
+// tokens taking that path; awkward sizes.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -60,6 +61,7 @@ TEST_P(GgmlGemv, EqualsTheFloat64ProductWithinFp32Rounding) {
   EXPECT_LE(worst, 1.0);
 
   // quant_matmul with n < 4 tokens and a bias takes this path: the same sums plus the bias.
+  if (n >= cpu::kInt8DotMinTokens) return;
   CpuBackend cpu;
   const QuantizedMatrix m{QuantKind::Ggml,
                           rows,
@@ -83,7 +85,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GgmlGemv,
                          ::testing::Values(GemvCase{GgmlType::Q4_0, 1, 32, 1}, GemvCase{GgmlType::Q4_0, 31, 64, 1},
                                            GemvCase{GgmlType::Q4_0, 33, 896, 3}, GemvCase{GgmlType::Q4_0, 70, 4864, 2},
                                            GemvCase{GgmlType::Q4_0, 4099, 32, 1}, GemvCase{GgmlType::Q8_0, 3, 32, 1},
-                                           GemvCase{GgmlType::Q8_0, 33, 896, 3}, GemvCase{GgmlType::Q8_0, 70, 4864, 1}),
+                                           GemvCase{GgmlType::Q8_0, 33, 896, 3}, GemvCase{GgmlType::Q8_0, 70, 4864, 1},
+                                           // Many tokens (a direct call; quant_matmul takes the int8 path
+                                           // from 4): chunks of 8 and a remainder.
+                                           GemvCase{GgmlType::Q4_0, 31, 96, 8}, GemvCase{GgmlType::Q4_0, 17, 896, 19},
+                                           GemvCase{GgmlType::Q8_0, 33, 64, 9}, GemvCase{GgmlType::Q8_0, 5, 4864, 5}),
                          [](const auto& p) {
                            return cat(ggml_type_name(p.param.type), "_", p.param.rows, "x", p.param.cols, "_n",
                                       p.param.n);
