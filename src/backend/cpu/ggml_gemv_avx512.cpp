@@ -47,11 +47,26 @@ LLM_AVX512 inline __m512 i8_to_f32(const uint8_t* p) {
   return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 }
 
+// The 32 fp32 weights of one block: values 0-15 in w0, 16-31 in w1 (levels: -8..7, for Q4_0).
+template <GgmlType T>
+LLM_AVX512 inline void block_weights(const uint8_t* blk, __m512 levels, __m512& w0, __m512& w1) {
+  if constexpr (T == GgmlType::Q4_0) {
+    const __m512 table = _mm512_mul_ps(levels, _mm512_set1_ps(f16_at(blk)));
+    const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
+    w0 = _mm512_permutexvar_ps(v, table);
+    w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table);
+  } else {
+    const __m512 d = _mm512_set1_ps(f16_at(blk));
+    w0 = _mm512_mul_ps(i8_to_f32(blk + 2), d);
+    w1 = _mm512_mul_ps(i8_to_f32(blk + 18), d);
+  }
+}
+
 // y[i * ldr] = dot(row i, x) for the R rows at row, row + ld, ...; nb blocks per row.
 template <GgmlType T, int R>
 LLM_AVX512 void block_rows(const uint8_t* row, int64_t ld, int64_t nb, const float* x, float* y, int64_t ldr) {
   constexpr int64_t bytes = T == GgmlType::Q4_0 ? kQ4Bytes : kQ8Bytes;
-  [[maybe_unused]] const __m512 levels =
+  const __m512 levels =
       _mm512_setr_ps(-8.f, -7.f, -6.f, -5.f, -4.f, -3.f, -2.f, -1.f, 0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f);
   __m512 acc0[R], acc1[R];
 #pragma GCC unroll 4
@@ -67,17 +82,10 @@ LLM_AVX512 void block_rows(const uint8_t* row, int64_t ld, int64_t nb, const flo
     }
 #pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
-      const uint8_t* blk = row + i * ld + b * bytes;
-      if constexpr (T == GgmlType::Q4_0) {
-        const __m512 table = _mm512_mul_ps(levels, _mm512_set1_ps(f16_at(blk)));
-        const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
-        acc0[i] = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, table), x0, acc0[i]);
-        acc1[i] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table), x1, acc1[i]);
-      } else {
-        const __m512 d = _mm512_set1_ps(f16_at(blk));
-        acc0[i] = _mm512_fmadd_ps(_mm512_mul_ps(i8_to_f32(blk + 2), d), x0, acc0[i]);
-        acc1[i] = _mm512_fmadd_ps(_mm512_mul_ps(i8_to_f32(blk + 18), d), x1, acc1[i]);
-      }
+      __m512 w0, w1;
+      block_weights<T>(row + i * ld + b * bytes, levels, w0, w1);
+      acc0[i] = _mm512_fmadd_ps(w0, x0, acc0[i]);
+      acc1[i] = _mm512_fmadd_ps(w1, x1, acc1[i]);
     }
   }
 #pragma GCC unroll 4
@@ -90,7 +98,7 @@ LLM_AVX512 void block_rows(const uint8_t* row, int64_t ld, int64_t nb, const flo
 template <GgmlType T, int NT>
 LLM_AVX512 void block_tokens(const uint8_t* row, int64_t nb, const float* x, int64_t ldx, float* y, int64_t ldy) {
   constexpr int64_t bytes = T == GgmlType::Q4_0 ? kQ4Bytes : kQ8Bytes;
-  [[maybe_unused]] const __m512 levels =
+  const __m512 levels =
       _mm512_setr_ps(-8.f, -7.f, -6.f, -5.f, -4.f, -3.f, -2.f, -1.f, 0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f);
   __m512 acc0[NT], acc1[NT];
 #pragma GCC unroll 8
@@ -99,16 +107,7 @@ LLM_AVX512 void block_tokens(const uint8_t* row, int64_t nb, const float* x, int
     const uint8_t* blk = row + b * bytes;
     if ((b & 3) == 0) _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T0);
     __m512 w0, w1;
-    if constexpr (T == GgmlType::Q4_0) {
-      const __m512 table = _mm512_mul_ps(levels, _mm512_set1_ps(f16_at(blk)));
-      const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
-      w0 = _mm512_permutexvar_ps(v, table);
-      w1 = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), table);
-    } else {
-      const __m512 d = _mm512_set1_ps(f16_at(blk));
-      w0 = _mm512_mul_ps(i8_to_f32(blk + 2), d);
-      w1 = _mm512_mul_ps(i8_to_f32(blk + 18), d);
-    }
+    block_weights<T>(blk, levels, w0, w1);
 #pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) {
       acc0[t] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + t * ldx + 32 * b), acc0[t]);
