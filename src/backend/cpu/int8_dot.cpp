@@ -133,8 +133,9 @@ void unpack_block(GgmlType type, const uint8_t* row, int64_t b, uint8_t* vals, f
 
 // Q8_0 and Q4_0, the common prefill formats, a group of 16 rows (rows from `valid` on are zero
 // weights) block by block with SSE2 (every x86-64 has it): each row's 32 values as unsigned
-// bytes, then the 16 x 8 dwords transposed 4 x 4 at a time into the panel's steps. The byte loops
-// of unpack_block below (compiled scalar) took a fifth of Q4_0 prefill.
+// bytes, then the 16 x 8 dwords transposed 4 x 4 at a time into the panel's steps. The generic
+// path (unpack_block's byte loops, compiled scalar, per block and row) took a fifth of Q4_0
+// prefill; it stays for the other formats and for other CPUs.
 #if defined(__x86_64__)
 template <GgmlType T>
 void repack_group_sse2(const uint8_t* data, int64_t ld, int64_t r0, int64_t valid, int64_t blocks, uint8_t* u,
