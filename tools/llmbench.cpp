@@ -151,6 +151,18 @@ llm::ModelConfig bench_arch(const std::string& config_file) {
   return config_file.empty() ? llm::default_config({}).model.arch : llm::load_model_section(config_file);
 }
 
+// A model file or directory (a GGUF file computes on its own block formats), else random weights
+// of the config's shape.
+std::unique_ptr<llm::InferenceModel> bench_model(const std::string& config_file, const std::string& model_path,
+                                                 llm::Backend& backend, llm::InferenceOptions io,
+                                                 const std::string& dtype, const std::string& quant) {
+  using namespace llm;
+  if (model_path.empty()) return random_inference_model(bench_arch(config_file), backend, io, dtype, quant);
+  io.dtype = parse_float_dtype(dtype, "--dtype");
+  io.quant = parse_quant(quant, "--quant");
+  return InferenceModel::load(model_path, backend, io);
+}
+
 int bench_decode(const std::string& config_file, const std::string& model_path, const std::string& dtype,
                  const std::string& quant, int64_t prompt, int64_t tokens, int threads, const std::string& device,
                  bool profile) {
@@ -164,15 +176,7 @@ int bench_decode(const std::string& config_file, const std::string& model_path, 
   double bw = 0;
   const int bw_threads = threads > 0 ? threads : omp_get_num_procs();
   if (backend->device() == DeviceKind::CPU) bw = read_bandwidth(*backend, bw_threads);
-  // A model file or directory (a GGUF file computes on its own block formats), else random weights.
-  std::unique_ptr<InferenceModel> model;
-  if (model_path.empty()) {
-    model = random_inference_model(bench_arch(config_file), *backend, io, dtype, quant);
-  } else {
-    io.dtype = parse_float_dtype(dtype, "--dtype");
-    io.quant = parse_quant(quant, "--quant");
-    model = InferenceModel::load(model_path, *backend, io);
-  }
+  std::unique_ptr<InferenceModel> model = bench_model(config_file, model_path, *backend, io, dtype, quant);
   const ModelConfig& arch = model->config();
   std::mt19937_64 g(7);
   std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(arch.vocab_size - 1));
@@ -230,15 +234,7 @@ int bench_serve(const std::string& config_file, const std::string& model_path, c
   io.context = prompt + tokens + 1;
   io.prefill_chunk = 256;
   io.slots = *std::max_element(streams.begin(), streams.end());
-  // A model file or directory (a GGUF file computes on its own block formats), else random weights.
-  std::unique_ptr<InferenceModel> model;
-  if (model_path.empty()) {
-    model = random_inference_model(bench_arch(config_file), *backend, io, dtype, quant);
-  } else {
-    io.dtype = parse_float_dtype(dtype, "--dtype");
-    io.quant = parse_quant(quant, "--quant");
-    model = InferenceModel::load(model_path, *backend, io);
-  }
+  const std::unique_ptr<InferenceModel> model = bench_model(config_file, model_path, *backend, io, dtype, quant);
   LLM_CHECK(tok->vocab_size() <= model->config().vocab_size, tokenizer, ": more ids than the model's vocabulary");
   serve::BatchScheduler scheduler(*model, *tok, 0);
   std::mt19937_64 g(7);

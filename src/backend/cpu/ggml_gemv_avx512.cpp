@@ -47,10 +47,13 @@ LLM_AVX512 inline __m512 i8_to_f32(const uint8_t* p) {
   return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 }
 
-// The 32 fp32 weights of one block: values 0-15 in w0, 16-31 in w1 (levels: -8..7, for Q4_0).
+// The 32 fp32 weights of one block: values 0-15 in w0, 16-31 in w1. (The Q4_0 levels are a
+// constant the callers' loops hoist.)
 template <GgmlType T>
-LLM_AVX512 inline void block_weights(const uint8_t* blk, __m512 levels, __m512& w0, __m512& w1) {
+LLM_AVX512 inline void block_weights(const uint8_t* blk, __m512& w0, __m512& w1) {
   if constexpr (T == GgmlType::Q4_0) {
+    const __m512 levels =
+        _mm512_setr_ps(-8.f, -7.f, -6.f, -5.f, -4.f, -3.f, -2.f, -1.f, 0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f);
     const __m512 table = _mm512_mul_ps(levels, _mm512_set1_ps(f16_at(blk)));
     const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
     w0 = _mm512_permutexvar_ps(v, table);
@@ -66,8 +69,6 @@ LLM_AVX512 inline void block_weights(const uint8_t* blk, __m512 levels, __m512& 
 template <GgmlType T, int R>
 LLM_AVX512 void block_rows(const uint8_t* row, int64_t ld, int64_t nb, const float* x, float* y, int64_t ldr) {
   constexpr int64_t bytes = T == GgmlType::Q4_0 ? kQ4Bytes : kQ8Bytes;
-  const __m512 levels =
-      _mm512_setr_ps(-8.f, -7.f, -6.f, -5.f, -4.f, -3.f, -2.f, -1.f, 0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f);
   __m512 acc0[R], acc1[R];
 #pragma GCC unroll 4
   for (int i = 0; i < R; ++i) acc0[i] = acc1[i] = _mm512_setzero_ps();
@@ -83,7 +84,7 @@ LLM_AVX512 void block_rows(const uint8_t* row, int64_t ld, int64_t nb, const flo
 #pragma GCC unroll 4
     for (int i = 0; i < R; ++i) {
       __m512 w0, w1;
-      block_weights<T>(row + i * ld + b * bytes, levels, w0, w1);
+      block_weights<T>(row + i * ld + b * bytes, w0, w1);
       acc0[i] = _mm512_fmadd_ps(w0, x0, acc0[i]);
       acc1[i] = _mm512_fmadd_ps(w1, x1, acc1[i]);
     }
@@ -98,8 +99,6 @@ LLM_AVX512 void block_rows(const uint8_t* row, int64_t ld, int64_t nb, const flo
 template <GgmlType T, int NT>
 LLM_AVX512 void block_tokens(const uint8_t* row, int64_t nb, const float* x, int64_t ldx, float* y, int64_t ldy) {
   constexpr int64_t bytes = T == GgmlType::Q4_0 ? kQ4Bytes : kQ8Bytes;
-  const __m512 levels =
-      _mm512_setr_ps(-8.f, -7.f, -6.f, -5.f, -4.f, -3.f, -2.f, -1.f, 0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f);
   __m512 acc0[NT], acc1[NT];
 #pragma GCC unroll 8
   for (int t = 0; t < NT; ++t) acc0[t] = acc1[t] = _mm512_setzero_ps();
@@ -107,7 +106,7 @@ LLM_AVX512 void block_tokens(const uint8_t* row, int64_t nb, const float* x, int
     const uint8_t* blk = row + b * bytes;
     if ((b & 3) == 0) _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T0);
     __m512 w0, w1;
-    block_weights<T>(blk, levels, w0, w1);
+    block_weights<T>(blk, w0, w1);
 #pragma GCC unroll 8
     for (int t = 0; t < NT; ++t) {
       acc0[t] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + t * ldx + 32 * b), acc0[t]);
