@@ -141,14 +141,16 @@ TEST_F(ServeTest, LoadWithAnOverflowingQueueAnswersEveryRequestAndLeaksNothing) 
   ASSERT_TRUE(server.ready()) << server.stderr_text();
   const std::string cmd = "cd '" + kJsDir.string() + "' && LLM_SERVE_URL=" + server.url() +
                           " LLM_SERVE_KEY=k timeout 300 node load_test.mjs ";
-  const auto [warm, ws] = run(cmd + "50 16");
+  // 8 holders: the 4 slots and the 4 queue places stay taken until a request meets the 503.
+  const auto [warm, ws] = run(cmd + "50 16 8");
   ASSERT_EQ(ws, 0) << warm;
   const long rss_warm = server.rss_kib();
-  const auto [out, status] = run(cmd + "200 16");
+  const auto [out, status] = run(cmd + "200 16 8");
   ASSERT_EQ(status, 0) << out;
   const json summary = json::parse(out);
   EXPECT_EQ(summary["ok"], 200) << out;
-  EXPECT_GT(summary["retries"].get<int>(), 0) << "16 clients on 4 slots and a queue of 4 should have met a 503";
+  EXPECT_GT(summary["retries"].get<int>(), 0)
+      << "16 clients on a full server (4 slots, a queue of 4) should have met a 503";
   EXPECT_TRUE(metric_reaches(server.url(), "llm_active_sequences", 0));
   EXPECT_EQ(metric(server.url(), "llm_queue_depth"), 0);
   // Memory flat: what the first 50 requests grew is all there is. (Not under AddressSanitizer,
