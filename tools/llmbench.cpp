@@ -34,10 +34,13 @@ void print_profile(const std::map<std::string, llm::OpTime>& times, int steps) {
   std::vector<std::pair<double, std::string>> rows;
   for (const auto& [op, t] : times) rows.push_back({t.seconds, op});
   std::sort(rows.rbegin(), rows.rend());
-  std::fprintf(stderr, "%-22s %10s %8s %8s\n", "op", "ms/step", "share", "calls");
+  std::fprintf(stderr, "%-24s %10s %8s %8s %8s\n", "op", "ms/step", "share", "calls", "GFLOP/s");
   for (const auto& [sec, op] : rows) {
-    std::fprintf(stderr, "%-22s %10.2f %7.1f%% %8lld\n", op.c_str(), 1e3 * sec / steps, 100 * sec / total,
-                 static_cast<long long>(times.at(op).calls / steps));
+    const llm::OpTime& t = times.at(op);
+    std::fprintf(stderr, "%-24s %10.2f %7.1f%% %8lld", op.c_str(), 1e3 * sec / steps, 100 * sec / total,
+                 static_cast<long long>(t.calls / steps));
+    if (t.flops > 0 && sec > 0) std::fprintf(stderr, " %8.1f", t.flops / sec / 1e9);
+    std::fprintf(stderr, "\n");
   }
 }
 

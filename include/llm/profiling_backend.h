@@ -12,6 +12,7 @@ namespace llm {
 struct OpTime {
   double seconds = 0;
   int64_t calls = 0;
+  double flops = 0;  // matmul rows: 2 M N K summed over the calls; 0 for the other ops
 };
 
 std::unique_ptr<Backend> make_profiling_backend(std::unique_ptr<Backend> inner, std::map<std::string, OpTime>* times);

@@ -89,7 +89,17 @@ class ProfilingBackend final : public Backend {
   }
   void do_matmul(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor& c, float al, float be,
                  const Tensor* bias) override {
-    LLM_TIMED(matmul, a, ta, b, tb, c, al, be, bias);
+    if (recording_) return in_->matmul(a, ta, b, tb, c, al, be, bias);
+    const auto t0 = std::chrono::steady_clock::now();
+    in_->matmul(a, ta, b, tb, c, al, be, bias);
+    in_->synchronize();
+    // One row per kind of product ("matmul NT bf16>bf16": a @ b^T, bf16 operands, bf16 out), so that
+    // the forward products, the input gradients and the weight gradients show their own speeds.
+    OpTime& slot = (*times_)[std::string("matmul ") + (ta ? "T" : "N") + (tb ? "T" : "N") + " " +
+                             std::string(dtype_name(a.dtype())) + ">" + std::string(dtype_name(c.dtype()))];
+    slot.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ++slot.calls;
+    slot.flops += 2.0 * double(c.size(0)) * double(c.size(1)) * double(ta ? a.size(0) : a.size(1));
   }
   void do_bias_backward(const Tensor& dy, const Tensor& db) override { LLM_TIMED(bias_backward, dy, db); }
   void do_rope(const Tensor& x, const Tensor& c, const Tensor& s, int64_t p, bool inv, const Tensor& pos) override {

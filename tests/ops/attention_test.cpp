@@ -19,12 +19,17 @@ TEST_P(AttentionForwardTest, MatchesFloat64) {
   const auto v = rounded(randn(g, size_t(c.B * c.Tk * c.Hkv * c.D)), c.dt);
   HostTensor Q(c.dt, {c.B, c.Tq, c.Hq, c.D}, q), K(c.dt, {c.B, c.Tk, c.Hkv, c.D}, k),
       V(c.dt, {c.B, c.Tk, c.Hkv, c.D}, v);
-  HostTensor O(c.dt, {c.B, c.Tq, c.Hq, c.D}), L(DType::F32, {c.B, c.Hq, c.Tq});
-  cpu.attention_forward(Q, K, V, O, L);
   ref::Vec lse;
   const auto want = ref::attention(ref::to_d(q), ref::to_d(k), ref::to_d(v), c.B, c.Tq, c.Tk, c.Hq, c.Hkv, c.D, &lse);
-  expect_close(O.values(), want, std::max(storage_tol(c.dt), 1e-5), "out");
-  expect_close(L.values(), lse, 1e-5, "lse");
+  // Both score-GEMM paths: oneDNN's sgemm (AVX-512 CPUs) and OpenBLAS's.
+  for (bool onednn : {true, false}) {
+    SCOPED_TRACE(onednn ? "oneDNN sgemm" : "OpenBLAS sgemm");
+    cpu.set_onednn_f32(onednn);
+    HostTensor O(c.dt, {c.B, c.Tq, c.Hq, c.D}), L(DType::F32, {c.B, c.Hq, c.Tq});
+    cpu.attention_forward(Q, K, V, O, L);
+    expect_close(O.values(), want, std::max(storage_tol(c.dt), 1e-5), "out");
+    expect_close(L.values(), lse, 1e-5, "lse");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionForwardTest,
@@ -90,26 +95,31 @@ TEST_F(OpTest, AttentionBackwardAcrossQueryBlocksMatchesDirectionalDerivatives) 
   const int64_t B = 1, T = 300, Hq = 4, Hkv = 2, D = 16;
   const auto q = randn(g, size_t(B * T * Hq * D)), k = randn(g, size_t(B * T * Hkv * D));
   const auto v = randn(g, size_t(B * T * Hkv * D)), r = randn(g, size_t(B * T * Hq * D));
-  const Grads got = run_backward(cpu, q, k, v, r, B, T, Hq, Hkv, D);
   const ref::Vec rd = ref::to_d(r);
   ref::Vec x[3] = {ref::to_d(q), ref::to_d(k), ref::to_d(v)};
-  const std::vector<float>* grads[3] = {&got.dq, &got.dk, &got.dv};
-  for (int which = 0; which < 3; ++which) {
-    for (int trial = 0; trial < 2; ++trial) {
-      const auto u = randn(g, x[which].size());
-      const double h = 1e-5;
-      auto at = [&](double s) {
-        ref::Vec y[3] = {x[0], x[1], x[2]};
-        for (size_t i = 0; i < u.size(); ++i) y[which][i] += s * u[i];
-        return ref::dot(rd, ref::attention(y[0], y[1], y[2], B, T, T, Hq, Hkv, D));
-      };
-      const double fd = (at(h) - at(-h)) / (2 * h);
-      double an = 0, scale = 0;
-      for (size_t i = 0; i < u.size(); ++i) {
-        an += double((*grads[which])[i]) * u[i];
-        scale += std::abs(double((*grads[which])[i]) * u[i]);
+  // Both score-GEMM paths: oneDNN's sgemm (AVX-512 CPUs) and OpenBLAS's.
+  for (const bool onednn : {true, false}) {
+    SCOPED_TRACE(onednn ? "oneDNN sgemm" : "OpenBLAS sgemm");
+    cpu.set_onednn_f32(onednn);
+    const Grads got = run_backward(cpu, q, k, v, r, B, T, Hq, Hkv, D);
+    const std::vector<float>* grads[3] = {&got.dq, &got.dk, &got.dv};
+    for (int which = 0; which < 3; ++which) {
+      for (int trial = 0; trial < 2; ++trial) {
+        const auto u = randn(g, x[which].size());
+        const double h = 1e-5;
+        auto at = [&](double s) {
+          ref::Vec y[3] = {x[0], x[1], x[2]};
+          for (size_t i = 0; i < u.size(); ++i) y[which][i] += s * u[i];
+          return ref::dot(rd, ref::attention(y[0], y[1], y[2], B, T, T, Hq, Hkv, D));
+        };
+        const double fd = (at(h) - at(-h)) / (2 * h);
+        double an = 0, scale = 0;
+        for (size_t i = 0; i < u.size(); ++i) {
+          an += double((*grads[which])[i]) * u[i];
+          scale += std::abs(double((*grads[which])[i]) * u[i]);
+        }
+        EXPECT_LE(std::abs(an - fd), 1e-4 * scale) << "input " << which << ": analytic " << an << ", fd " << fd;
       }
-      EXPECT_LE(std::abs(an - fd), 1e-4 * scale) << "input " << which << ": analytic " << an << ", fd " << fd;
     }
   }
 }

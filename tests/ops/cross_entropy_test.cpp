@@ -50,6 +50,43 @@ TEST_F(OpTest, CrossEntropyGradientsMatchFiniteDifferences) {
   expect_close(DW.values(), gw, 1e-4, "dw");
 }
 
+// At bf16 (oneDNN's native kernels where the CPU has them) the dlogits are rounded to bf16 and
+// the three GEMMs take bf16 operands, as on the GPU: the gradients still agree with float64 ones
+// of the same (rounded) inputs within bf16's storage error, over several chunks and row blocks.
+TEST_F(OpTest, CrossEntropyBf16GradientsMatchFloat64) {
+  const int64_t N = 23, C = 33, V = 4099, chunk = 7;
+  const auto h = rounded(randn(g, size_t(N * C)), DType::BF16), w = rounded(randn(g, size_t(V * C), 0.3f), DType::BF16);
+  const auto tg = random_targets(g, N, V, true);
+  const auto dw0 = randn(g, size_t(V * C), 1e-3f);
+  const float scale = 0.61f;
+  // float64: dlogits = scale (softmax - onehot); dh = dlogits w; dw = dw0 + dlogits^T h.
+  const ref::Vec hd = ref::to_d(h), wd = ref::to_d(w);
+  ref::Vec dl = ref::matmul(hd, false, wd, true, N, V, C);
+  for (int64_t n = 0; n < N; ++n) {
+    double* row = dl.data() + n * V;
+    if (tg[size_t(n)] < 0) {
+      std::fill(row, row + V, 0.0);
+      continue;
+    }
+    const double mx = *std::max_element(row, row + V);
+    double sum = 0;
+    for (int64_t v = 0; v < V; ++v) sum += std::exp(row[v] - mx);
+    for (int64_t v = 0; v < V; ++v) row[v] = scale * std::exp(row[v] - mx) / sum;
+    row[tg[size_t(n)]] -= scale;
+  }
+  const ref::Vec want_dh = ref::matmul(dl, false, wd, false, N, C, V);
+  ref::Vec want_dw = ref::matmul(dl, true, hd, false, V, C, N);
+  for (size_t i = 0; i < want_dw.size(); ++i) want_dw[i] += dw0[i];
+  for (int64_t block : {int64_t(0), int64_t(1024)}) {
+    HostTensor H(DType::BF16, {N, C}, h), W(DType::BF16, {V, C}, w), T(DType::I32, {N}, tg), L(DType::F32, {N});
+    HostTensor DH(DType::BF16, {N, C}), DW(DType::F32, {V, C}, dw0);
+    cpu.cross_entropy(H, W, T, L, DH, DW, scale, chunk, Tensor(), block);
+    expect_close(L.values(), ref::cross_entropy(hd, wd, tg, N, C, V), 1e-5, "loss");
+    expect_close(DH.values(), want_dh, 3e-2, "dh");
+    expect_close(DW.values(), want_dw, 3e-2, "dw");
+  }
+}
+
 // ZeRO-2's path: the forward keeps each row's (max, sum) and the output layer's dw is formed
 // later in row ranges. The statistics agree with float64; the ranges' dw is the fused op's dw
 // bitwise (same chunks, same GEMMs per element), so ZeRO-2 trains exactly as ZeRO-1.

@@ -15,6 +15,7 @@ struct OnednnCase {
   bool bias;
   DType out;
   int64_t pad;  // extra columns in each operand's buffer: rows lda = cols + pad apart
+  float alpha = 0.75f;
 };
 
 // A [rows, cols] view into a [rows, cols + pad] buffer of fresh random values of dtype dt, and the
@@ -42,14 +43,14 @@ TEST_P(MatmulOnednnTest, OnednnAndFallbackMatchFloat64) {
   HostTensor Bias(c.in, {c.N}, bias);
   ref::Vec want = ref::matmul(ref::to_d(A.values), c.ta, ref::to_d(B.values), c.tb, c.M, c.N, c.K);
   for (size_t i = 0; i < want.size(); ++i) {
-    want[i] = 0.75 * want[i] + c.beta * c0[i] + (c.bias ? bias[i % size_t(c.N)] : 0.0);
+    want[i] = c.alpha * want[i] + c.beta * c0[i] + (c.bias ? bias[i % size_t(c.N)] : 0.0);
   }
   std::vector<float> got[2];
   for (int onednn = 0; onednn < 2; ++onednn) {
     cpu.set_onednn_bf16(onednn == 1);
     cpu.set_onednn_f32(onednn == 1);
     HostTensor C(c.out, {c.M, c.N}, c0);
-    cpu.matmul(A.view, c.ta, B.view, c.tb, C, 0.75f, c.beta, c.bias ? &Bias.t() : nullptr);
+    cpu.matmul(A.view, c.ta, B.view, c.tb, C, c.alpha, c.beta, c.bias ? &Bias.t() : nullptr);
     got[onednn] = C.values();
     expect_close(got[onednn], want, std::max(storage_tol(c.out), 2e-5), onednn ? "c (oneDNN)" : "c (fallback)");
   }
@@ -66,6 +67,11 @@ INSTANTIATE_TEST_SUITE_P(Shapes, MatmulOnednnTest, ::testing::Values(
     OnednnCase{DType::BF16, 64, 129, 31, false, true, 1.0f, true, DType::BF16, 2},     // prefill rows, beta 1 in bf16
     OnednnCase{DType::BF16, 9, 4099, 33, false, true, 0.0f, false, DType::F32, 0},     // just past the decode GEMV
     OnednnCase{DType::BF16, 1, 33, 31, true, false, 0.0f, true, DType::F32, 0},       // one row, transposed a
+    // bf16 out straight from oneDNN (no fp32 copy of c): with its bias (alpha 1), beta, transposes
+    OnednnCase{DType::BF16, 33, 65, 31, false, true, 0.0f, true, DType::BF16, 2, 1.0f},
+    OnednnCase{DType::BF16, 31, 17, 129, false, false, 0.0f, false, DType::BF16, 1},
+    OnednnCase{DType::BF16, 65, 33, 17, true, true, 1.0f, false, DType::BF16, 3},
+    OnednnCase{DType::BF16, 9, 31, 33, false, true, 0.5f, true, DType::BF16, 0, 1.0f},
     // fp32 from 256 rows: oneDNN's sgemm
     OnednnCase{DType::F32, 257, 33, 31, false, true, 0.0f, true, DType::F32, 3},
     OnednnCase{DType::F32, 256, 31, 4099, true, false, 1.0f, false, DType::F32, 1},

@@ -18,15 +18,18 @@ TEST_F(TrainFixture, HalfPrecisionTracksFp32Over200Steps) {
     auto j = nlohmann::json::parse(config_json(prec));
     j["model"] = tiny;
     j["train"].update({{"precision", prec}, {"steps", 200}, {"seq_len", 32}, {"micro_batch", 4}, {"eval_every", 0}});
-    j["optim"].update({{"lr", 0.003}, {"warmup_steps", 20}});
+    // lr 0.001, not the config's 0.003: at 0.003 with batches of 128 tokens the run is chaotic, and
+    // two fp32 runs whose attention GEMMs merely round differently (OpenBLAS, oneDNN) ended 1.4%
+    // apart, half the bound; at 0.001 they end 0.1% apart, so the bound measures the precision.
+    j["optim"].update({{"lr", 0.001}, {"warmup_steps", 20}});
     const Config c = parse_config(j.dump(), prec + ".json", dir.path());
     std::ostringstream log;
     TrainOptions o;
     o.log = &log;
     train(c, o);
     const auto l = losses(c.io.run_dir);
-    double tail = 0;  // mean of the last 10 steps: one step's loss is noisy
-    for (size_t i = l.size() - 10; i < l.size(); ++i) tail += l[i] / 10;
+    double tail = 0;  // mean of the last 50 steps: one step's loss is noisy
+    for (size_t i = l.size() - 50; i < l.size(); ++i) tail += l[i] / 50;
     return tail;
   };
   const double fp32 = run_precision("fp32"), bf16 = run_precision("bf16"), fp16 = run_precision("fp16");

@@ -8,12 +8,16 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_util.h"
+#include "backend/cpu/onednn_gemm.h"
 
 namespace llm {
 
 namespace {
 
-constexpr int64_t kQueryBlock = 128;
+// 64 queries a block: the causal block on the diagonal computes half its scores for nothing, so
+// smaller blocks waste less; below 64 the products get too small. Of 32, 64 and 128, 64 trained
+// fastest on tiny (seq 128) and bench50m (seq 256).
+constexpr int64_t kQueryBlock = 64;
 
 // rows t0..t1 of head h of batch b of x [B, T, H, D] as a dense fp32 [t1 - t0, D] matrix in dst.
 void gather_rows(const Tensor& x, int64_t b, int64_t h, int64_t t0, int64_t t1, float* dst) {
@@ -41,8 +45,13 @@ void scatter_rows(const float* src, const Tensor& x, int64_t b, int64_t h, int64
   for (int64_t t = t0; t < t1; ++t) cpu::from_f32(src + (t - t0) * D, cpu::at(x, b, t, h), x.dtype(), D);
 }
 
-void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
-          int64_t ldb, float beta, float* C, int64_t ldc) {
+// The score and gradient products, one thread each (they run inside the parallel loop over heads
+// and blocks): oneDNN's sgemm on AVX-512 CPUs (`dnnl`), whose kernels follow CPUID and measured
+// 1.4-1.6x OpenBLAS's at these small shapes under the Haswell kernels OPENBLAS_CORETYPE may pin
+// (docs/results.md); OpenBLAS elsewhere.
+void gemm(bool dnnl, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (dnnl) return cpu::OnednnGemm::f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, static_cast<blasint>(M),
               static_cast<blasint>(N), static_cast<blasint>(K), alpha, A, static_cast<blasint>(lda), B,
               static_cast<blasint>(ldb), beta, C, static_cast<blasint>(ldc));
@@ -108,6 +117,7 @@ void CpuBackend::do_attention_forward(const Tensor& q, const Tensor& k, const Te
   const int64_t blocks = (d.Tq + kQueryBlock - 1) / kQueryBlock;
   const int64_t offset = d.Tk - d.Tq;  // query t is at absolute position offset + t
   const int64_t tasks = d.B * d.Hq * blocks;
+  const bool dnnl = onednn_f32_ && onednn_->avx512();
 #pragma omp parallel if (tasks * (d.Tk + 1) * d.D > cpu::kParallelMinWork)
   {
     std::vector<float> qb, kb, vb, s, ob;
@@ -136,13 +146,13 @@ void CpuBackend::do_attention_forward(const Tensor& q, const Tensor& k, const Te
         continue;
       }
       // s [nq, nk] = scale * q [nq, D] @ k^T [D, nk]
-      gemm(false, true, nq, nk, d.D, scale, Q, ldq, K, ldk, 0.0f, s.data(), nk);
+      gemm(dnnl, false, true, nq, nk, d.D, scale, Q, ldq, K, ldk, 0.0f, s.data(), nk);
       for (int64_t i = 0; i < nq; ++i) {
         const float l = softmax_row(s.data() + i * nk, first_key(pos, b, d.Tq, t0 + i), offset + t0 + i + 1, nk);
         if (!lse.empty()) lse.ptr<float>()[(b * d.Hq + h) * d.Tq + t0 + i] = l;
       }
       // out [nq, D] = p [nq, nk] @ v [nk, D]
-      gemm(false, false, nq, d.D, nk, 1.0f, s.data(), nk, V, ldv, 0.0f, ob.data(), d.D);
+      gemm(dnnl, false, false, nq, d.D, nk, 1.0f, s.data(), nk, V, ldv, 0.0f, ob.data(), d.D);
       scatter_rows(ob.data(), out, b, h, t0, t1);
     }
   }
@@ -156,6 +166,7 @@ void CpuBackend::do_attention_backward(const Tensor& dout, const Tensor& q, cons
   const int64_t T = d.Tq, D = d.D;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock;
+  const bool dnnl = onednn_f32_ && onednn_->avx512();
   // dK and dV of every query head, summed over each kv group afterwards in head order, so the
   // result does not depend on which thread ran which head.
   std::vector<float> dk_heads(static_cast<size_t>(d.B * d.Hq * T * D));
@@ -193,17 +204,17 @@ void CpuBackend::do_attention_backward(const Tensor& dout, const Tensor& q, cons
           di[static_cast<size_t>(i)] = acc;
         }
         // s = scale q k^T; dp = dout v^T, both [nq, nk]
-        gemm(false, true, nq, nk, D, scale, qb.data(), D, kb.data(), D, 0.0f, s.data(), nk);
-        gemm(false, true, nq, nk, D, 1.0f, dob.data(), D, vb.data(), D, 0.0f, dp.data(), nk);
+        gemm(dnnl, false, true, nq, nk, D, scale, qb.data(), D, kb.data(), D, 0.0f, s.data(), nk);
+        gemm(dnnl, false, true, nq, nk, D, 1.0f, dob.data(), D, vb.data(), D, 0.0f, dp.data(), nk);
         const float* l = lse.ptr<float>() + (b * d.Hq + h) * T;
         for (int64_t i = 0; i < nq; ++i) {
           softmax_grad_row(s.data() + i * nk, dp.data() + i * nk, l[t0 + i], di[static_cast<size_t>(i)],
                            first_key(pos, b, T, t0 + i), t0 + i + 1, nk);
         }
         // dq [nq, D] = scale ds @ k;  dk [nk, D] += scale ds^T @ q;  dv [nk, D] += p^T @ dout
-        gemm(false, false, nq, D, nk, scale, dp.data(), nk, kb.data(), D, 0.0f, dqb.data(), D);
-        gemm(true, false, nk, D, nq, scale, dp.data(), nk, qb.data(), D, 1.0f, dkh, D);
-        gemm(true, false, nk, D, nq, 1.0f, s.data(), nk, dob.data(), D, 1.0f, dvh, D);
+        gemm(dnnl, false, false, nq, D, nk, scale, dp.data(), nk, kb.data(), D, 0.0f, dqb.data(), D);
+        gemm(dnnl, true, false, nk, D, nq, scale, dp.data(), nk, qb.data(), D, 1.0f, dkh, D);
+        gemm(dnnl, true, false, nk, D, nq, 1.0f, s.data(), nk, dob.data(), D, 1.0f, dvh, D);
         scatter_rows(dqb.data(), dq, b, h, t0, t1);
       }
     }

@@ -99,12 +99,20 @@ class CpuBackend final : public Backend {
   double do_sum_squares(const Tensor& x) override;
 
  private:
+  // One chunk of cross_entropy's operands: h's rows (as stored, and in fp32 as hc when not bf16)
+  // and w (as stored, and in fp32 as W when not bf16); bf16: the GEMMs take bf16 operands.
+  struct CeOperands {
+    Tensor hrows;
+    const float* hc;
+    const Tensor& w;
+    const cpu::F32Matrix& W;
+    bool bf16;
+  };
+  void logits_block(const CeOperands& o, int64_t r0, int64_t R, float* logits, int64_t ld);
+  void dw_blocks(const CeOperands& o, const float* dlogits, const uint16_t* dl16, int64_t ld, int64_t R, int64_t rb,
+                 float* dw);
   // c[M, N] = alpha * op(a) @ op(b) + beta * c in fp32, row-major: oneDNN's sgemm or OpenBLAS's,
   // whichever measured faster for the shape on this CPU (matmul.cpp).
-  void logits_block(const Tensor& hrows, const float* hc, const Tensor& w, const cpu::F32Matrix& W, bool bf16,
-                    int64_t r0, int64_t R, float* logits, int64_t ld);
-  void dw_blocks(const float* dlogits, int64_t ld, int64_t R, int64_t rb, const float* hc, int64_t n, int64_t C,
-                 float* dw);
   void gemm_f32(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* a, int64_t lda,
                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
   // The same for bf16 a and b: oneDNN's native kernels when the CPU has them and they are enabled.

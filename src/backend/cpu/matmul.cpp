@@ -114,6 +114,22 @@ void CpuBackend::do_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool 
   // bf16 x bf16 with native bf16 dot products: oneDNN reads the operands as they are, no widening.
   const bool onednn_bf16 = onednn_bf16_ && a.dtype() == DType::BF16 && b.dtype() == DType::BF16 && K > 0 && M > 0 &&
                            N > 0 && onednn_->bf16_native();
+  if (onednn_bf16 && c.dtype() == DType::BF16 && (bias == nullptr || alpha == 1.0f)) {
+    // bf16 out (the activations of a bf16 step): oneDNN rounds its fp32 accumulators into c and
+    // adds the bias itself, with no fp32 copy of c to allocate, fill and round.
+    check_rows(a, op, "a");
+    check_rows(b, op, "b");
+    check_rows(c, op, "c");
+    std::vector<float> bias32;
+    if (bias != nullptr) {
+      bias32.resize(static_cast<size_t>(N));
+      cpu::to_f32(bias->data(), bias->dtype(), bias32.data(), N);
+    }
+    const int64_t lda = a.size(0) > 1 ? a.stride(0) : a.size(1), ldb = b.size(0) > 1 ? b.stride(0) : b.size(1);
+    onednn_->bf16_to_bf16(trans_a, trans_b, M, N, K, alpha, a.ptr<uint16_t>(), lda, b.ptr<uint16_t>(), ldb, beta,
+                          c.ptr<uint16_t>(), M > 1 ? c.stride(0) : N, bias ? bias32.data() : nullptr);
+    return;
+  }
   // The product lands in fp32: c itself when it is f32, else a scratch copy rounded at the end.
   std::vector<float> cbuf;
   float* C = c.ptr<float>();

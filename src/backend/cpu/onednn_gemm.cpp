@@ -6,6 +6,7 @@
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <tuple>
+#include <unordered_map>
 
 #include "llm/error.h"
 
@@ -15,7 +16,9 @@ namespace {
 
 constexpr size_t kMaxCachedPrimitives = 256;
 
-using Key = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, uint32_t, uint32_t>;
+// ta, tb, M, N, K, lda, ldb, ldc, alpha, beta, bf16 c, bias.
+using Key =
+    std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, uint32_t, uint32_t, bool, bool>;
 
 bool isa_has_bf16(dnnl::cpu_isa isa) {
   switch (isa) {
@@ -64,14 +67,30 @@ OnednnGemm::OnednnGemm()
       avx512_(isa_is_avx512(dnnl::get_effective_cpu_isa())) {}
 OnednnGemm::~OnednnGemm() = default;
 
-void OnednnGemm::bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* a, int64_t lda,
-                      const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+void OnednnGemm::bf16_product(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* a,
+                              int64_t lda, const uint16_t* b, int64_t ldb, float beta, void* c, bool c_bf16,
+                              int64_t ldc, const float* bias) {
   using dt = dnnl::memory::data_type;
+  // oneDNN scales before it adds the bias; the one caller with a bias multiplies by 1.
+  LLM_CHECK(bias == nullptr || alpha == 1.0f, "matmul: internal: a bias with alpha ", alpha);
   // Transposition as strides: op(a) [M, K] is a [K, M] read with strides (1, lda).
   const dnnl::memory::desc a_md({M, K}, dt::bf16, ta ? dnnl::memory::dims{1, lda} : dnnl::memory::dims{lda, 1});
   const dnnl::memory::desc b_md({K, N}, dt::bf16, tb ? dnnl::memory::dims{1, ldb} : dnnl::memory::dims{ldb, 1});
-  const dnnl::memory::desc c_md({M, N}, dt::f32, dnnl::memory::dims{ldc, 1});
-  const Key key{ta, tb, M, N, K, lda, ldb, ldc, std::bit_cast<uint32_t>(alpha), std::bit_cast<uint32_t>(beta)};
+  const dnnl::memory::desc c_md({M, N}, c_bf16 ? dt::bf16 : dt::f32, dnnl::memory::dims{ldc, 1});
+  const dnnl::memory::desc bias_md =
+      bias ? dnnl::memory::desc({1, N}, dt::f32, dnnl::memory::dims{N, 1}) : dnnl::memory::desc();
+  const Key key{ta,
+                tb,
+                M,
+                N,
+                K,
+                lda,
+                ldb,
+                ldc,
+                std::bit_cast<uint32_t>(alpha),
+                std::bit_cast<uint32_t>(beta),
+                c_bf16,
+                bias != nullptr};
   std::lock_guard<std::mutex> lock(impl_->mutex);
   auto it = impl_->cache.find(key);
   if (it == impl_->cache.end()) {
@@ -85,7 +104,9 @@ void OnednnGemm::bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
       attr.set_post_ops(ops);
     }
     try {
-      const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, impl_->engine);
+      const dnnl::matmul::desc d =
+          bias ? dnnl::matmul::desc(a_md, b_md, bias_md, c_md) : dnnl::matmul::desc(a_md, b_md, c_md);
+      const dnnl::matmul::primitive_desc pd(d, attr, impl_->engine);
       it = impl_->cache.emplace(key, dnnl::matmul(pd)).first;
     } catch (const dnnl::error& e) {
       fail("matmul: oneDNN bf16 matmul ", M, "x", N, "x", K, ": ", e.what());
@@ -94,7 +115,9 @@ void OnednnGemm::bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float a
   dnnl::memory am(a_md, impl_->engine, const_cast<uint16_t*>(a));
   dnnl::memory bm(b_md, impl_->engine, const_cast<uint16_t*>(b));
   dnnl::memory cm(c_md, impl_->engine, c);
-  it->second.execute(impl_->stream, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}};
+  if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(bias_md, impl_->engine, const_cast<float*>(bias)));
+  it->second.execute(impl_->stream, args);
   impl_->stream.wait();
 }
 
