@@ -8,6 +8,15 @@ namespace llm {
 
 namespace {
 
+// Adds one call, started at t0 and finished now, to the row `key`; returns the row.
+OpTime& add_call(std::map<std::string, OpTime>& times, const std::string& key,
+                 std::chrono::steady_clock::time_point t0) {
+  OpTime& slot = times[key];
+  slot.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ++slot.calls;
+  return slot;
+}
+
 // A recorded graph of the inner backend; each replay is timed as the op "graph_replay".
 class ProfiledGraph final : public OpGraph {
  public:
@@ -17,9 +26,7 @@ class ProfiledGraph final : public OpGraph {
     const auto t0 = std::chrono::steady_clock::now();
     in_->replay();
     backend_.synchronize();
-    OpTime& slot = (*times_)["graph_replay"];
-    slot.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    ++slot.calls;
+    add_call(*times_, "graph_replay", t0);
   }
 
  private:
@@ -50,15 +57,13 @@ class ProfilingBackend final : public Backend {
  protected:
   // Each op runs on the inner backend (whose public op checks the arguments again) and is timed,
   // synchronising after it; while ops are being recorded nothing runs, so nothing is timed.
-#define LLM_TIMED(op, ...)                                                                         \
-  do {                                                                                             \
-    if (recording_) return in_->op(__VA_ARGS__);                                                   \
-    const auto t0 = std::chrono::steady_clock::now();                                              \
-    in_->op(__VA_ARGS__);                                                                          \
-    in_->synchronize();                                                                            \
-    OpTime& slot_ = (*times_)[#op];                                                                \
-    slot_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); \
-    ++slot_.calls;                                                                                 \
+#define LLM_TIMED(op, ...)                            \
+  do {                                                \
+    if (recording_) return in_->op(__VA_ARGS__);      \
+    const auto t0 = std::chrono::steady_clock::now(); \
+    in_->op(__VA_ARGS__);                             \
+    in_->synchronize();                               \
+    add_call(*times_, #op, t0);                       \
   } while (0)
 
   void do_upload(const Tensor& d, const void* s) override { LLM_TIMED(upload, d, s); }
@@ -95,11 +100,10 @@ class ProfilingBackend final : public Backend {
     in_->synchronize();
     // One row per kind of product ("matmul NT bf16>bf16": a @ b^T, bf16 operands, bf16 out), so that
     // the forward products, the input gradients and the weight gradients show their own speeds.
-    OpTime& slot = (*times_)[std::string("matmul ") + (ta ? "T" : "N") + (tb ? "T" : "N") + " " +
-                             std::string(dtype_name(a.dtype())) + ">" + std::string(dtype_name(c.dtype()))];
-    slot.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    ++slot.calls;
-    slot.flops += 2.0 * double(c.size(0)) * double(c.size(1)) * double(ta ? a.size(0) : a.size(1));
+    const std::string kind = std::string("matmul ") + (ta ? "T" : "N") + (tb ? "T" : "N") + " " +
+                             std::string(dtype_name(a.dtype())) + ">" + std::string(dtype_name(c.dtype()));
+    add_call(*times_, kind, t0).flops +=
+        2.0 * double(c.size(0)) * double(c.size(1)) * double(ta ? a.size(0) : a.size(1));
   }
   void do_bias_backward(const Tensor& dy, const Tensor& db) override { LLM_TIMED(bias_backward, dy, db); }
   void do_rope(const Tensor& x, const Tensor& c, const Tensor& s, int64_t p, bool inv, const Tensor& pos) override {

@@ -69,6 +69,13 @@ void gemv_half(const uint16_t* w, int64_t ldw, const float* a, int64_t lda, int6
   // clang-format on
 }
 
+// The bias [N] in fp32; empty without one.
+std::vector<float> bias_f32(const Tensor* bias, int64_t N) {
+  std::vector<float> b(bias != nullptr ? static_cast<size_t>(N) : 0);
+  if (bias != nullptr) cpu::to_f32(bias->data(), bias->dtype(), b.data(), N);
+  return b;
+}
+
 }  // namespace
 
 void CpuBackend::do_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, const Tensor& c, float alpha,
@@ -101,8 +108,7 @@ void CpuBackend::do_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool 
       }
     }
     if (bias != nullptr) {
-      std::vector<float> bf32(static_cast<size_t>(N));
-      cpu::to_f32(bias->data(), bias->dtype(), bf32.data(), N);
+      const std::vector<float> bf32 = bias_f32(bias, N);
       for (int64_t r = 0; r < M; ++r)
         for (int64_t j = 0; j < N; ++j) C[r * ldc + j] += bf32[static_cast<size_t>(j)];
     }
@@ -120,11 +126,7 @@ void CpuBackend::do_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool 
     check_rows(a, op, "a");
     check_rows(b, op, "b");
     check_rows(c, op, "c");
-    std::vector<float> bias32;
-    if (bias != nullptr) {
-      bias32.resize(static_cast<size_t>(N));
-      cpu::to_f32(bias->data(), bias->dtype(), bias32.data(), N);
-    }
+    const std::vector<float> bias32 = bias_f32(bias, N);
     const int64_t lda = a.size(0) > 1 ? a.stride(0) : a.size(1), ldb = b.size(0) > 1 ? b.stride(0) : b.size(1);
     onednn_->bf16_to_bf16(trans_a, trans_b, M, N, K, alpha, a.ptr<uint16_t>(), lda, b.ptr<uint16_t>(), ldb, beta,
                           c.ptr<uint16_t>(), M > 1 ? c.stride(0) : N, bias ? bias32.data() : nullptr);
@@ -144,8 +146,7 @@ void CpuBackend::do_matmul(const Tensor& a, bool trans_a, const Tensor& b, bool 
     }
   }
   if (bias != nullptr) {
-    std::vector<float> bf(static_cast<size_t>(N));
-    cpu::to_f32(bias->data(), bias->dtype(), bf.data(), N);
+    const std::vector<float> bf = bias_f32(bias, N);
 #pragma omp parallel for schedule(static) if (M * N > 65536)
     for (int64_t r = 0; r < M; ++r) {
       float* row = C + r * ldc;
