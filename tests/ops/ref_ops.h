@@ -144,4 +144,30 @@ Vec finite_diff(F&& f, Vec x) {
   return g;
 }
 
+// An attention gradient checked along a direction: for f = <r, attention(x[0], x[1], x[2])>
+// (causal, T queries and keys), `analytic` = <grad, u> for the gradient of input `which`, `fd` =
+// (f(x + h u) - f(x - h u)) / 2h in float64, and `scale` = sum |grad_i u_i|, the size the
+// difference is judged against.
+struct Directional {
+  double analytic = 0, fd = 0, scale = 0;
+};
+template <class G>
+Directional attention_directional(const Vec (&x)[3], const Vec& r, int which, const G& grad,
+                                  const std::vector<float>& u, int64_t B, int64_t T, int64_t Hq, int64_t Hkv,
+                                  int64_t D) {
+  const double h = 1e-5;
+  auto at = [&](double s) {
+    Vec y[3] = {x[0], x[1], x[2]};
+    for (size_t i = 0; i < u.size(); ++i) y[which][i] += s * u[i];
+    return dot(r, attention(y[0], y[1], y[2], B, T, T, Hq, Hkv, D));
+  };
+  Directional d;
+  d.fd = (at(h) - at(-h)) / (2 * h);
+  for (size_t i = 0; i < u.size(); ++i) {
+    d.analytic += double(grad[i]) * u[i];
+    d.scale += std::abs(double(grad[i]) * u[i]);
+  }
+  return d;
+}
+
 }  // namespace llm::ref

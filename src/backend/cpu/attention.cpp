@@ -6,11 +6,14 @@
 #include <cmath>
 #include <limits>
 
+#include "backend/cpu/attention_rows.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_util.h"
 #include "backend/cpu/onednn_gemm.h"
 
 namespace llm {
+
+using cpu::first_key;
 
 namespace {
 
@@ -57,20 +60,38 @@ void gemm(bool dnnl, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float al
               static_cast<blasint>(ldb), beta, C, static_cast<blasint>(ldc));
 }
 
+// The row reductions keep kLanes partial results, so that they vectorise: one running sum or max
+// is a chain of dependent instructions, 4 cycles an element.
+constexpr int64_t kLanes = 16;
+
 // Row softmax of s[lo..n) in place; entries 0..lo and n..width are set to 0 (keys of earlier
 // documents, future keys). Returns the log-sum-exp.
 LLM_CPU_CLONES float softmax_row(float* s, int64_t lo, int64_t n, int64_t width) {
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t j = lo; j < n; ++j) mx = std::max(mx, s[j]);
+  float lanes[kLanes];
+  std::fill(lanes, lanes + kLanes, -std::numeric_limits<float>::infinity());
+  int64_t j = lo;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int64_t l = 0; l < kLanes; ++l) lanes[l] = std::max(lanes[l], s[j + l]);
+  }
+  float mx = *std::max_element(lanes, lanes + kLanes);
+  for (; j < n; ++j) mx = std::max(mx, s[j]);
+  for (int64_t i = 0; i < lo; ++i) s[i] = 0.0f;
+  std::fill(lanes, lanes + kLanes, 0.0f);
+  for (j = lo; j + kLanes <= n; j += kLanes) {
+    for (int64_t l = 0; l < kLanes; ++l) {
+      s[j + l] = cpu::fast_exp(s[j + l] - mx);
+      lanes[l] += s[j + l];
+    }
+  }
   float sum = 0.0f;
-  for (int64_t j = 0; j < lo; ++j) s[j] = 0.0f;
-  for (int64_t j = lo; j < n; ++j) {
+  for (; j < n; ++j) {
     s[j] = cpu::fast_exp(s[j] - mx);
     sum += s[j];
   }
+  for (int64_t l = 0; l < kLanes; ++l) sum += lanes[l];
   const float inv = 1.0f / sum;
-  for (int64_t j = lo; j < n; ++j) s[j] *= inv;
-  for (int64_t j = n; j < width; ++j) s[j] = 0.0f;
+  for (j = lo; j < n; ++j) s[j] *= inv;
+  for (j = n; j < width; ++j) s[j] = 0.0f;
   return mx + std::log(sum);
 }
 
@@ -94,12 +115,6 @@ struct Dims {
   int64_t B, Tq, Tk, Hq, Hkv, D, group;
 };
 
-// The first key query t of row b sees: the start of its document with positions [B, T] (clamped
-// to [0, t]), else 0.
-int64_t first_key(const int32_t* pos, int64_t b, int64_t T, int64_t t) {
-  return pos ? std::clamp<int64_t>(t - pos[b * T + t], 0, t) : 0;
-}
-
 // The sizes of checked q [B, Tq, Hq, D] and k [B, Tk, Hkv, D].
 Dims dims(const Tensor& q, const Tensor& k) {
   Dims d{q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3), 0};
@@ -111,6 +126,12 @@ Dims dims(const Tensor& q, const Tensor& k) {
 
 void CpuBackend::do_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                       const Tensor& lse, const Tensor& positions) {
+  // bf16 prompts and training: vdpbf16ps products (attention_bf16.cpp); one query per row
+  // (decode) stays here, on matrix-vector products.
+  if (q.size(1) > 1 && native_bf16_attention() && cpu::attention_bf16_applies({&q, &k, &v, &out})) {
+    cpu::attention_forward_bf16(q, k, v, out, lse, positions);
+    return;
+  }
   const Dims d = dims(q, k);
   const int32_t* pos = positions.empty() ? nullptr : positions.ptr<int32_t>();  // [B, T], Tq == Tk
   const float scale = 1.0f / std::sqrt(static_cast<float>(d.D));
@@ -161,6 +182,10 @@ void CpuBackend::do_attention_forward(const Tensor& q, const Tensor& k, const Te
 void CpuBackend::do_attention_backward(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
                                        const Tensor& out, const Tensor& lse, const Tensor& dq, const Tensor& dk,
                                        const Tensor& dv, const Tensor& positions) {
+  if (native_bf16_attention() && cpu::attention_bf16_applies({&dout, &q, &k, &v, &out, &dq})) {
+    cpu::attention_backward_bf16(dout, q, k, v, out, lse, dq, dk, dv, positions);
+    return;
+  }
   const Dims d = dims(q, k);
   const int32_t* pos = positions.empty() ? nullptr : positions.ptr<int32_t>();  // [B, T]
   const int64_t T = d.Tq, D = d.D;

@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #endif
 
+#include "backend/cpu/attention_rows.h"
 #include "backend/cpu/cpu_util.h"
 #include "backend/cpu/onednn_gemm.h"
 
@@ -22,7 +23,8 @@ constexpr size_t kAlign = 64;
 constexpr size_t kHugePage = size_t{2} << 20;
 }  // namespace
 
-CpuBackend::CpuBackend(int threads) : threads_(threads > 0 ? threads : omp_get_num_procs()) {
+CpuBackend::CpuBackend(int threads)
+    : threads_(threads > 0 ? threads : omp_get_num_procs()), attention_bf16_(cpu::attention_bf16_supported()) {
   // OpenMP and OpenBLAS (its OpenMP build) share this count: our loops and sgemm never run at once,
   // so one pool of `threads` workers serves both.
   omp_set_num_threads(threads_);

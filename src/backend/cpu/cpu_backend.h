@@ -32,8 +32,9 @@ class CpuBackend final : public Backend {
   int threads() const { return threads_; }
   // A grow-only fp32 scratch buffer shared by the ops (uninitialised; one op uses it at a time).
   float* workspace(size_t floats);
-  // Whether bf16 x bf16 products go through oneDNN's AVX512-BF16 kernels where the CPU has them
-  // (default) or are widened to fp32 for OpenBLAS, the path on every other CPU (tests compare both).
+  // Whether bf16 x bf16 products use the CPU's native bf16 instructions where it has them
+  // (default): oneDNN's AVX512-BF16 kernels, attention's vdpbf16ps kernels; or are widened to fp32
+  // for OpenBLAS, the path on every other CPU (tests compare both).
   void set_onednn_bf16(bool on) { onednn_bf16_ = on; }
   // Whether fp32 products of many rows go to oneDNN's sgemm on AVX-512 CPUs (default) or OpenBLAS.
   void set_onednn_f32(bool on) { onednn_f32_ = on; }
@@ -117,12 +118,14 @@ class CpuBackend final : public Backend {
                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
   // The same for bf16 a and b: oneDNN's native kernels when the CPU has them and they are enabled.
   bool onednn_bf16_ready() const;
+  bool native_bf16_attention() const { return onednn_bf16_ && attention_bf16_; }
 
   int threads_;
   std::unique_ptr<float[]> workspace_;
   size_t workspace_floats_ = 0;
   std::unique_ptr<cpu::OnednnGemm> onednn_;
   bool onednn_bf16_ = true;
+  const bool attention_bf16_;  // the CPU runs attention_bf16.cpp's AVX512-BF16 kernels
   bool onednn_f32_ = true;
 };
 

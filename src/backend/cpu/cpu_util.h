@@ -24,6 +24,11 @@ constexpr int64_t kParallelMinWork = int64_t(1) << 15;
 // dst[i] = float(src[i]) for a buffer of dtype t (f32, f16 or bf16).
 void to_f32(const void* src, DType t, float* dst, int64_t n);
 
+// acc[i] += x[i] for i < n, x of dtype t (f32, f16 or bf16) widened to fp32.
+void add_widened(const void* x, DType t, float* acc, int64_t n);
+// acc[i] += a[i] * b[i] * s for i < n, a and b of dtype ta and tb widened to fp32.
+void add_widened_product(const void* a, DType ta, const void* b, DType tb, float s, float* acc, int64_t n);
+
 // Every id of ids [N] i32 (read on the host, before anything is written) indexes a row of a
 // table of `vocab` rows; else op's error names the id and its position.
 void check_ids_in_vocab(const Tensor& ids, int64_t vocab, const char* op);

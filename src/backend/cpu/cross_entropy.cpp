@@ -1,5 +1,6 @@
 // cross_entropy on the CPU: the output layer and the loss fused over chunks of tokens.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 
@@ -17,10 +18,18 @@ struct RowMax {
   float sum;
 };
 
-// Replaces logits l[0..V) by exp(l - max) and returns max and the sum of the exps.
+// Replaces logits l[0..V) by exp(l - max) and returns max and the sum of the exps. Both
+// reductions keep 16 partial results so that they vectorise (one running max is a chain of
+// dependent instructions: that pass alone took 2.4 ms of tiny's 13 ms loss).
 LLM_CPU_CLONES RowMax exp_row(float* l, int64_t V) {
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int64_t j = 0; j < V; ++j) mx = std::max(mx, l[j]);
+  float lanes[16];
+  std::fill(lanes, lanes + 16, -std::numeric_limits<float>::infinity());
+  int64_t i = 0;
+  for (; i + 16 <= V; i += 16) {
+    for (int k = 0; k < 16; ++k) lanes[k] = std::max(lanes[k], l[i + k]);
+  }
+  float mx = *std::max_element(lanes, lanes + 16);
+  for (; i < V; ++i) mx = std::max(mx, l[i]);
   float part[16] = {};
   int64_t j = 0;
   for (; j + 16 <= V; j += 16) {
@@ -40,6 +49,15 @@ LLM_CPU_CLONES RowMax exp_row(float* l, int64_t V) {
 
 LLM_CPU_CLONES void scale_row(float* l, float s, int64_t V) {
   for (int64_t j = 0; j < V; ++j) l[j] *= s;
+}
+
+// dl[j] = bf16(l[j] * s): scale_row and the rounding in one pass (at bf16 only the rounded
+// dlogits are read afterwards).
+LLM_CPU_CLONES void scale_row_bf16(const float* l, float s, uint16_t* dl, int64_t V) {
+  for (int64_t j = 0; j < V; ++j) {
+    const uint32_t u = std::bit_cast<uint32_t>(l[j] * s);
+    dl[j] = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  }
 }
 
 // exp(l - max) in place, element by element as exp_row computes it (cross_entropy_dw's rows).
@@ -134,9 +152,18 @@ void CpuBackend::do_cross_entropy(const Tensor& h, const Tensor& w, const Tensor
       }
       if (grad) {
         // dlogits = (softmax - onehot) * grad_scale; a row without a target contributes nothing.
-        scale_row(l, t >= 0 ? grad_scale / m.sum : 0.0f, V);
-        if (t >= 0) l[t] -= grad_scale;
-        if (bf16) cpu::from_f32(l, dl16 + r * V, DType::BF16, V);
+        const float s = t >= 0 ? grad_scale / m.sum : 0.0f;
+        if (bf16) {
+          scale_row_bf16(l, s, dl16 + r * V, V);
+          if (t >= 0) {
+            l[t] *= s;  // as cross_entropy_dw forms it, so that the two round the same value
+            l[t] -= grad_scale;
+            cpu::from_f32(l + t, dl16 + r * V + t, DType::BF16, 1);
+          }
+        } else {
+          scale_row(l, s, V);
+          if (t >= 0) l[t] -= grad_scale;
+        }
       }
     }
     if (!grad) continue;

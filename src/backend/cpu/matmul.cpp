@@ -208,14 +208,13 @@ void CpuBackend::do_bias_backward(const Tensor& dy, const Tensor& db) {
   // Column blocks per thread, rows in order: the same sums whatever the thread count.
 #pragma omp parallel if (N * C > cpu::kParallelMinWork)
   {
-    std::vector<float> row(kBlock), acc(kBlock);
+    std::vector<float> acc(kBlock);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t c0 = b * kBlock, width = std::min(C, c0 + kBlock) - c0;
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int64_t n = 0; n < N; ++n) {
-        cpu::to_f32(cpu::at(dy, n) + c0 * int64_t(dtype_size(dy.dtype())), dy.dtype(), row.data(), width);
-        for (int64_t c = 0; c < width; ++c) acc[static_cast<size_t>(c)] += row[static_cast<size_t>(c)];
+        cpu::add_widened(cpu::at(dy, n) + c0 * int64_t(dtype_size(dy.dtype())), dy.dtype(), acc.data(), width);
       }
       for (int64_t c = 0; c < width; ++c) out[c0 + c] += acc[static_cast<size_t>(c)];
     }

@@ -21,13 +21,20 @@ LLM_CPU_CLONES float rmsnorm_row(const float* x, const float* w, float eps, floa
 // dx_c = rstd * (w_c dy_c) - rstd^3 / C * x_c * sum_j (w_j dy_j x_j)
 LLM_CPU_CLONES void rmsnorm_backward_row(const float* dy, const float* x, const float* w, float rstd, float* dx,
                                          bool accumulate, int64_t C) {
+  // 16 partial sums, so that the loop vectorises (one running sum waits 4 cycles an element)
+  float lanes[16] = {};
+  int64_t c = 0;
+  for (; c + 16 <= C; c += 16) {
+    for (int64_t l = 0; l < 16; ++l) lanes[l] += w[c + l] * dy[c + l] * x[c + l];
+  }
   float dot = 0.0f;
-  for (int64_t c = 0; c < C; ++c) dot += w[c] * dy[c] * x[c];
+  for (; c < C; ++c) dot += w[c] * dy[c] * x[c];
+  for (int64_t l = 0; l < 16; ++l) dot += lanes[l];
   const float k = dot * rstd * rstd * rstd / static_cast<float>(C);
   if (accumulate) {
-    for (int64_t c = 0; c < C; ++c) dx[c] += rstd * w[c] * dy[c] - k * x[c];
+    for (c = 0; c < C; ++c) dx[c] += rstd * w[c] * dy[c] - k * x[c];
   } else {
-    for (int64_t c = 0; c < C; ++c) dx[c] = rstd * w[c] * dy[c] - k * x[c];
+    for (c = 0; c < C; ++c) dx[c] = rstd * w[c] * dy[c] - k * x[c];
   }
 }
 
@@ -97,18 +104,15 @@ void CpuBackend::do_rmsnorm_backward(const Tensor& dy, const Tensor& x, const Te
   const int64_t blocks = (C + kBlock - 1) / kBlock;
 #pragma omp parallel if (N * C > cpu::kParallelMinWork)
   {
-    std::vector<float> dyr(kBlock), xr(kBlock), acc(kBlock);
+    std::vector<float> acc(kBlock);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t c0 = b * kBlock, width = std::min(C, c0 + kBlock) - c0;
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int64_t n = 0; n < N; ++n) {
-        cpu::to_f32(cpu::at(dy, n) + c0 * int64_t(dtype_size(dy.dtype())), dy.dtype(), dyr.data(), width);
-        cpu::to_f32(cpu::at(x, n) + c0 * int64_t(dtype_size(x.dtype())), x.dtype(), xr.data(), width);
-        for (int64_t c = 0; c < width; ++c) {
-          const auto u = static_cast<size_t>(c);
-          acc[u] += dyr[u] * xr[u] * r[n];
-        }
+        cpu::add_widened_product(cpu::at(dy, n) + c0 * int64_t(dtype_size(dy.dtype())), dy.dtype(),
+                                 cpu::at(x, n) + c0 * int64_t(dtype_size(x.dtype())), x.dtype(), r[n], acc.data(),
+                                 width);
       }
       for (int64_t c = 0; c < width; ++c) dwp[c0 + c] += acc[static_cast<size_t>(c)];
     }
