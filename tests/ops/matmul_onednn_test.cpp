@@ -67,6 +67,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, MatmulOnednnTest, ::testing::Values(
     OnednnCase{DType::BF16, 64, 129, 31, false, true, 1.0f, true, DType::BF16, 2},     // prefill rows, beta 1 in bf16
     OnednnCase{DType::BF16, 9, 4099, 33, false, true, 0.0f, false, DType::F32, 0},     // just past the decode GEMV
     OnednnCase{DType::BF16, 1, 33, 31, true, false, 0.0f, true, DType::F32, 0},       // one row, transposed a
+    // 2-8 rows against bf16 weights (batched decode): oneDNN, not the GEMV, on native bf16
+    OnednnCase{DType::BF16, 2, 4099, 33, false, true, 0.0f, true, DType::BF16, 1, 1.0f},
+    OnednnCase{DType::BF16, 8, 65, 129, false, true, 0.0f, false, DType::F32, 0},      // the head's fp32 logits
+    OnednnCase{DType::BF16, 5, 31, 17, false, true, 1.0f, false, DType::F32, 2},
     // bf16 out straight from oneDNN (no fp32 copy of c): with its bias (alpha 1), beta, transposes
     OnednnCase{DType::BF16, 33, 65, 31, false, true, 0.0f, true, DType::BF16, 2, 1.0f},
     OnednnCase{DType::BF16, 31, 17, 129, false, false, 0.0f, false, DType::BF16, 1},
