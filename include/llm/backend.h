@@ -86,6 +86,12 @@ struct QuantizedMatrix {
   Tensor data;                            // see above
   Tensor scales;                          // f32 [rows, cols / group]; empty for Ggml
   GgmlType ggml = GgmlType::F32;          // the block format of a Ggml matrix
+  // Int8/Int4 with group % 32 == 0, on the CPU: from 4 tokens (prompts, batched decode) multiply
+  // by the activations quantized to int8 blocks of 32 on the fly, on integer dot products, as
+  // Ggml blocks always are and as llama.cpp does. Faster, but the result then carries the
+  // activations' rounding and a prompt's logits no longer equal one-token decode's bit for bit.
+  // Off: the weights alone are quantized (exact fp32 products of the dequantized weights).
+  bool int8_activations = false;
 };
 
 class Backend {

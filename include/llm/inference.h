@@ -34,6 +34,9 @@ struct InferenceOptions {
   DType dtype = DType::F32;     // weights and activations (when not quantized) and the KV cache
   QuantMode quant = QuantMode::None;
   int64_t quant_group = 64;  // columns per scale (int4: 32 or 64; int8: 0 = one per row)
+  // int8/int4 on the CPU: prompts and batched decode multiply by int8-quantized activations on
+  // integer dot products (QuantizedMatrix::int8_activations); off, only the weights are quantized.
+  bool int8_activations = false;
   // Decode steps (one token, logits of the last) recorded once as a graph and replayed, on a
   // backend with a recorder() (CUDA): one launch per token instead of one per op.
   bool graphs = true;

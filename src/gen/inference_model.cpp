@@ -228,6 +228,7 @@ InferenceModel::InferenceModel(const ModelConfig& cfg, const WeightSource& weigh
     lin.qscales = m.weights.tensor(DType::F32, {nrows, cols / group});
     lin.q =
         QuantizedMatrix{int4 ? QuantKind::Int4 : QuantKind::Int8, nrows, cols, group, lin.qdata.t(), lin.qscales.t()};
+    lin.q.int8_activations = opt_.int8_activations;
     be.quantize(s.t(), lin.q);
     return lin;
   };

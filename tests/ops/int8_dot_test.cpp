@@ -26,6 +26,7 @@ struct Case {
 
 struct Weights {
   std::vector<uint8_t> blocks;
+  std::vector<float> scales;  // our Int8 / Int4 only
   std::vector<float> deq;
   std::vector<double> exact, size;  // the weights in float64, and the size of their terms
   QuantizedMatrix m;
@@ -102,12 +103,46 @@ std::vector<cpu::Int8DotIsa> isas() {
   return v;
 }
 
-class Int8Dot : public ::testing::TestWithParam<Case> {};
+// Our Int8 / Int4 (backend.h) as the CPU backend quantizes them, asking for int8 activations; the
+// weights in float64 are q * scale.
+Weights make_own_weights(QuantKind kind, int64_t rows, int64_t cols, int64_t group, std::mt19937_64& g) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> w(static_cast<size_t>(rows * cols));
+  for (float& v : w) v = nd(g) * 0.1f;
+  const bool int4 = kind == QuantKind::Int4;
+  Weights out;
+  out.blocks.resize(static_cast<size_t>(rows * (int4 ? cols / 2 : cols)));
+  out.scales.resize(static_cast<size_t>(rows * (cols / group)));
+  out.m = QuantizedMatrix{kind,
+                          rows,
+                          cols,
+                          group,
+                          Tensor(out.blocks.data(), int4 ? DType::U8 : DType::I8, {rows, int4 ? cols / 2 : cols}),
+                          Tensor(out.scales.data(), DType::F32, {rows, cols / group})};
+  out.m.int8_activations = true;
+  CpuBackend cpu(0);
+  cpu.quantize(Tensor(w.data(), DType::F32, {rows, cols}), out.m);
+  out.exact.resize(w.size());
+  out.deq.resize(w.size());
+  out.size.resize(w.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const size_t i = static_cast<size_t>(r * cols + c);
+      const int q = int4 ? ((out.blocks[static_cast<size_t>(r * cols / 2 + c / 2)] >> (4 * (c % 2))) & 15) - 8
+                         : static_cast<int8_t>(out.blocks[i]);
+      out.exact[i] = double(q) * double(out.scales[static_cast<size_t>(r * (cols / group) + c / group)]);
+      out.deq[i] = static_cast<float>(out.exact[i]);
+      out.size[i] = std::fabs(out.exact[i]);
+    }
+  }
+  return out;
+}
 
-TEST_P(Int8Dot, EqualsTheFloat64ProductOfTheQuantizedOperandsOnEveryPath) {
-  const Case c = GetParam();
-  std::mt19937_64 g = rng();
-  const Weights w = make_weights(c.type, c.rows, c.cols, g);
+// The int8 path on w's rows against n tokens of fresh activations: every ISA path bit for bit equal
+// to the portable one, and each result against the float64 product of the quantized operands
+// (within fp32's rounding) and of the fp32 activations (within the activations' rounding).
+void expect_float64_products(const Weights& w, int64_t rows, int64_t cols, int64_t n, std::mt19937_64& g) {
+  const struct { int64_t rows, cols, n; } c{rows, cols, n};
   std::normal_distribution<float> nd(0.0f, 1.0f);
   std::vector<float> x(static_cast<size_t>(c.n * c.cols));
   for (float& v : x) v = nd(g);
@@ -158,6 +193,39 @@ TEST_P(Int8Dot, EqualsTheFloat64ProductOfTheQuantizedOperandsOnEveryPath) {
     EXPECT_GT(worst_quant, 0.01);
   }
 }
+
+class Int8Dot : public ::testing::TestWithParam<Case> {};
+
+TEST_P(Int8Dot, EqualsTheFloat64ProductOfTheQuantizedOperandsOnEveryPath) {
+  const Case c = GetParam();
+  std::mt19937_64 g = rng();
+  expect_float64_products(make_weights(c.type, c.rows, c.cols, g), c.rows, c.cols, c.n, g);
+}
+
+struct OwnCase {
+  QuantKind kind;
+  int64_t rows, cols, group, n;
+};
+
+class Int8DotOwnFormats : public ::testing::TestWithParam<OwnCase> {};
+
+TEST_P(Int8DotOwnFormats, EqualsTheFloat64ProductOfTheQuantizedOperandsOnEveryPath) {
+  const OwnCase c = GetParam();
+  std::mt19937_64 g = rng();
+  expect_float64_products(make_own_weights(c.kind, c.rows, c.cols, c.group, g), c.rows, c.cols, c.n, g);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Int8DotOwnFormats,
+                         ::testing::Values(OwnCase{QuantKind::Int8, 31, 896, 896, 7},  // one scale per row
+                                           OwnCase{QuantKind::Int8, 70, 4864, 64, 13},
+                                           OwnCase{QuantKind::Int8, 4099, 64, 32, 4},
+                                           OwnCase{QuantKind::Int4, 33, 896, 32, 64},
+                                           OwnCase{QuantKind::Int4, 70, 4864, 64, 13},
+                                           OwnCase{QuantKind::Int4, 4099, 32, 32, 5}),
+                         [](const auto& p) {
+                           return cat(p.param.kind == QuantKind::Int8 ? "int8_" : "int4_", p.param.rows, "x",
+                                      p.param.cols, "_g", p.param.group, "_n", p.param.n);
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Int8Dot,
                          ::testing::Values(Case{GgmlType::Q8_0, 31, 64, 1}, Case{GgmlType::Q4_0, 31, 64, 7},

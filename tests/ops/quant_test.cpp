@@ -232,6 +232,37 @@ INSTANTIATE_TEST_SUITE_P(Shapes, QuantMatmulTest,
                              MatmulCase{I4, 7, 80, 2, 3, DType::F32, DType::F32, false},
                              MatmulCase{I4, 6, 112, 16, 9, DType::F32, DType::F32, true}));
 
+// QuantizedMatrix::int8_activations through the op (bias, bf16 in and out): below 4 tokens the
+// exact path, bit for bit; from 4 the int8 path (checked against float64 in int8_dot_test.cpp),
+// within the activations' rounding of the exact product and not equal to it.
+TEST_F(OpTest, QuantMatmulInt8ActivationsFromFourTokens) {
+  for (const QuantCase c : {QuantCase{I8, 70, 896, 64}, QuantCase{I4, 33, 4864, 32}}) {
+    HostTensor W(DType::F32, {c.rows, c.cols}, randn(g, size_t(c.rows * c.cols), 0.05f));
+    QMat Q(c.kind, c.rows, c.cols, c.group);
+    cpu.quantize(W, Q.m);
+    HostTensor Bias(DType::BF16, {c.rows}, rounded(randn(g, size_t(c.rows)), DType::BF16));
+    for (const int64_t N : {int64_t{3}, int64_t{9}}) {
+      HostTensor X(DType::BF16, {N, c.cols}, rounded(randn(g, size_t(N * c.cols)), DType::BF16));
+      std::vector<uint32_t> out[2];
+      std::vector<float> vals[2];
+      for (const bool int8 : {false, true}) {
+        Q.m.int8_activations = int8;
+        HostTensor Y(DType::F32, {N, c.rows});
+        cpu.quant_matmul(X, Q.m, Y, &Bias.t());
+        out[int8] = bits(Y);
+        vals[int8] = Y.values();
+      }
+      if (N < 4) {
+        EXPECT_TRUE(out[0] == out[1]) << "below 4 tokens the flag changes nothing";
+      } else {
+        EXPECT_FALSE(out[0] == out[1]) << "the int8 path was not taken";
+        EXPECT_LE(norm_rel_err(vals[1], vals[0]), 2e-2) << "int8 activations against the exact product";
+      }
+    }
+    Q.m.int8_activations = false;
+  }
+}
+
 // Token n's result does not depend on the rest of the batch (decode and prefill agree bit for
 // bit) nor on the thread count.
 TEST_F(OpTest, QuantMatmulIsBatchAndThreadInvariant) {

@@ -131,17 +131,25 @@ void unpack_block(GgmlType type, const uint8_t* row, int64_t b, uint8_t* vals, f
   }
 }
 
-// Q8_0 and Q4_0, the common prefill formats, a group of 16 rows (rows from `valid` on are zero
-// weights) block by block with SSE2 (every x86-64 has it): each row's 32 values as unsigned
-// bytes, then the 16 x 8 dwords transposed 4 x 4 at a time into the panel's steps. The generic
-// path (unpack_block's byte loops, compiled scalar, per block and row) took a fifth of Q4_0
-// prefill; it stays for the other formats and for other CPUs.
+// Q8_0 and Q4_0, the common prefill formats, and our Int8 and Int4 (backend.h): a group of 16 rows
+// (rows from `valid` on are zero weights) block by block with SSE2 (every x86-64 has it): each
+// row's 32 values as unsigned bytes, then the 16 x 8 dwords transposed 4 x 4 at a time into the
+// panel's steps. The generic path (unpack_block's byte loops, compiled scalar, per block and row)
+// took a fifth of Q4_0 prefill, and most of a batched decode step of 8 tokens, which repacks
+// every panel; it stays for the other formats and for other CPUs.
 #if defined(__x86_64__)
-template <GgmlType T>
-void repack_group_sse2(const uint8_t* data, int64_t ld, int64_t r0, int64_t valid, int64_t blocks, uint8_t* u,
-                       float* d) {
-  constexpr int64_t block_bytes = T == GgmlType::Q4_0 ? 18 : 34;
-  const __m128i offset = _mm_set1_epi8(static_cast<char>(T == GgmlType::Q4_0 ? 8 : 128));
+enum class Sse2Format { Q8_0, Q4_0, Int8, Int4 };
+
+template <Sse2Format F>
+void repack_group_sse2(const QuantizedMatrix& w, const uint8_t* data, int64_t ld, int64_t r0, int64_t valid,
+                       int64_t blocks, uint8_t* u, float* d) {
+  constexpr bool ggml = F == Sse2Format::Q8_0 || F == Sse2Format::Q4_0;
+  constexpr bool nibbles = F == Sse2Format::Q4_0 || F == Sse2Format::Int4;
+  // ggml: a block is an f16 scale and the values; ours: the values alone, the scale in `scales`.
+  constexpr int64_t block_bytes = (ggml ? 2 : 0) + (nibbles ? 16 : 32);
+  const float* const scales = ggml ? nullptr : w.scales.ptr<float>();
+  const int64_t scales_ld = ggml ? 0 : (w.scales.size(0) > 1 ? w.scales.stride(0) : w.scales.size(1));
+  const __m128i offset = _mm_set1_epi8(static_cast<char>(nibbles ? 8 : 128));
   const __m128i low4 = _mm_set1_epi8(0x0F), flip = _mm_set1_epi8(static_cast<char>(0x80));
   __m128i v[kInt8GroupRows][2];  // row i: dwords 0-3, 4-7 (values 0-15, 16-31)
   for (int64_t b = 0; b < blocks; ++b) {
@@ -152,14 +160,21 @@ void repack_group_sse2(const uint8_t* data, int64_t ld, int64_t r0, int64_t vali
         continue;
       }
       const uint8_t* blk = data + (r0 + i) * ld + b * block_bytes;
-      d[b * kInt8GroupRows + i] = ggml_f16_at(blk);
-      if constexpr (T == GgmlType::Q4_0) {
-        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
-        v[i][0] = _mm_and_si128(q, low4);
-        v[i][1] = _mm_and_si128(_mm_srli_epi16(q, 4), low4);
+      const uint8_t* q = blk + (ggml ? 2 : 0);
+      d[b * kInt8GroupRows + i] = ggml ? ggml_f16_at(blk) : scales[(r0 + i) * scales_ld + b * kInt8Block / w.group];
+      if constexpr (nibbles) {
+        const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+        const __m128i lo = _mm_and_si128(bytes, low4), hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), low4);
+        if constexpr (F == Sse2Format::Q4_0) {  // values j and j + 16 in byte j
+          v[i][0] = lo;
+          v[i][1] = hi;
+        } else {  // Int4: values 2j and 2j + 1 in byte j
+          v[i][0] = _mm_unpacklo_epi8(lo, hi);
+          v[i][1] = _mm_unpackhi_epi8(lo, hi);
+        }
       } else {
-        v[i][0] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)), flip);
-        v[i][1] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 18)), flip);
+        v[i][0] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), flip);
+        v[i][1] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)), flip);
       }
     }
     // Step st holds dword st of the 16 rows: 4 x 4 transposes of (4 rows) x (4 dwords).
@@ -177,7 +192,37 @@ void repack_group_sse2(const uint8_t* data, int64_t ld, int64_t r0, int64_t vali
     }
   }
 }
+
+// The SSE2 repacker of w's format, or null.
+using Sse2Repack = void (*)(const QuantizedMatrix&, const uint8_t*, int64_t, int64_t, int64_t, int64_t, uint8_t*,
+                            float*);
+Sse2Repack sse2_repack_for(const QuantizedMatrix& w) {
+  switch (w.kind) {
+    case QuantKind::Int8: return repack_group_sse2<Sse2Format::Int8>;
+    case QuantKind::Int4: return repack_group_sse2<Sse2Format::Int4>;
+    case QuantKind::Ggml:
+      if (w.ggml == GgmlType::Q8_0) return repack_group_sse2<Sse2Format::Q8_0>;
+      if (w.ggml == GgmlType::Q4_0) return repack_group_sse2<Sse2Format::Q4_0>;
+      return nullptr;
+  }
+  return nullptr;
+}
 #endif
+
+// Block b of row r of our Int8 / Int4 matrix w (backend.h) as unsigned bytes and its scale.
+void unpack_own_block(const QuantizedMatrix& w, int64_t r, const uint8_t* row, int64_t b, uint8_t* vals, float* scale) {
+  const int64_t scales_ld = w.scales.size(0) > 1 ? w.scales.stride(0) : w.scales.size(1);
+  scale[0] = w.scales.ptr<float>()[r * scales_ld + b * kInt8Block / w.group];
+  if (w.kind == QuantKind::Int8) {
+    for (int j = 0; j < kInt8Block; ++j) vals[j] = static_cast<uint8_t>(row[b * kInt8Block + j] ^ 0x80);
+    return;
+  }
+  const uint8_t* bytes = row + b * kInt8Block / 2;  // column 2j low, 2j + 1 high; stored q + 8
+  for (int j = 0; j < kInt8Block / 2; ++j) {
+    vals[2 * j] = bytes[j] & 0x0F;
+    vals[2 * j + 1] = bytes[j] >> 4;
+  }
+}
 
 // Rows [r0, r0 + 16 * groups) of w into the panel layout; rows from `rows` on are zero weights.
 void repack(const QuantizedMatrix& w, const Int8Format& f, int64_t r0, int64_t groups, uint8_t* u, float* d,
@@ -186,16 +231,10 @@ void repack(const QuantizedMatrix& w, const Int8Format& f, int64_t r0, int64_t g
   const int64_t ld = w.data.size(0) > 1 ? w.data.stride(0) : w.data.size(1);
   const int64_t blocks = w.cols / kInt8Block;
 #if defined(__x86_64__)
-  if (w.ggml == GgmlType::Q4_0 || w.ggml == GgmlType::Q8_0) {
+  if (const Sse2Repack sse2 = sse2_repack_for(w)) {
     for (int64_t g = 0; g < groups; ++g) {
       const int64_t rg = r0 + g * kInt8GroupRows, valid = std::clamp<int64_t>(w.rows - rg, 0, kInt8GroupRows);
-      uint8_t* ug = u + g * blocks * kInt8GroupBlockBytes;
-      float* dg = d + g * blocks * kInt8GroupRows;
-      if (w.ggml == GgmlType::Q4_0) {
-        repack_group_sse2<GgmlType::Q4_0>(data, ld, rg, valid, blocks, ug, dg);
-      } else {
-        repack_group_sse2<GgmlType::Q8_0>(data, ld, rg, valid, blocks, ug, dg);
-      }
+      sse2(w, data, ld, rg, valid, blocks, u + g * blocks * kInt8GroupBlockBytes, d + g * blocks * kInt8GroupRows);
     }
     return;
   }
@@ -209,8 +248,10 @@ void repack(const QuantizedMatrix& w, const Int8Format& f, int64_t r0, int64_t g
         float scale[2] = {0.0f, 0.0f}, min = 0.0f;
         if (r >= w.rows) {
           std::memset(vals, f.offset, sizeof vals);
-        } else {
+        } else if (w.kind == QuantKind::Ggml) {
           unpack_block(w.ggml, data + r * ld, b, vals, scale, &min);
+        } else {
+          unpack_own_block(w, r, data + r * ld, b, vals, scale);
         }
         for (int64_t h = 0; h < halves; ++h) d[((g * blocks + b) * halves + h) * kInt8GroupRows + i] = scale[h];
         if (mn != nullptr) mn[(g * blocks + b) * kInt8GroupRows + i] = min;
@@ -275,8 +316,17 @@ Int8Format int8_dot_format(GgmlType t) {
   }
 }
 
+Int8Format int8_dot_format(const QuantizedMatrix& w) {
+  switch (w.kind) {
+    case QuantKind::Ggml: return int8_dot_format(w.ggml);
+    case QuantKind::Int8: return {w.group % kInt8Block == 0, 128, 255, Int8Scales::Block};
+    case QuantKind::Int4: return {w.group % kInt8Block == 0, 8, 15, Int8Scales::Block};
+  }
+  return {};
+}
+
 bool int8_dot_supports(const QuantizedMatrix& w) {
-  return w.kind == QuantKind::Ggml && int8_dot_format(w.ggml).supported && w.cols % kInt8Block == 0;
+  return (w.kind == QuantKind::Ggml || w.int8_activations) && int8_dot_format(w).supported && w.cols % kInt8Block == 0;
 }
 
 void int8_dot_panel_portable(const Int8Panel& p, const Int8Acts& a, float* y, int64_t ldy, int64_t valid) {
@@ -311,8 +361,10 @@ void int8_dot_matmul(const float* x, int64_t n, const QuantizedMatrix& w, float*
   LLM_CHECK(int8_dot_isa_supported(isa), "quant_matmul: this CPU cannot run the ", int8_dot_isa_name(isa),
             " int8 kernels");
   const int64_t cols = w.cols, rows = w.rows, blocks = cols / kInt8Block;
-  const Int8Format f = int8_dot_format(w.ggml);
-  LLM_CHECK(f.supported, "quant_matmul: the int8 kernels do not read ", ggml_type_name(w.ggml), " blocks");
+  const Int8Format f = int8_dot_format(w);
+  LLM_CHECK(f.supported, "quant_matmul: the int8 kernels do not read ",
+            w.kind == QuantKind::Ggml ? ggml_type_name(w.ggml) : "int8/int4 with groups that are not blocks of 32",
+            w.kind == QuantKind::Ggml ? " blocks" : "");
   std::vector<int8_t> q(static_cast<size_t>(n * cols));
   std::vector<float> d(static_cast<size_t>(n * blocks));
   std::vector<int32_t> corr(d.size()), qsum(d.size()), hcorr(2 * d.size());

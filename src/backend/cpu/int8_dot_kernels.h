@@ -61,7 +61,11 @@ struct Int8Format {
 };
 // The repacker's reading of ggml type t (supported false for the types it does not read).
 Int8Format int8_dot_format(GgmlType t);
-// Whether w is in a format the repacker reads (ggml Q8_0, Q5_0, Q4_0, Q4_K and Q6_K).
+// The same for a matrix: its ggml type, or our Int8 (offset 128) and Int4 (offset 8) with one
+// scale per block (group % 32 == 0).
+Int8Format int8_dot_format(const QuantizedMatrix& w);
+// Whether w is in a format the repacker reads: ggml Q8_0, Q5_0, Q4_0, Q4_K and Q6_K, and Int8 /
+// Int4 with group % 32 == 0 that ask for it (QuantizedMatrix::int8_activations).
 bool int8_dot_supports(const QuantizedMatrix& w);
 
 // y[t * ldy + r] = sum over blocks as above, for x [n, w.cols] fp32 dense rows; w checked and

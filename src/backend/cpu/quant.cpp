@@ -211,6 +211,33 @@ int64_t quant_scratch_floats(const QuantArgs& a) {
   return p.tile_rows * a.cols + p.tile_rows * p.tokens * kQuantChunk + a.cols;
 }
 
+namespace {
+
+// quant_matmul on the int8 path (int8_dot_kernels.h) for checked tensors and int8_dot_supports(w):
+// x [N, cols] of any float dtype, y [N, rows] (+ bias [rows]).
+void int8_dot_quant_matmul(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias,
+                           Int8DotIsa isa) {
+  const int64_t N = x.size(0), rows = w.rows, cols = w.cols;
+  std::vector<float> xf(static_cast<size_t>(N * cols));
+#pragma omp parallel for schedule(static) if (N * cols > kParallelMinWork)
+  for (int64_t n = 0; n < N; ++n) to_f32(at(x, n), x.dtype(), xf.data() + n * cols, cols);
+  // The sums land in y itself when it is f32, else in fp32 scratch rounded at the end.
+  const bool direct = y.dtype() == DType::F32;
+  std::vector<float> ybuf(direct ? 0 : static_cast<size_t>(N * rows));
+  float* const yf = direct ? y.ptr<float>() : ybuf.data();
+  const int64_t ldy = direct && N > 1 ? y.stride(0) : rows;
+  int8_dot_matmul(xf.data(), N, w, yf, ldy, isa);
+  std::vector<float> bf(static_cast<size_t>(bias != nullptr ? rows : 0));
+  if (bias != nullptr) to_f32(bias->data(), bias->dtype(), bf.data(), rows);
+  for (int64_t n = 0; n < N; ++n) {
+    float* yr = yf + n * ldy;
+    for (int64_t r = 0; r < static_cast<int64_t>(bf.size()); ++r) yr[r] += bf[static_cast<size_t>(r)];
+    if (!direct) from_f32(yr, at(y, n), y.dtype(), rows);
+  }
+}
+
+}  // namespace
+
 void quant_matmul_isa(const Tensor& x, const QuantizedMatrix& w, const Tensor& y, const Tensor* bias, QuantIsa isa) {
   check_quant_matmul(x, w, y, bias);
   quant_matmul_checked(x, w, y, bias, isa);
@@ -223,6 +250,9 @@ void quant_matmul_checked(const Tensor& x, const QuantizedMatrix& w, const Tenso
   const int64_t N = x.size(0), rows = w.rows, cols = w.cols;
   LLM_CHECK(quant_isa_supported(isa), op, ": this CPU cannot run the ", quant_isa_name(isa), " kernels");
   if (N == 0 || rows == 0) return;
+  // Asked for (QuantizedMatrix::int8_activations): int8 activations on integer dot products.
+  if (N >= kInt8DotMinTokens && int8_dot_supports(w))
+    return int8_dot_quant_matmul(x, w, y, bias, int8_dot_isa_for(isa));
 
   QuantArgs a = matrix_args(w);
   a.n = N;
